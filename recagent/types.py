@@ -1,0 +1,180 @@
+"""The data shapes of recagent, in one place.
+
+Everything that crosses a module boundary is one of these pydantic models, so a
+shape is defined once and validated the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MetadataValue = str | int | float | bool
+"""Chroma metadata values are scalars; lists (e.g. genres) are stored joined by '|'."""
+
+POSITIVE_RATING = 4.0
+NEGATIVE_RATING = 2.0
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Item(_Frozen):
+    """A catalog entry: the text is what gets embedded and shown to the LLM."""
+
+    id: Annotated[str, Field(min_length=1, max_length=256)]
+    title: Annotated[str, Field(min_length=1)]
+    text: str
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+
+
+class Interaction(_Frozen):
+    """One thing a user did with an item: a rating, a like/dislike, or just a view."""
+
+    item_id: Annotated[str, Field(min_length=1)]
+    rating: Annotated[float, Field(ge=0, le=10)] | None = None
+    liked: bool | None = None
+    ts: int | None = None
+
+    @property
+    def polarity(self) -> int:
+        """+1 liked, -1 disliked, 0 neutral: explicit likes win over ratings."""
+        if self.liked is not None:
+            return 1 if self.liked else -1
+        if self.rating is None:
+            return 1  # a bare interaction (a view, a purchase) is implicit positive feedback
+        if self.rating >= POSITIVE_RATING:
+            return 1
+        if self.rating <= NEGATIVE_RATING:
+            return -1
+        return 0
+
+
+class UserHistory(_Frozen):
+    """A user's interactions; order is chronological when timestamps are present."""
+
+    user_id: str | None = None
+    interactions: list[Interaction]
+
+    @model_validator(mode="after")
+    def _no_duplicate_items(self) -> UserHistory:
+        seen: set[str] = set()
+        dupes = [i.item_id for i in self.interactions if i.item_id in seen or seen.add(i.item_id)]
+        if dupes:
+            raise ValueError(f"history lists these item ids more than once: {sorted(set(dupes))}")
+        return self
+
+    @classmethod
+    def from_ids(cls, item_ids: list[str], user_id: str | None = None) -> UserHistory:
+        """A history of liked items in the given order (oldest first)."""
+        return cls(
+            user_id=user_id,
+            interactions=[Interaction(item_id=i, liked=True, ts=n) for n, i in enumerate(item_ids)],
+        )
+
+    def chronological(self) -> list[Interaction]:
+        """Oldest first; without full timestamps the given order is taken as chronological."""
+        if any(i.ts is None for i in self.interactions):
+            return list(self.interactions)
+        return sorted(self.interactions, key=lambda i: i.ts or 0)
+
+    @property
+    def seen_ids(self) -> set[str]:
+        return {i.item_id for i in self.interactions}
+
+
+class Candidate(_Frozen):
+    """An item proposed by retrieval, with where it came from and how strongly."""
+
+    item: Item
+    rank: int
+    score: float
+    scores_by_source: dict[str, float] = Field(default_factory=dict)
+    nearest_history_id: str | None = None
+
+
+class Demonstration(_Frozen):
+    """A few-shot example: a short history and the item that user chose next."""
+
+    history_titles: list[str]
+    candidate_titles: list[str]
+    chosen_title: str
+    reason: str
+
+
+class RankedItem(_Frozen):
+    item_id: str
+    title: str
+    score: float
+    explanation: Annotated[str, Field(min_length=1)]
+    source: str = "llm"
+    """'llm' when the model placed and explained it; 'retrieval' when it was filled in."""
+
+
+class Usage(_Frozen):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Completion(_Frozen):
+    """What one LLM call returned: raw text, token usage, and top logprobs if asked."""
+
+    text: str
+    usage: Usage = Usage()
+    latency_s: float = 0.0
+    top_logprobs: list[dict[str, float]] = Field(default_factory=list)
+    """Per generated token: candidate token → logprob."""
+
+
+class Invocation(_Frozen):
+    """A structured LLM call with everything needed to audit it."""
+
+    template: str
+    template_hash: str
+    model: str
+    messages: list[dict[str, str]]
+    raw: str
+    attempts: int
+    usage: Usage
+    latency_s: float
+
+
+class Trace(_Frozen):
+    """How a recommendation came about: enough to reproduce and to count failures."""
+
+    template: str | None = None
+    template_hash: str | None = None
+    model: str | None = None
+    attempts: int = 0
+    repaired: bool = False
+    repairs: list[str] = Field(default_factory=list)
+    degraded: bool = False
+    degraded_reason: str | None = None
+    usage: Usage = Usage()
+    llm_latency_s: float = 0.0
+    latency_s: float = 0.0
+    n_candidates: int = 0
+
+
+class Recommendation(_Frozen):
+    items: list[RankedItem]
+    trace: Trace
+
+    @property
+    def degraded(self) -> bool:
+        return self.trace.degraded
+
+    @model_validator(mode="after")
+    def _unique(self) -> Recommendation:
+        ids = [i.item_id for i in self.items]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"recommendation repeats items: {ids}")
+        return self
