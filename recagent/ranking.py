@@ -1,0 +1,214 @@
+"""Listwise LLM ranking: label the candidates, ask for the top k, parse, re-ask once.
+
+The model sees short letter labels instead of catalog ids (fewer tokens, and a JSON
+schema enum can pin its choices to the candidate set). What it answers is parsed
+into `RankingAnswer`; mapping labels back to candidates and checking them is
+`repair.py`'s job, so a bad id is repaired and recorded, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recagent.errors import ResponseError
+from recagent.llm import JsonSchema, LLMClient
+from recagent.prompts import PromptLibrary
+from recagent.types import Candidate, Demonstration, Interaction, Invocation, Item, Usage
+
+REASON_MAX_CHARS = 160
+
+
+class RankedEntry(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    reason: str = ""
+
+
+class RankingAnswer(BaseModel):
+    """The schema the LLM fills: ranked labels with a short reason each."""
+
+    model_config = ConfigDict(extra="ignore")
+    ranking: list[RankedEntry]
+
+
+def labels_for(n: int) -> list[str]:
+    """A, B, … Z, then AA, AB, …: short, distinct, and mostly single tokens."""
+    letters = string.ascii_uppercase
+    out = list(letters[:n])
+    for first in letters:
+        if len(out) >= n:
+            break
+        out.extend(first + second for second in letters[: n - len(out)])
+    return out
+
+
+def normalize_label(raw: str) -> str:
+    """'[b]', ' B ', 'b.' → 'B': tolerate the formatting slips of models without schemas."""
+    return raw.strip().strip("[]().:").strip().upper()
+
+
+def answer_schema(labels: Sequence[str], k: int) -> JsonSchema:
+    """JSON schema with the labels as an enum and bounded sizes, so a small model cannot
+    invent ids or run away inside a field."""
+    return {
+        "type": "object",
+        "properties": {
+            "ranking": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "enum": list(labels)},
+                        "reason": {"type": "string", "minLength": 1,
+                                   "maxLength": REASON_MAX_CHARS},
+                    },
+                    "required": ["id", "reason"],
+                    "additionalProperties": False,
+                },
+                "minItems": k,
+                "maxItems": k,
+            }
+        },
+        "required": ["ranking"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass(frozen=True)
+class LLMRanking:
+    """What a ranker proposes: candidate ids in order with reasons, plus its audit trail.
+
+    `unknown` holds answers that named no candidate (kept for the trace, never shown)."""
+
+    order: list[tuple[str, str]]
+    invocation: Invocation
+    unknown: list[str] = field(default_factory=list)
+
+
+class Ranker(Protocol):
+    def rank(
+        self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int
+    ) -> LLMRanking: ...
+
+
+def describe_history(history: Sequence[tuple[Interaction, Item]]) -> list[dict[str, str]]:
+    """Template rows for the history: text and how the user felt about it."""
+    rows = []
+    for interaction, item in history:
+        if interaction.liked is not None:
+            feeling = "liked" if interaction.liked else "disliked"
+        elif interaction.rating is not None:
+            feeling = f"rated {interaction.rating:g}/5"
+        else:
+            feeling = "watched"
+        rows.append({"text": item.text or item.title, "feeling": feeling})
+    return rows
+
+
+def demonstration_vars(demo: Demonstration) -> dict[str, Any]:
+    """A few-shot example in the same shape as the real task, with its answer as JSON."""
+    labels = labels_for(len(demo.candidate_titles))
+    chosen = labels[demo.candidate_titles.index(demo.chosen_title)]
+    answer = {"ranking": [{"id": chosen, "reason": demo.reason}]}
+    return {
+        "history": [{"text": t, "feeling": "liked"} for t in demo.history_titles],
+        "candidates": [{"label": lab, "text": t}
+                       for lab, t in zip(labels, demo.candidate_titles, strict=True)],
+        "k": 1,
+        "answer": json.dumps(answer),
+    }
+
+
+class ListwiseRanker:
+    """LLMRank-style listwise ranking by one structured LLM call (plus one re-ask)."""
+
+    def __init__(
+        self,
+        client: LLMClient,
+        prompts: PromptLibrary,
+        *,
+        template: str = "rank_zero_shot",
+        demonstrations: Sequence[Demonstration] = (),
+        max_history: int = 20,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        tokens_per_item: int = 60,
+    ) -> None:
+        for demo in demonstrations:
+            if demo.chosen_title not in demo.candidate_titles:
+                raise ValueError(f"demonstration's chosen title {demo.chosen_title!r} "
+                                 "is not among its candidate titles")
+        self.client = client
+        self.prompts = prompts
+        self.template = template
+        self.demonstrations = list(demonstrations)
+        self.max_history = max_history
+        self.temperature = temperature
+        self.seed = seed
+        self.tokens_per_item = tokens_per_item
+
+    def rank(
+        self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int
+    ) -> LLMRanking:
+        labels = labels_for(len(candidates))
+        by_label = {lab: c.item.id for lab, c in zip(labels, candidates, strict=True)}
+        prompt = self.prompts.render(
+            self.template,
+            history=describe_history(history[-self.max_history:]),
+            candidates=[{"label": lab, "text": c.item.text or c.item.title}
+                        for lab, c in zip(labels, candidates, strict=True)],
+            k=k,
+            demonstrations=[demonstration_vars(d) for d in self.demonstrations],
+        )
+        schema = answer_schema(labels, k)
+        messages = list(prompt.messages)
+        usage, latency, raw = Usage(), 0.0, ""
+        start = time.perf_counter()
+        for attempt in (1, 2):
+            completion = self.client.complete(
+                messages, schema=schema, max_tokens=40 + self.tokens_per_item * k,
+                temperature=self.temperature, seed=self.seed,
+            )
+            usage, latency, raw = usage + completion.usage, latency + completion.latency_s, \
+                completion.text
+            try:
+                answer = RankingAnswer.model_validate_json(raw)
+            except ValidationError as e:
+                if attempt == 2:
+                    raise ResponseError(f"unparseable ranking: {_short(e)}", raw, attempt) from e
+                # Re-ask once, showing the model its own answer and what was wrong with it.
+                messages = [*prompt.messages, {"role": "assistant", "content": raw[:2000]},
+                            {"role": "user", "content": _reask_text(e, k)}]
+                continue
+            invocation = Invocation(
+                template=prompt.template, template_hash=prompt.template_hash,
+                model=self.client.model, messages=messages, raw=raw, attempts=attempt,
+                usage=usage, latency_s=latency or time.perf_counter() - start,
+            )
+            order, unknown = [], []
+            for entry in answer.ranking:
+                item_id = by_label.get(normalize_label(entry.id))
+                if item_id is None:
+                    unknown.append(entry.id)
+                else:
+                    order.append((item_id, entry.reason.strip()[:REASON_MAX_CHARS]))
+            return LLMRanking(order=order, invocation=invocation, unknown=unknown)
+        raise AssertionError("unreachable")
+
+
+def _short(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}"
+                     for e in error.errors()[:3])
+
+
+def _reask_text(error: ValidationError, k: int) -> str:
+    return (f"That answer was not valid ({_short(error)}). Reply again with JSON only: "
+            f'{{"ranking": [{{"id": "<letter>", "reason": "<short reason>"}}, ...]}} '
+            f"with {k} entries.")

@@ -1,0 +1,113 @@
+"""The facade: history in, a ranked and explained list out, never wrong and never silent.
+
+Retrieval proposes candidates, a ranker (usually the LLM) orders and explains them,
+`repair.assemble` enforces the rules. If the ranker fails in any way, the answer is
+the retrieval order, marked degraded with the reason, and counted in `stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from recagent.errors import ConfigError, UnknownItemError
+from recagent.ranking import LLMRanking, Ranker
+from recagent.repair import assemble
+from recagent.types import Recommendation, Trace, UserHistory
+from retrieval.candidates import Retriever
+from retrieval.store import CatalogStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecommenderStats:
+    """Counters per Recommender instance: how often answers needed help."""
+
+    requests: int = 0
+    degraded: int = 0
+    repaired: int = 0
+    reasked: int = 0
+
+
+class Recommender:
+    def __init__(
+        self,
+        store: CatalogStore,
+        retriever: Retriever,
+        ranker: Ranker | None,
+        *,
+        n_candidates: int = 20,
+    ) -> None:
+        if n_candidates < 1:
+            raise ConfigError("n_candidates must be at least 1")
+        self.store = store
+        self.retriever = retriever
+        self.ranker = ranker
+        self.n_candidates = n_candidates
+        self.stats = RecommenderStats()
+
+    def recommend(
+        self, history: UserHistory, k: int = 10, *, where: dict[str, Any] | None = None
+    ) -> Recommendation:
+        """Top-k items for this history; LLM failures give a degraded answer, not an error.
+
+        Raises ConfigError (e.g. UnknownItemError) only for bad input."""
+        if not 1 <= k <= self.n_candidates:
+            raise ConfigError(f"k must be between 1 and n_candidates={self.n_candidates}, got {k}")
+        start = time.perf_counter()
+        ordered = history.chronological()
+        items = self.store.get([i.item_id for i in ordered])
+        missing = [i.item_id for i in ordered if i.item_id not in items]
+        if missing:
+            raise UnknownItemError(missing)
+        candidates = self.retriever.retrieve(history, self.n_candidates, where=where)
+        self.stats.requests += 1
+        titles = {i.item_id: items[i.item_id].title for i in ordered}
+
+        ranking: LLMRanking | None = None
+        failure: str | None = None
+        if self.ranker is not None and candidates:
+            try:
+                ranking = self.ranker.rank(
+                    [(i, items[i.item_id]) for i in ordered], candidates, min(k, len(candidates))
+                )
+            except Exception as e:  # noqa: BLE001 - any ranker failure degrades, visibly
+                failure = f"{type(e).__name__}: {e}"
+                log.warning("ranker failed, answering in retrieval order: %s", failure)
+
+        order = ranking.order if ranking else []
+        ranked, repairs = assemble(order, candidates, history.seen_ids, k, titles)
+        if ranking is not None:
+            repairs = [f"dropped {u!r}: not a candidate label" for u in ranking.unknown] + repairs
+            if not order:
+                failure = "the model named no valid candidate"
+        degraded = failure is not None
+        self.stats.degraded += degraded
+        self.stats.repaired += bool(repairs)
+        inv = ranking.invocation if ranking else None
+        self.stats.reasked += bool(inv and inv.attempts > 1)
+        trace = Trace(
+            template=inv.template if inv else None,
+            template_hash=inv.template_hash if inv else None,
+            model=inv.model if inv else None,
+            attempts=inv.attempts if inv else 0,
+            repaired=bool(repairs),
+            repairs=repairs,
+            degraded=degraded,
+            degraded_reason=failure,
+            usage=inv.usage if inv else Trace().usage,
+            llm_latency_s=inv.latency_s if inv else 0.0,
+            latency_s=time.perf_counter() - start,
+            n_candidates=len(candidates),
+        )
+        return Recommendation(items=ranked, trace=trace)
+
+    async def arecommend(
+        self, history: UserHistory, k: int = 10, *, where: dict[str, Any] | None = None
+    ) -> Recommendation:
+        """The same as `recommend`, off the event loop (Chroma and the client are blocking)."""
+        return await asyncio.to_thread(self.recommend, history, k, where=where)
