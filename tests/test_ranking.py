@@ -1,0 +1,133 @@
+import json
+
+import pytest
+
+from recagent.errors import ResponseError, TransportError
+from recagent.prompts import PromptLibrary
+from recagent.ranking import ListwiseRanker, answer_schema, labels_for, normalize_label
+from recagent.repair import assemble
+from recagent.types import Candidate, Interaction, Item
+from tests.fakes import ScriptedClient
+
+
+def item(i: int) -> Item:
+    return Item(id=str(i), title=f"Movie {i}", text=f"Movie {i} (199{i % 10})")
+
+
+CANDIDATES = [Candidate(item=item(i), rank=n, score=1 - n / 10, nearest_history_id="100")
+              for n, i in enumerate([11, 12, 13, 14, 15])]
+HISTORY = [(Interaction(item_id="100", liked=True), item(100))]
+TITLES = {"100": "Movie 100"}
+
+
+def answer(*pairs: tuple[str, str]) -> str:
+    return json.dumps({"ranking": [{"id": i, "reason": r} for i, r in pairs]})
+
+
+def ranker(client: ScriptedClient, **kw) -> ListwiseRanker:
+    return ListwiseRanker(client, PromptLibrary(), **kw)
+
+
+def test_labels_are_distinct_and_short() -> None:
+    labels = labels_for(30)
+    assert labels[:3] == ["A", "B", "C"] and labels[26:28] == ["AA", "AB"]
+    assert len(set(labels)) == 30
+    assert normalize_label(" [b]. ") == "B"
+
+
+def test_schema_pins_ids_to_labels_and_bounds_sizes() -> None:
+    schema = answer_schema(["A", "B", "C"], 2)
+    ranking = schema["properties"]["ranking"]
+    assert ranking["items"]["properties"]["id"]["enum"] == ["A", "B", "C"]
+    assert ranking["minItems"] == ranking["maxItems"] == 2
+    assert ranking["items"]["properties"]["reason"]["maxLength"] > 0
+
+
+def test_labels_map_back_to_candidate_ids() -> None:
+    client = ScriptedClient(answer(("C", "tense like Movie 100"), ("a", "same director")))
+    result = ranker(client).rank(HISTORY, CANDIDATES, 2)
+    assert result.order == [("13", "tense like Movie 100"), ("11", "same director")]
+    assert result.invocation.attempts == 1
+    assert result.invocation.template == "rank_zero_shot"
+    assert client.requests[0]["schema"]["properties"]["ranking"]["maxItems"] == 2
+
+
+def test_unknown_labels_are_kept_aside_not_used() -> None:
+    client = ScriptedClient(answer(("Z", "invented"), ("B", "fine")))
+    result = ranker(client).rank(HISTORY, CANDIDATES, 2)
+    assert result.order == [("12", "fine")] and result.unknown == ["Z"]
+
+
+def test_invalid_json_is_reasked_once_with_the_error() -> None:
+    client = ScriptedClient("Sure! Here are my picks: A, B", answer(("B", "ok"), ("A", "ok")))
+    result = ranker(client).rank(HISTORY, CANDIDATES, 2)
+    assert result.invocation.attempts == 2
+    assert result.invocation.usage.prompt_tokens == 200
+    reask = client.requests[1]["messages"]
+    assert reask[-2] == {"role": "assistant", "content": "Sure! Here are my picks: A, B"}
+    assert "not valid" in reask[-1]["content"]
+
+
+def test_two_bad_answers_raise_with_raw_output_and_attempts() -> None:
+    client = ScriptedClient("nope", '{"rank": []}')
+    with pytest.raises(ResponseError) as info:
+        ranker(client).rank(HISTORY, CANDIDATES, 2)
+    assert info.value.raw == '{"rank": []}' and info.value.attempts == 2
+
+
+def test_transport_errors_propagate_without_reask() -> None:
+    client = ScriptedClient(TransportError("down"))
+    with pytest.raises(TransportError):
+        ranker(client).rank(HISTORY, CANDIDATES, 2)
+    assert len(client.requests) == 1
+
+
+def test_history_is_truncated_to_the_most_recent() -> None:
+    history = [(Interaction(item_id=str(i), liked=True), item(i)) for i in range(200, 230)]
+    client = ScriptedClient(answer(("A", "x")))
+    ranker(client, max_history=5).rank(history, CANDIDATES, 1)
+    prompt = client.requests[0]["messages"][-1]["content"]
+    assert "Movie 229" in prompt and "Movie 225" in prompt and "Movie 224" not in prompt
+
+
+def test_few_shot_demo_must_choose_among_its_candidates() -> None:
+    from recagent.types import Demonstration
+    bad = Demonstration(history_titles=["x"], candidate_titles=["a"], chosen_title="b", reason="r")
+    with pytest.raises(ValueError, match="chosen title"):
+        ranker(ScriptedClient(), template="rank_few_shot", demonstrations=[bad])
+
+
+# --- repair -------------------------------------------------------------------------------
+
+def ids(items) -> list[str]:
+    return [i.item_id for i in items]
+
+
+def test_repair_drops_unknown_seen_and_duplicate_then_fills_in_retrieval_order() -> None:
+    order = [("13", "a"), ("99", "b"), ("13", "c"), ("12", "d")]
+    items, repairs = assemble(order, CANDIDATES, seen={"12"}, k=4, history_titles=TITLES)
+    assert ids(items) == ["13", "11", "14", "15"]
+    assert [i.source for i in items] == ["llm", "retrieval", "retrieval", "retrieval"]
+    assert any("'99'" in r and "not a candidate" in r for r in repairs)
+    assert any("duplicate" in r for r in repairs)
+    assert any("already in the history" in r for r in repairs)
+    assert any("filled 3" in r for r in repairs)
+
+
+def test_repair_never_returns_seen_candidates_even_when_filling() -> None:
+    items, _ = assemble([], CANDIDATES, seen={"11", "12"}, k=5, history_titles=TITLES)
+    assert ids(items) == ["13", "14", "15"]
+
+
+def test_repair_explains_every_item_and_scores_descend() -> None:
+    items, repairs = assemble([("14", "  "), ("15", "good")], CANDIDATES, seen=set(), k=3,
+                              history_titles=TITLES)
+    assert all(i.explanation.strip() for i in items)
+    assert "Movie 100" in items[0].explanation  # retrieval evidence names the history item
+    assert any("empty reason" in r for r in repairs)
+    assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
+
+
+def test_a_clean_answer_needs_no_repair() -> None:
+    items, repairs = assemble([("12", "x"), ("11", "y")], CANDIDATES, set(), 2, TITLES)
+    assert ids(items) == ["12", "11"] and repairs == []
