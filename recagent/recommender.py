@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from recagent.errors import ConfigError, UnknownItemError
 from recagent.ranking import LLMRanking, Ranker
 from recagent.repair import assemble
-from recagent.types import Recommendation, Trace, UserHistory
+from recagent.types import Candidate, Recommendation, Trace, UserHistory
 from retrieval.candidates import Retriever
 from retrieval.store import CatalogStore
 
@@ -51,20 +52,32 @@ class Recommender:
         self.stats = RecommenderStats()
 
     def recommend(
-        self, history: UserHistory, k: int = 10, *, where: dict[str, Any] | None = None
+        self,
+        history: UserHistory,
+        k: int = 10,
+        *,
+        where: dict[str, Any] | None = None,
+        candidates: Sequence[Candidate] | None = None,
     ) -> Recommendation:
         """Top-k items for this history; LLM failures give a degraded answer, not an error.
 
-        Raises ConfigError (e.g. UnknownItemError) only for bad input."""
-        if not 1 <= k <= self.n_candidates:
-            raise ConfigError(f"k must be between 1 and n_candidates={self.n_candidates}, got {k}")
+        `candidates` replaces retrieval (evaluation protocols fix them); seen items among
+        them are still never returned. Raises ConfigError (e.g. UnknownItemError) only
+        for bad input."""
+        limit = self.n_candidates if candidates is None else len(candidates)
+        if not 1 <= k <= limit:
+            raise ConfigError(f"k must be between 1 and the number of candidates ({limit}), "
+                              f"got {k}")
         start = time.perf_counter()
         ordered = history.chronological()
         items = self.store.get([i.item_id for i in ordered])
         missing = [i.item_id for i in ordered if i.item_id not in items]
         if missing:
             raise UnknownItemError(missing)
-        candidates = self.retriever.retrieve(history, self.n_candidates, where=where)
+        if candidates is None:
+            candidates = self.retriever.retrieve(history, self.n_candidates, where=where)
+        else:
+            candidates = [c for c in candidates if c.item.id not in history.seen_ids]
         self.stats.requests += 1
         titles = {i.item_id: items[i.item_id].title for i in ordered}
 
@@ -107,7 +120,14 @@ class Recommender:
         return Recommendation(items=ranked, trace=trace)
 
     async def arecommend(
-        self, history: UserHistory, k: int = 10, *, where: dict[str, Any] | None = None
+        self,
+        history: UserHistory,
+        k: int = 10,
+        *,
+        where: dict[str, Any] | None = None,
+        candidates: Sequence[Candidate] | None = None,
     ) -> Recommendation:
         """The same as `recommend`, off the event loop (Chroma and the client are blocking)."""
-        return await asyncio.to_thread(self.recommend, history, k, where=where)
+        return await asyncio.to_thread(
+            self.recommend, history, k, where=where, candidates=candidates
+        )
