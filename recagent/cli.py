@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from recagent.errors import ConfigError, RecagentError
 from recagent.stack import Settings, open_recommender, open_store
 from recagent.types import Interaction, Recommendation, UserHistory
@@ -65,7 +67,9 @@ def parse_history(spec: str) -> UserHistory:
             try:
                 value = float(rating)
             except ValueError:
-                raise ConfigError(f"--history: rating {rating!r} of {item_id} is not a number")
+                raise ConfigError(
+                    f"--history: rating {rating!r} of {item_id} is not a number"
+                ) from None
             interactions.append(Interaction(item_id=item_id, rating=value, ts=n))
         else:
             interactions.append(Interaction(item_id=item_id, liked=True, ts=n))
@@ -108,8 +112,6 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     history = parse_history(args.history)
     settings = _settings(args)
     with open_recommender(settings) as recommender:
-        if recommender.store.count() == 0:
-            raise ConfigError("the catalog is empty; run `recagent ingest --movielens PATH` first")
         rec = recommender.recommend(history, k=args.k)
     if args.json:
         out = {
@@ -156,7 +158,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             mark = "*" if r["cached"] else " "
             print(f"{mark} {r['preset']:<14} {r['size_mb']:>5} MB  {r['description']}")
         return EXIT_OK
-    names = args.names or []
+    names = args.names or [settings.preset, "minilm-onnx", "minilm-tokenizer"]
     for name in names:
         artifact = PRESETS[name].artifact if name in PRESETS else name
         print(settings.artifacts.path(artifact))
@@ -209,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", parents=[common], help="list or fetch model presets")
     p.add_argument("action", choices=["list", "fetch"])
-    p.add_argument("names", nargs="*", help="presets or artifacts to fetch")
+    p.add_argument("names", nargs="*",
+                   help="presets or artifacts to fetch (default: the default preset and the "
+                        "embedding model)")
     p.set_defaults(func=cmd_models)
     return parser
 
@@ -223,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except ConfigError as e:
+    except (ConfigError, ValidationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except RecagentError as e:

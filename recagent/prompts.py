@@ -34,7 +34,7 @@ class RenderedPrompt:
 
 def _defuse(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("<<", "‹‹").replace(">>", "››")
+        return value.replace("<<", "\u2039\u2039").replace(">>", "\u203a\u203a")
     return value
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recagent.errors import ConfigError, UnknownItemError
+from recagent.errors import ConfigError, EmptyCatalogError, UnknownItemError
 from recagent.ranking import LLMRanking, Ranker
 from recagent.repair import assemble
 from recagent.types import Candidate, Recommendation, Trace, UserHistory
@@ -69,6 +69,10 @@ class Recommender:
             raise ConfigError(f"k must be between 1 and the number of candidates ({limit}), "
                               f"got {k}")
         start = time.perf_counter()
+        if self.store.count() == 0:
+            raise EmptyCatalogError(
+                "the catalog is empty; run `recagent ingest --movielens PATH` first"
+            )
         ordered = history.chronological()
         items = self.store.get([i.item_id for i in ordered])
         missing = [i.item_id for i in ordered if i.item_id not in items]
@@ -88,7 +92,7 @@ class Recommender:
                 ranking = self.ranker.rank(
                     [(i, items[i.item_id]) for i in ordered], candidates, min(k, len(candidates))
                 )
-            except Exception as e:  # noqa: BLE001 - any ranker failure degrades, visibly
+            except Exception as e:
                 failure = f"{type(e).__name__}: {e}"
                 log.warning("ranker failed, answering in retrieval order: %s", failure)
 

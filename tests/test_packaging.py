@@ -21,7 +21,8 @@ def test_wheel_contains_templates_and_renders_from_them(tmp_path: Path) -> None:
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import recagent.prompts as p; assert p.__file__.startswith(sys.argv[1]); "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import recagent.prompts as p; "
+            "assert p.__file__.startswith(sys.argv[1]); "
             "r = p.PromptLibrary().render('rank_zero_shot', history=[], "
             "candidates=[{'label': 'A', 'text': 'x'}], k=1, demonstrations=[]); "
             "print(r.messages[-1]['content'])")

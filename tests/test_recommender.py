@@ -1,0 +1,140 @@
+"""The facade on a real embedded Chroma; the LLM is scripted at the client boundary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from recagent.errors import ConfigError, TransportError, UnknownItemError
+from recagent.prompts import PromptLibrary
+from recagent.ranking import ListwiseRanker
+from recagent.recommender import Recommender
+from recagent.types import Interaction, Item, UserHistory
+from retrieval.candidates import SemanticRetriever
+from retrieval.store import CatalogStore
+from tests.fakes import ScriptedClient
+
+MOVIES = [
+    ("1", "Alien (1979)", "Sci-Fi horror in space"),
+    ("2", "Aliens (1986)", "Sci-Fi action sequel with space marines"),
+    ("3", "Predator (1987)", "Action sci-fi hunter in the jungle"),
+    ("4", "The Thing (1982)", "Sci-Fi horror in Antarctica"),
+    ("5", "Toy Story (1995)", "Animated children's comedy about toys"),
+    ("6", "Babe (1995)", "Children's comedy about a pig"),
+    ("7", "Heat (1995)", "Crime thriller, cops and robbers"),
+    ("8", "Fargo (1996)", "Crime comedy in the snow"),
+    ("9", "Star Wars (1977)", "Space opera adventure"),
+    ("10", "Blade Runner (1982)", "Sci-Fi noir with replicants"),
+]
+
+
+@pytest.fixture(scope="module")
+def store(embedder, tmp_path_factory: pytest.TempPathFactory) -> CatalogStore:
+    s = CatalogStore.open(embedder, path=tmp_path_factory.mktemp("chroma"), name="movies")
+    s.ingest([Item(id=i, title=t, text=f"{t}. {d}.") for i, t, d in MOVIES])
+    return s
+
+
+def make(store: CatalogStore, *replies, n: int = 6) -> tuple[Recommender, ScriptedClient]:
+    client = ScriptedClient(*replies)
+    ranker = ListwiseRanker(client, PromptLibrary())
+    return Recommender(store, SemanticRetriever(store), ranker, n_candidates=n), client
+
+
+def pick(*labels: str) -> str:
+    return json.dumps({"ranking": [{"id": lab, "reason": f"reason {lab}"} for lab in labels]})
+
+
+HISTORY = UserHistory.from_ids(["1", "4"])
+
+
+def test_llm_order_and_reasons_are_used(store: CatalogStore) -> None:
+    rec, client = make(store, pick("C", "A", "B"))
+    out = rec.recommend(HISTORY, k=3)
+    prompt = client.requests[0]["messages"][-1]["content"]
+    candidates = [line[4:] for line in prompt.splitlines() if line.startswith("[")]
+    titles = [i.title for i in out.items]
+    assert titles[0] in candidates[2] and titles[1] in candidates[0]
+    assert [i.explanation for i in out.items] == ["reason C", "reason A", "reason B"]
+    assert not out.degraded and not out.trace.repaired
+    assert out.trace.template == "rank_zero_shot" and out.trace.attempts == 1
+    assert out.trace.usage.prompt_tokens == 100
+
+
+def test_transport_failure_degrades_to_retrieval_order_and_is_counted(store) -> None:
+    rec, _ = make(store, TransportError("connection refused"))
+    out = rec.recommend(HISTORY, k=4)
+    assert out.degraded and "connection refused" in (out.trace.degraded_reason or "")
+    baseline = Recommender(store, SemanticRetriever(store), None, n_candidates=6)
+    expected = [i.item_id for i in baseline.recommend(HISTORY, 4).items]
+    assert [i.item_id for i in out.items] == expected
+    assert all(i.explanation and i.source == "retrieval" for i in out.items)
+    assert rec.stats.degraded == 1 and rec.stats.requests == 1
+
+
+def test_unparseable_twice_degrades_with_reask_counted(store) -> None:
+    rec, client = make(store, "I like turtles", "still not json")
+    out = rec.recommend(HISTORY, k=3)
+    assert out.degraded and "ResponseError" in (out.trace.degraded_reason or "")
+    assert len(client.requests) == 2 and len(out.items) == 3
+
+
+def test_only_invalid_labels_is_degraded_not_silent(store) -> None:
+    rec, _ = make(store, pick("Q", "R", "S"))
+    out = rec.recommend(HISTORY, k=3)
+    assert out.degraded and out.trace.degraded_reason == "the model named no valid candidate"
+    assert sum("not a candidate label" in r for r in out.trace.repairs) == 3
+
+
+@pytest.mark.parametrize("labels", [("A", "A", "A"), ("F", "E"), ("B",)])
+def test_never_seen_never_duplicate_always_k(store, labels) -> None:
+    rec, _ = make(store, pick(*labels))
+    history = UserHistory(interactions=[Interaction(item_id="1", rating=5),
+                                        Interaction(item_id="4", rating=1)])
+    out = rec.recommend(history, k=5)
+    ids = [i.item_id for i in out.items]
+    assert len(ids) == 5 == len(set(ids))
+    assert not {"1", "4"} & set(ids)
+    assert set(ids) <= {i for i, _, _ in MOVIES}
+
+
+def test_fixed_candidates_drop_seen_items(store) -> None:
+    from recagent.types import Candidate
+    fixed = [Candidate(item=store.get([i])[i], rank=n, score=0.0)
+             for n, i in enumerate(["1", "5", "6", "7"])]
+    rec, _ = make(store, pick("A", "B"))
+    out = rec.recommend(HISTORY, k=2, candidates=fixed)
+    assert [i.item_id for i in out.items] == ["5", "6"]
+
+
+def test_bad_input_is_a_clear_error(store) -> None:
+    rec, client = make(store)
+    with pytest.raises(UnknownItemError, match="999"):
+        rec.recommend(UserHistory.from_ids(["1", "999"]), k=3)
+    with pytest.raises(ConfigError, match="k must be"):
+        rec.recommend(HISTORY, k=7)
+    assert client.requests == []
+
+
+def test_async_twin_gives_the_same_answer(store) -> None:
+    rec, _ = make(store, pick("B", "A"), pick("B", "A"))
+    sync = rec.recommend(HISTORY, k=2)
+    out = asyncio.run(rec.arecommend(HISTORY, k=2))
+    assert [i.item_id for i in out.items] == [i.item_id for i in sync.items]
+
+
+def test_cli_history_parsing() -> None:
+    from recagent.cli import parse_history
+    h = parse_history("1, 50=2,181=4.5")
+    assert [i.item_id for i in h.interactions] == ["1", "50", "181"]
+    assert [i.polarity for i in h.interactions] == [1, -1, 1]
+    with pytest.raises(ConfigError, match="not a number"):
+        parse_history("1=x")
+    with pytest.raises(ConfigError, match="more than once"):
+        parse_history("1,1")
+    with pytest.raises(ConfigError, match="empty entry"):
+        parse_history("1,,2")
+
+
