@@ -178,3 +178,13 @@ class Recommendation(_Frozen):
         if len(ids) != len(set(ids)):
             raise ValueError(f"recommendation repeats items: {ids}")
         return self
+
+
+class IngestReport(_Frozen):
+    """What one ingestion did: only `added` and `updated` items were embedded and written."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    total: int = 0
+    """Items in the input (added + updated + unchanged), not the collection size."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-import httpx
 import numpy as np
 import openai
 import pytest
@@ -67,39 +70,60 @@ def test_l2_normalise_keeps_zero_rows_finite() -> None:
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
 
 
-# ---- OpenAI-compatible /v1/embeddings ------------------------------------------------------
+# ---- OpenAI-compatible /v1/embeddings, against a tiny real HTTP server ----------------------
+
+Reply = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
-def _client(handler: httpx.MockTransport) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url="http://embed.test/v1",
-        api_key="k",
-        max_retries=0,
-        http_client=httpx.Client(transport=handler),
-    )
+@pytest.fixture
+def embedding_server() -> Iterator[tuple[str, list[dict[str, Any]], list[Reply]]]:
+    """Yields (base_url, received request bodies, [reply function]) of a local server."""
+    received: list[dict[str, Any]] = []
+    reply: list[Reply] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(body)
+            status, payload = reply[0](body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", received, reply
+    server.shutdown()
+    server.server_close()
 
 
-def test_openai_embedder_batches_reorders_and_normalises() -> None:
-    requests: list[dict[str, object]] = []
+def _unnormalised_reversed(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    # vectors listed in reverse order: only `index` says which text each belongs to
+    data = [
+        {"object": "embedding", "index": n, "embedding": [float(len(t)), 0.0, 3.0]}
+        for n, t in enumerate(body["input"])
+    ][::-1]
+    usage = {"prompt_tokens": 1, "total_tokens": 1}
+    return 200, {"object": "list", "data": data, "model": body["model"], "usage": usage}
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        requests.append(body)
-        texts = body["input"]
-        # unnormalised vectors, listed in reverse order: only `index` tells which is which
-        data = [
-            {"object": "embedding", "index": n, "embedding": [float(len(t)), 0.0, 3.0]}
-            for n, t in enumerate(texts)
-        ][::-1]
-        return httpx.Response(200, json={
-            "object": "list", "data": data, "model": body["model"],
-            "usage": {"prompt_tokens": 1, "total_tokens": 1},
-        })  # fmt: skip
 
-    embedder = OpenAIEmbedder(_client(httpx.MockTransport(handler)), "minilm", batch_size=2)
+def test_openai_embedder_batches_reorders_and_normalises(
+    embedding_server: tuple[str, list[dict[str, Any]], list[Reply]],
+) -> None:
+    url, received, reply = embedding_server
+    reply.append(_unnormalised_reversed)
+    client = openai.OpenAI(base_url=url, api_key="k", max_retries=0)
+    embedder = OpenAIEmbedder(client, "minilm", batch_size=2)
     out = embedder.embed(["a", "bbbb", "ccc", "dddd"])
-    assert [r["input"] for r in requests] == [["a", "bbbb"], ["ccc", "dddd"]]
-    assert all(r["model"] == "minilm" for r in requests)
+    assert [r["input"] for r in received] == [["a", "bbbb"], ["ccc", "dddd"]]
+    assert all(r["model"] == "minilm" for r in received)
     assert out.dtype == np.float32 and out.shape == (4, 3)
     np.testing.assert_allclose(out[1], [0.8, 0.0, 0.6], atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
@@ -107,10 +131,19 @@ def test_openai_embedder_batches_reorders_and_normalises() -> None:
 
 
 @pytest.mark.parametrize(("status", "error"), [(503, TransportError), (404, ConfigError)])
-def test_openai_embedder_errors(status: int, error: type[Exception]) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, json={"error": {"message": "nope"}})
-
-    embedder = OpenAIEmbedder(_client(httpx.MockTransport(handler)), "minilm")
+def test_openai_embedder_errors(
+    embedding_server: tuple[str, list[dict[str, Any]], list[Reply]],
+    status: int,
+    error: type[Exception],
+) -> None:
+    url, _, reply = embedding_server
+    reply.append(lambda body: (status, {"error": {"message": "nope"}}))
+    client = openai.OpenAI(base_url=url, api_key="k", max_retries=0)
     with pytest.raises(error, match="embedding"):
-        embedder.embed(["a"])
+        OpenAIEmbedder(client, "minilm").embed(["a"])
+
+
+def test_openai_embedder_unreachable_server_is_a_transport_error() -> None:
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0)
+    with pytest.raises(TransportError):
+        OpenAIEmbedder(client, "minilm").embed(["a"])

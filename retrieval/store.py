@@ -1,0 +1,323 @@
+"""The catalog as a Chroma collection, embedded on disk or behind a `chroma run` server.
+
+Vectors are always computed by our own `Embedder` (Chroma's default one would download
+a model). Ingestion is idempotent and all-or-nothing: a content hash per item decides
+what to write, and a failed write is undone before the error propagates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Collection as AbstractCollection
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.config import Settings
+from chromadb.errors import ChromaError
+from tqdm import tqdm
+
+from recagent.errors import ConfigError
+from recagent.types import IngestReport, Item, MetadataValue
+from retrieval.embeddings import Embedder
+
+INTERNAL_PREFIX = "_ra_"
+"""Metadata keys the store adds; an Item's own metadata may not use this prefix."""
+HASH_KEY = INTERNAL_PREFIX + "hash"
+VECTOR_KEY = INTERNAL_PREFIX + "vec"
+TITLE_KEY = INTERNAL_PREFIX + "title"
+EMBEDDER_KEY = "embedder"
+"""Collection metadata: the embedder whose vectors the collection holds."""
+READ_CHUNK = 1000
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def _digest(*parts: object) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class CatalogStore:
+    """Items, their texts and vectors in one Chroma collection (cosine space)."""
+
+    def __init__(self, collection: chromadb.Collection, embedder: Embedder) -> None:
+        built_with = (collection.metadata or {}).get(EMBEDDER_KEY)
+        if built_with is not None and built_with != embedder.name:
+            raise ConfigError(
+                f"collection {collection.name!r} holds vectors of {built_with!r}, not of "
+                f"{embedder.name!r}; use another collection name or delete this one"
+            )
+        self.collection = collection
+        self.embedder = embedder
+
+    @classmethod
+    def open(
+        cls,
+        embedder: Embedder,
+        *,
+        path: Path | None = None,
+        url: str | None = None,
+        name: str = "catalog",
+    ) -> CatalogStore:
+        """Open (or create) the collection in a local folder or on a Chroma server."""
+        if (path is None) == (url is None):
+            raise ConfigError("give exactly one of path (embedded Chroma) or url (Chroma server)")
+        settings = Settings(anonymized_telemetry=False)
+        try:
+            if path is not None:
+                client = chromadb.PersistentClient(path=str(path), settings=settings)
+            else:
+                client = _http_client(cast(str, url), settings)
+            collection = client.get_or_create_collection(
+                name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={EMBEDDER_KEY: embedder.name},
+            )
+        except (ChromaError, ValueError) as e:
+            where = path if path is not None else url
+            raise ConfigError(f"cannot open Chroma collection {name!r} at {where}: {e}") from e
+        with warnings.catch_warnings():
+            # We pass no embedding function on purpose; Chroma calls that "legacy".
+            warnings.filterwarnings("ignore", "legacy embedding function", DeprecationWarning)
+            configuration = collection.configuration or {}
+        space = (configuration.get("hnsw") or {}).get("space")
+        if space not in (None, "cosine"):
+            raise ConfigError(
+                f"collection {name!r} uses the {space!r} distance, not cosine; use another name"
+            )
+        return cls(collection, embedder)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    # ---- ingestion -------------------------------------------------------------------
+
+    def ingest(
+        self, items: Sequence[Item], *, batch_size: int = 256, progress: bool = False
+    ) -> IngestReport:
+        """Embed and write only new or changed items; on any failure undo the writes."""
+        if batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        self._check(items)
+        stored = self._stored_metadata([i.id for i in items])
+        rows = {i.id: self._row(i) for i in items}
+        new = [i for i in items if i.id not in stored]
+        changed = [
+            i for i in items if i.id in stored and _differs(stored[i.id], rows[i.id])
+        ]
+        if not new and not changed:
+            return IngestReport(unchanged=len(items), total=len(items))
+
+        snapshot = self._snapshot([i.id for i in changed])
+        work = {i.id for i in new} | {i.id for i in changed}
+        todo = [i for i in items if i.id in work]  # input order
+        vectors = self._vectors_for(todo, rows, snapshot, batch_size, progress)
+        try:
+            with tqdm(total=len(todo), desc="writing", unit="item", disable=not progress) as bar:
+                for start in range(0, len(todo), batch_size):
+                    batch = todo[start : start + batch_size]
+                    self.collection.upsert(
+                        ids=[i.id for i in batch],
+                        embeddings=vectors[start : start + batch_size],
+                        documents=[i.text for i in batch],
+                        metadatas=[rows[i.id] for i in batch],
+                    )
+                    bar.update(len(batch))
+        except BaseException as failure:
+            try:
+                self._rollback([i.id for i in new], snapshot)
+            except Exception as undo:
+                failure.add_note(f"rolling back the partial ingestion also failed: {undo!r}")
+            raise
+        return IngestReport(
+            added=len(new),
+            updated=len(changed),
+            unchanged=len(items) - len(todo),
+            total=len(items),
+        )
+
+    @staticmethod
+    def _check(items: Sequence[Item]) -> None:
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                raise ConfigError(f"item id {item.id!r} appears more than once in the input")
+            seen.add(item.id)
+            reserved = [k for k in item.metadata if k.startswith(INTERNAL_PREFIX)]
+            if reserved:
+                raise ConfigError(
+                    f"item {item.id!r}: metadata keys starting with {INTERNAL_PREFIX!r} are "
+                    f"reserved: {reserved}"
+                )
+
+    def _row(self, item: Item) -> dict[str, MetadataValue]:
+        """Chroma metadata: the Item's own keys plus prefixed bookkeeping keys."""
+        vector_key = _digest(self.embedder.name, item.text)
+        content = _digest(item.id, item.title, item.text, item.metadata, vector_key)
+        return {**item.metadata, TITLE_KEY: item.title, VECTOR_KEY: vector_key, HASH_KEY: content}
+
+    def _stored_metadata(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids, READ_CHUNK):
+            got = self.collection.get(ids=list(chunk), include=["metadatas"])
+            for id_, md in zip(got["ids"], got["metadatas"] or [], strict=True):
+                found[id_] = dict(md or {})
+        return found
+
+    def _snapshot(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any], np.ndarray]]:
+        """What the changed items look like now: enough to restore them exactly."""
+        snap: dict[str, tuple[str, dict[str, Any], np.ndarray]] = {}
+        for chunk in _chunks(ids, READ_CHUNK):
+            got = self.collection.get(
+                ids=list(chunk), include=["documents", "metadatas", "embeddings"]
+            )
+            docs, mds = got["documents"] or [], got["metadatas"] or []
+            embs = got["embeddings"] if got["embeddings"] is not None else []
+            for id_, doc, md, emb in zip(got["ids"], docs, mds, embs, strict=True):
+                snap[id_] = (doc or "", dict(md or {}), np.asarray(emb, dtype=np.float32))
+        return snap
+
+    def _vectors_for(
+        self,
+        todo: Sequence[Item],
+        rows: dict[str, dict[str, MetadataValue]],
+        snapshot: dict[str, tuple[str, dict[str, Any], np.ndarray]],
+        batch_size: int,
+        progress: bool,
+    ) -> np.ndarray:
+        """Vectors for `todo`, embedding only texts whose stored vector does not fit."""
+        reuse = {
+            i.id: snapshot[i.id][2]
+            for i in todo
+            if i.id in snapshot and snapshot[i.id][1].get(VECTOR_KEY) == rows[i.id][VECTOR_KEY]
+        }
+        to_embed = [i for i in todo if i.id not in reuse]
+        fresh: dict[str, np.ndarray] = {}
+        with tqdm(total=len(to_embed), desc="embedding", unit="item", disable=not progress) as bar:
+            for chunk in _chunks(to_embed, batch_size):
+                out = np.asarray(self.embedder.embed([i.text for i in chunk]), dtype=np.float32)
+                if out.ndim != 2 or out.shape[0] != len(chunk) or not np.isfinite(out).all():
+                    raise ConfigError(
+                        f"embedder {self.embedder.name!r} returned an array of shape "
+                        f"{out.shape} (or non-finite values) for {len(chunk)} texts"
+                    )
+                fresh.update(zip((i.id for i in chunk), out, strict=True))
+                bar.update(len(chunk))
+        return np.stack([reuse[i.id] if i.id in reuse else fresh[i.id] for i in todo])
+
+    def _rollback(
+        self, added: Sequence[str], snapshot: dict[str, tuple[str, dict[str, Any], np.ndarray]]
+    ) -> None:
+        for chunk in _chunks(added, READ_CHUNK):
+            self.collection.delete(ids=list(chunk))
+        restore = list(snapshot)
+        for chunk in _chunks(restore, READ_CHUNK):
+            self.collection.upsert(
+                ids=list(chunk),
+                embeddings=np.stack([snapshot[i][2] for i in chunk]),
+                documents=[snapshot[i][0] for i in chunk],
+                metadatas=[snapshot[i][1] for i in chunk],
+            )
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> dict[str, Item]:
+        """The Items with these ids, in the given order; unknown ids are simply absent."""
+        found: dict[str, Item] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), READ_CHUNK):
+            got = self.collection.get(ids=list(chunk), include=["documents", "metadatas"])
+            for id_, doc, md in zip(got["ids"], got["documents"] or [], got["metadatas"] or [],
+                                    strict=True):
+                found[id_] = _item(id_, doc, md)
+        return {i: found[i] for i in dict.fromkeys(ids) if i in found}
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors (float32, unit length) by id; unknown ids are simply absent."""
+        found: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), READ_CHUNK):
+            got = self.collection.get(ids=list(chunk), include=["embeddings"])
+            embs = got["embeddings"] if got["embeddings"] is not None else []
+            for id_, emb in zip(got["ids"], embs, strict=True):
+                found[id_] = np.asarray(emb, dtype=np.float32)
+        return {i: found[i] for i in dict.fromkeys(ids) if i in found}
+
+    def query(
+        self,
+        vector: np.ndarray,
+        n: int,
+        *,
+        exclude: AbstractCollection[str] = (),
+        where: dict[str, Any] | None = None,
+    ) -> list[tuple[Item, float, np.ndarray]]:
+        """Nearest items as (item, cosine similarity, vector), best first, none excluded.
+
+        Chroma's query cannot exclude ids (its `ids` argument is an allow-list), so we
+        over-fetch by the number of excluded ids and widen the search until n survive
+        or the matching items run out.
+        """
+        if n < 1:
+            raise ConfigError(f"n must be at least 1, got {n}")
+        query = np.asarray(vector, dtype=np.float32)
+        if query.ndim != 1 or not np.isfinite(query).all():
+            raise ConfigError(f"query vector must be one finite row, got shape {query.shape}")
+        total = self.count()
+        excluded = set(exclude)
+        k = min(total, n + len(excluded))
+        hits: list[tuple[Item, float, np.ndarray]] = []
+        while k > 0:
+            got = self.collection.query(
+                query_embeddings=[query.tolist()],
+                n_results=k,
+                where=where or None,
+                include=["documents", "metadatas", "distances", "embeddings"],
+            )
+            ids = got["ids"][0]
+            docs = (got["documents"] or [[]])[0]
+            mds = (got["metadatas"] or [[]])[0]
+            dists = (got["distances"] or [[]])[0]
+            embs = got["embeddings"][0] if got["embeddings"] is not None else []
+            hits = [
+                (_item(i, doc, md), 1.0 - float(dist), np.asarray(emb, dtype=np.float32))
+                for i, doc, md, dist, emb in zip(ids, docs, mds, dists, embs, strict=True)
+                if i not in excluded
+            ]
+            if len(hits) >= n or len(ids) < k or k >= total:
+                break
+            k = min(total, 2 * k)
+        return hits[:n]
+
+
+def _differs(stored: dict[str, Any], row: dict[str, MetadataValue]) -> bool:
+    return stored.get(HASH_KEY) != row[HASH_KEY]
+
+
+def _item(id_: str, document: str | None, metadata: Any) -> Item:
+    """Rebuild an Item exactly as ingested: internal keys are dropped, the title restored."""
+    md = dict(metadata or {})
+    own = {k: v for k, v in md.items() if not k.startswith(INTERNAL_PREFIX)}
+    title = md.get(TITLE_KEY) or own.get("title") or id_
+    return Item(id=id_, title=str(title), text=document or "", metadata=own)
+
+
+def _http_client(url: str, settings: Settings) -> ClientAPI:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Chroma url must look like http://host:port, got {url!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 8000)
+    except ValueError as e:
+        raise ConfigError(f"Chroma url {url!r}: {e}") from e
+    return chromadb.HttpClient(
+        host=parts.hostname, port=port, ssl=parts.scheme == "https", settings=settings
+    )
