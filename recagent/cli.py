@@ -165,6 +165,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    # The CLI is the application: the one place that may reach the eval package.
+    from eval.evaluate import evaluate_config
+
+    summary, folder = evaluate_config(args.config, out=args.out, settings=_settings(args),
+                                      progress=True)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    else:
+        print((folder / "metrics.md").read_text(encoding="utf-8"))
+        print(f"report written to {folder}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recagent",
@@ -215,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="presets or artifacts to fetch (default: the default preset and the "
                         "embedding model)")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("eval", parents=[common], help="offline evaluation from a config file",
+                       description="Run baselines and prompt variants over a data set (see "
+                                   "eval/configs/*.toml); stop and re-run to resume.")
+    p.add_argument("config", type=Path, help="a TOML evaluation config")
+    p.add_argument("--out", type=Path, help="report folder (default eval/reports/NAME)")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

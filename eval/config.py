@@ -1,0 +1,164 @@
+"""The evaluation config: one TOML file says data, protocol, users, baselines, model, variants.
+
+Unknown keys are errors (a typo must not silently fall back to a default), and a new
+prompt variant is a new `[[variants]]` table, never new code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from recagent.errors import ConfigError
+
+BaselineName = Literal["random", "popularity", "itemknn", "embedding", "bpr"]
+
+
+def _full_only() -> list[int | Literal["full"]]:
+    return ["full"]
+
+
+def _all_baselines() -> list[BaselineName]:
+    return ["random", "popularity", "itemknn", "embedding", "bpr"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    kind: Literal["ml-100k", "ml-1m", "interactions"]
+    path: Path = Field(description="MovieLens folder, or the catalog file for 'interactions'")
+    ratings: Path | None = Field(default=None, description="ratings file (ml-1m, interactions)")
+    partial: bool = Field(False, description="the ratings cover only some users (ml-1m)")
+    positive_threshold: float = 4.0
+    history: Literal["positive", "all"] = "positive"
+
+    @model_validator(mode="after")
+    def _ratings_needed(self) -> DatasetConfig:
+        if self.kind == "interactions" and self.ratings is None:
+            raise ValueError("dataset kind 'interactions' needs `ratings` (a CSV file)")
+        return self
+
+
+class ProtocolConfig(_Strict):
+    kind: Literal["llmrank", "pipeline", "rating"]
+    n_negatives: Annotated[int, Field(ge=1)] = 19
+    n_candidates: Annotated[int, Field(ge=1, le=100)] = 20
+    """Pipeline: candidates retrieved per user."""
+    k: Annotated[int, Field(ge=1)] = 10
+    """How many items each ranker returns (metrics are cut at 1, 5 and 10)."""
+    history_lengths: list[int | Literal["full"]] = Field(default_factory=_full_only)
+    """The most recent k interactions; "full" keeps the history up to max_history."""
+    max_history: Annotated[int, Field(ge=1)] = 50
+    n_examples: Annotated[int, Field(ge=1)] = 10
+    """Rating protocol: rated examples shown per user."""
+    n_held_out: Annotated[int, Field(ge=1)] = 5
+    """Rating protocol: ratings to predict per user."""
+
+    @property
+    def settings(self) -> list[int]:
+        """History lengths as integers; 0 means the full history."""
+        return [0 if h == "full" else int(h) for h in self.history_lengths]
+
+    @model_validator(mode="after")
+    def _check(self) -> ProtocolConfig:
+        if any(h != "full" and int(h) < 1 for h in self.history_lengths):
+            raise ValueError("history_lengths must be positive integers or 'full'")
+        if len(set(self.settings)) != len(self.settings):
+            raise ValueError("history_lengths repeat a value")
+        if self.kind == "llmrank" and self.k > self.n_negatives + 1:
+            raise ValueError(f"k={self.k} exceeds the {self.n_negatives + 1} candidates")
+        if self.kind == "pipeline" and self.k > self.n_candidates:
+            raise ValueError(f"k={self.k} exceeds n_candidates={self.n_candidates}")
+        return self
+
+
+class UsersConfig(_Strict):
+    llm_sample: Annotated[int, Field(ge=1)] | None = 200
+    """LLM rows run on this fixed seeded sample of users; None = all users."""
+    baseline_sample: Annotated[int, Field(ge=1)] | None = None
+    """Baselines run on all users unless this is set."""
+
+
+class BPRConfig(_Strict):
+    factors: Annotated[int, Field(ge=1)] = 64
+    iterations: Annotated[int, Field(ge=1)] = 100
+    learning_rate: Annotated[float, Field(gt=0)] = 0.05
+    regularization: Annotated[float, Field(ge=0)] = 0.01
+
+
+class BaselinesConfig(_Strict):
+    include: list[BaselineName] = Field(default_factory=_all_baselines)
+    bpr: BPRConfig = BPRConfig()
+
+
+class LLMConfig(_Strict):
+    preset: str | None = Field(default=None, description="embedded model preset or .gguf path")
+    base_url: str | None = Field(default=None, description="an OpenAI-compatible server instead")
+    model: str | None = Field(default=None, description="model name on that server")
+    threads: Annotated[int, Field(ge=1)] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    cache: Path | None = Field(default=None, description="SQLite response cache; default in --out")
+
+
+class VariantConfig(_Strict):
+    """A prompt variant: a template plus parameters."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
+    template: str = "rank_zero_shot"
+    few_shot: Annotated[int, Field(ge=0, le=10)] = 0
+    explain: bool = True
+    """False: reasons are capped at a few characters, for throughput."""
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    max_history: Annotated[int, Field(ge=1)] = 20
+    """History items shown in the prompt (the most recent)."""
+
+
+class EvalConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
+    seed: int = 0
+    dataset: DatasetConfig
+    protocol: ProtocolConfig
+    users: UsersConfig = UsersConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    llm: LLMConfig = LLMConfig()
+    variants: list[VariantConfig] = Field(default_factory=list)
+    degraded_scores_zero: bool = True
+    """A degraded answer (the LLM failed; retrieval order shown) scores 0 like a failure."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> EvalConfig:
+        names = [v.name for v in self.variants] + list(self.baselines.include)
+        if len(names) != len(set(names)):
+            raise ValueError(f"variant and baseline names must be unique, got {names}")
+        return self
+
+    def fingerprint(self, *parts: object) -> str:
+        """What a stored per-user result depends on; a changed config never reuses stale ones."""
+        blob = json.dumps([self.seed, self.dataset.model_dump(mode="json"),
+                           self.protocol.model_dump(mode="json"), *parts],
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def load_config(path: Path) -> EvalConfig:
+    """Read and validate a TOML config; every problem is a ConfigError naming the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None

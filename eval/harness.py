@@ -1,0 +1,290 @@
+"""Variants x users → results: the cases, the baselines, and the LLM runs, resumably.
+
+LLM variants go through the public `Recommender.recommend(history, k, candidates=...)`
+with a ListwiseRanker over a cached client, a bounded number of requests in flight, and
+every finished user appended to a result log at once: stop it any time and run it again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from eval.baselines import (
+    BPRScorer,
+    EmbeddingScorer,
+    ItemKNNScorer,
+    PopularityScorer,
+    RandomScorer,
+    Scorer,
+)
+from eval.config import DatasetConfig, EvalConfig, VariantConfig
+from eval.datasets import Dataset, load_interactions, load_ml1m, load_ml100k
+from eval.protocols import (
+    Case,
+    LeaveOneOut,
+    leave_one_out,
+    llmrank_cases,
+    pipeline_case,
+    sample_users,
+    to_history,
+)
+from eval.results import ResultLog, UserResult
+from eval.variants import build_ranker, demonstrations
+from recagent.cache import CacheStats, CachingClient
+from recagent.errors import ConfigError
+from recagent.llm import LLMClient
+from recagent.prompts import PromptLibrary
+from recagent.recommender import Recommender
+from recagent.types import Candidate, Item, Recommendation
+from retrieval.candidates import SemanticRetriever
+from retrieval.store import CatalogStore
+
+
+@dataclass(frozen=True)
+class Session:
+    """One invocation's work on one LLM variant: what throughput is computed from."""
+
+    run: str
+    elapsed_s: float
+    users: int
+    llm_calls: int
+    cache_hits: int
+
+
+@dataclass
+class EvalResult:
+    config: EvalConfig
+    dataset: Dataset
+    loo: LeaveOneOut
+    cases: dict[int, list[Case]]
+    """Setting (history length, 0 = full) → one case per evaluated user."""
+    llm_users: list[str]
+    results: dict[str, dict[int, list[UserResult]]] = field(default_factory=dict)
+    """Run (baseline or variant name) → setting → results."""
+    sessions: list[Session] = field(default_factory=list)
+    cache: CacheStats | None = None
+
+    @property
+    def baselines(self) -> list[str]:
+        return [b for b in self.config.baselines.include if b in self.results]
+
+    @property
+    def variants(self) -> list[str]:
+        return [v.name for v in self.config.variants if v.name in self.results]
+
+
+def load_dataset(config: DatasetConfig) -> Dataset:
+    if config.kind == "ml-100k":
+        return load_ml100k(config.path)
+    if config.kind == "ml-1m":
+        return load_ml1m(config.path, config.ratings, partial=config.partial)
+    assert config.ratings is not None  # the config validator guarantees it
+    return load_interactions(config.ratings, config.path)
+
+
+class Harness:
+    """Runs one config over a data set. The catalog store and the LLM client are given,
+    not made here: the caller owns their lifetimes (see eval.evaluate)."""
+
+    def __init__(
+        self, config: EvalConfig, *, dataset: Dataset, store: CatalogStore, out: Path,
+        progress: bool = True,
+    ) -> None:
+        if config.protocol.kind == "rating":
+            raise ConfigError("the rating protocol is run by eval.rating, not the ranking harness")
+        self.config = config
+        self.dataset = dataset
+        self.store = store
+        self.out = out
+        self.progress = progress
+
+    def run(self, client: LLMClient | None) -> EvalResult:
+        """Baselines always; LLM variants when the config has any (then `client` is needed)."""
+        result = self.prepare()
+        self.baselines(result)
+        if self.config.variants:
+            if client is None:
+                raise ConfigError("the config has LLM variants but no LLM client was given")
+            self.variants(result, client)
+        return result
+
+    # ---- building the cases ----------------------------------------------------------
+
+    def prepare(self) -> EvalResult:
+        """Ingest the catalog (idempotent: only the first run pays), split, build cases."""
+        cfg, dataset = self.config, self.dataset
+        self.store.ingest(list(dataset.items.values()), progress=self.progress)
+        loo = leave_one_out(dataset, threshold=cfg.dataset.positive_threshold,
+                            positive_history=cfg.dataset.history == "positive")
+        users = sample_users([s.user for s in loo.splits], cfg.users.baseline_sample, cfg.seed)
+        chosen = set(users)
+        splits = [s for s in loo.splits if s.user in chosen]
+        llm_users = sample_users(users, cfg.users.llm_sample, cfg.seed) if cfg.variants else []
+        cases: dict[int, list[Case]] = {}
+        proto = cfg.protocol
+        for setting in proto.settings:
+            if proto.kind == "llmrank":
+                cases[setting] = llmrank_cases(
+                    splits, dataset.rated_items(), setting=setting,
+                    n_negatives=proto.n_negatives, max_history=proto.max_history, seed=cfg.seed)
+            else:
+                retriever = SemanticRetriever(self.store)
+                cases[setting] = [
+                    pipeline_case(s, retriever, setting=setting, n_candidates=proto.n_candidates,
+                                  max_history=proto.max_history)
+                    for s in tqdm(splits, desc=f"retrieving (history {setting or 'full'})",
+                                  unit="user", disable=not self.progress)
+                ]
+        return EvalResult(config=cfg, dataset=dataset, loo=loo, cases=cases,
+                          llm_users=llm_users)
+
+    # ---- baselines ---------------------------------------------------------------------
+
+    def baselines(self, result: EvalResult) -> None:
+        for scorer in self._scorers(result):
+            per_setting: dict[int, list[UserResult]] = {}
+            for setting, cases in result.cases.items():
+                per_setting[setting] = [
+                    baseline_result(scorer, c)
+                    for c in tqdm(cases, desc=f"{scorer.name} (history {setting or 'full'})",
+                                  unit="user", disable=not self.progress, leave=False)
+                ]
+            result.results[scorer.name] = per_setting
+
+    def _scorers(self, result: EvalResult) -> Iterator[Scorer]:
+        train, cfg = result.loo.train, self.config
+        factories: dict[str, Callable[[], Scorer]] = {
+            "random": lambda: RandomScorer(cfg.seed),
+            "popularity": lambda: PopularityScorer(train),
+            "itemknn": lambda: ItemKNNScorer(train),
+            "embedding": lambda: EmbeddingScorer(self.store),
+            "bpr": lambda: BPRScorer(train, seed=cfg.seed, **cfg.baselines.bpr.model_dump()),
+        }
+        for name in cfg.baselines.include:
+            yield factories[name]()
+
+    # ---- LLM variants ------------------------------------------------------------------
+
+    def variants(self, result: EvalResult, client: LLMClient) -> None:
+        """Every variant over the LLM sample, through one response cache."""
+        cache_path = self.config.llm.cache or self.out / "state" / "llm_cache.sqlite"
+        with CachingClient(client, cache_path) as cached:
+            for variant in self.config.variants:
+                result.results[variant.name], session = self._variant(variant, cached, result)
+                result.sessions.append(session)
+            result.cache = cached.stats
+
+    def _variant(
+        self, variant: VariantConfig, client: CachingClient, result: EvalResult
+    ) -> tuple[dict[int, list[UserResult]], Session]:
+        cfg, items = self.config, result.dataset.items
+        sample = set(result.llm_users)
+        demos = demonstrations(result.loo.splits, items, result.dataset.rated_items(),
+                               k=variant.few_shot, exclude=sample, seed=cfg.seed)
+        ranker = build_ranker(variant, client, PromptLibrary(), demos, seed=cfg.seed)
+        recommender = Recommender(self.store, SemanticRetriever(self.store), ranker)
+        identity = [variant.model_dump(mode="json"), client.model, cfg.llm.base_url,
+                    cfg.degraded_scores_zero]
+        log = ResultLog(self.out / "state" / f"{variant.name}-{cfg.fingerprint(*identity)}.jsonl")
+        done = log.read()
+        todo = [c for s, cases in result.cases.items() for c in cases
+                if c.user in sample and (s, c.user) not in done]
+        before, start = client.stats, time.perf_counter()
+        with tqdm(total=len(todo), desc=variant.name, unit="user",
+                  disable=not self.progress) as bar:
+            for finished in self._map(recommender, todo, variant.name, items):
+                log.append(finished)
+                done[(finished.setting, finished.user)] = finished
+                bar.update()
+        after = client.stats
+        session = Session(run=variant.name, elapsed_s=time.perf_counter() - start,
+                          users=len(todo), llm_calls=after.misses - before.misses,
+                          cache_hits=after.hits - before.hits)
+        per_setting = {s: [done[(s, c.user)] for c in cases if c.user in sample]
+                       for s, cases in result.cases.items()}
+        return per_setting, session
+
+    def _map(
+        self, recommender: Recommender, cases: Sequence[Case], run: str, items: dict[str, Item]
+    ) -> Iterator[UserResult]:
+        """Results as they finish, at most `concurrency` requests in flight. On Ctrl-C the
+        queued users are cancelled; the ones in flight finish into the response cache."""
+        k, zero = self.config.protocol.k, self.config.degraded_scores_zero
+        pool = ThreadPoolExecutor(max_workers=self.config.llm.concurrency)
+        try:
+            futures: list[Future[UserResult]] = [
+                pool.submit(llm_result, recommender, c, run, k, items, zero) for c in cases
+            ]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ---- one user -------------------------------------------------------------------------
+
+
+def baseline_result(scorer: Scorer, case: Case) -> UserResult:
+    """Every candidate by score, ties broken by candidate order (metrics cut their depth)."""
+    scores = scorer.score(case)
+    order = sorted(range(len(case.candidates)), key=lambda n: (-scores[case.candidates[n]], n))
+    return UserResult(run=scorer.name, user=case.user, setting=case.setting,
+                      history_len=len(case.history),
+                      ranking=[case.candidates[n] for n in order])
+
+
+_FILLED = re.compile(r"filled (\d+) item")
+
+
+def llm_result(
+    recommender: Recommender, case: Case, run: str, k: int, items: dict[str, Item],
+    degraded_scores_zero: bool,
+) -> UserResult:
+    """One user through the public API; any exception is a failed user that scores 0."""
+    base: dict[str, Any] = {"run": run, "user": case.user, "setting": case.setting,
+                            "history_len": len(case.history)}
+    candidates = [
+        Candidate(item=items[c], rank=n,
+                  score=case.retrieval_scores[n] if case.retrieval_scores else 0.0)
+        for n, c in enumerate(case.candidates)
+    ]
+    try:
+        rec = recommender.recommend(to_history(case.user, case.history),
+                                    k=min(k, len(candidates)), candidates=candidates)
+    except Exception as e:  # a failed user is counted, never dropped
+        return UserResult(**base, ranking=[], failed=True, error=f"{type(e).__name__}: {e}")
+    return _from_recommendation(rec, base, degraded_scores_zero)
+
+
+def _from_recommendation(
+    rec: Recommendation, base: dict[str, Any], degraded_scores_zero: bool
+) -> UserResult:
+    t = rec.trace
+    reason = t.degraded_reason or ""
+    filled = sum(int(m.group(1)) for r in t.repairs if (m := _FILLED.search(r)))
+    zero = t.degraded and degraded_scores_zero
+    return UserResult.model_validate({
+        **base,
+        "ranking": [] if zero else [i.item_id for i in rec.items],
+        "failed": zero,
+        "error": reason or None,
+        "degraded": t.degraded,
+        "parse_failure": reason.startswith("ResponseError"),
+        "repaired": t.repaired,
+        "invented": sum("not a candidate" in r for r in t.repairs),
+        "reasked": t.attempts > 1,
+        "filled": filled,
+        "attempts": t.attempts,
+        "prompt_tokens": t.usage.prompt_tokens,
+        "completion_tokens": t.usage.completion_tokens,
+        "llm_s": t.llm_latency_s,
+        "total_s": t.latency_s,
+    })

@@ -1,0 +1,200 @@
+"""Splits and candidate sets: leave-one-out by time, LLMRank's 1+N, our own retrieval.
+
+Every function here is pure and seeded by (seed, user), so a user's candidates do not
+depend on which other users are evaluated or in what order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from eval.datasets import Dataset, Rating
+from recagent.types import Interaction, UserHistory
+from retrieval.candidates import Retriever
+
+FULL = 0
+"""History length setting meaning "the whole history" (still capped by max_history)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One user's test case: the history before the target, and every item they touched."""
+
+    user: str
+    history: tuple[Rating, ...]
+    target: str
+    seen: frozenset[str]
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    splits: list[Split]
+    train: list[Rating]
+    """Everything a model may learn from: all interactions except each user's target and
+    what that user did after it."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Users that cannot be evaluated, by reason (no positive item, nothing before it)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """What every ranker of one run sees for one user: the same history and candidates."""
+
+    user: str
+    setting: int
+    history: tuple[Rating, ...]
+    target: str
+    candidates: tuple[str, ...]
+    retrieval_scores: tuple[float, ...] = ()
+    """Similarity per candidate when retrieval proposed them (pipeline protocol)."""
+
+    @property
+    def truncated(self) -> bool:
+        return self.setting != FULL
+
+
+def is_positive(rating: Rating, threshold: float) -> bool:
+    """Rated at least `threshold`, or implicit feedback (no rating at all)."""
+    return rating.rating is None or rating.rating >= threshold
+
+
+def leave_one_out(
+    dataset: Dataset, *, threshold: float = 4.0, positive_history: bool = True
+) -> LeaveOneOut:
+    """Target = each user's last positive interaction; history = what came before it."""
+    splits: list[Split] = []
+    train: list[Rating] = []
+    skipped: dict[str, int] = {}
+    for user, ratings in sorted(dataset.by_user().items(), key=lambda kv: _user_key(kv[0])):
+        positions = [n for n, r in enumerate(ratings) if is_positive(r, threshold)]
+        if not positions:
+            skipped["no positive interaction"] = skipped.get("no positive interaction", 0) + 1
+            train.extend(ratings)
+            continue
+        cut = positions[-1]
+        before = _latest_per_item(ratings[:cut])
+        history = [r for r in before if is_positive(r, threshold)] if positive_history else before
+        target = ratings[cut].item
+        history = [r for r in history if r.item != target]
+        train.extend(r for r in ratings[:cut] if r.item != target)
+        if not history:
+            skipped["empty history"] = skipped.get("empty history", 0) + 1
+            continue
+        splits.append(Split(user=user, history=tuple(history), target=target,
+                            seen=frozenset(r.item for r in ratings)))
+    return LeaveOneOut(splits=splits, train=train, skipped=skipped)
+
+
+def _latest_per_item(ratings: Sequence[Rating]) -> list[Rating]:
+    """A re-rated item appears once, at its latest interaction (UserHistory forbids repeats)."""
+    last = {r.item: n for n, r in enumerate(ratings)}
+    return [r for n, r in enumerate(ratings) if last[r.item] == n]
+
+
+def _user_key(user: str) -> tuple[int, int | str]:
+    return (0, int(user)) if user.isdigit() else (1, user)
+
+
+def truncate(history: Sequence[Rating], length: int, max_history: int) -> tuple[Rating, ...]:
+    """The most recent `length` interactions (FULL: the most recent `max_history`)."""
+    keep = max_history if length == FULL else min(length, max_history)
+    return tuple(history[-keep:])
+
+
+def user_rng(seed: int, user: str, purpose: str) -> random.Random:
+    """A generator per (seed, user, purpose): string seeds hash the same in every process."""
+    return random.Random(f"{seed}/{purpose}/{user}")
+
+
+def llmrank_candidates(
+    split: Split, pool: Sequence[str], *, n_negatives: int, seed: int
+) -> tuple[str, ...]:
+    """The target plus `n_negatives` items drawn uniformly from `pool` minus everything the
+    user ever interacted with, shuffled. (LLMRank did not exclude seen items; we do.)"""
+    unseen = [i for i in pool if i not in split.seen]
+    if len(unseen) < n_negatives:
+        raise ValueError(f"user {split.user}: only {len(unseen)} unseen items for "
+                         f"{n_negatives} negatives")
+    rng = user_rng(seed, split.user, "negatives")
+    candidates = [split.target, *rng.sample(unseen, n_negatives)]
+    rng.shuffle(candidates)
+    return tuple(candidates)
+
+
+def to_history(user: str, ratings: Iterable[Rating]) -> UserHistory:
+    """The recagent view of a history: ratings on their own scale, with timestamps."""
+    return UserHistory(user_id=user, interactions=[
+        Interaction(item_id=r.item, rating=r.rating, ts=r.ts) if r.rating is not None
+        else Interaction(item_id=r.item, liked=True, ts=r.ts)
+        for r in ratings
+    ])
+
+
+def llmrank_cases(
+    splits: Sequence[Split], pool: Sequence[str], *, setting: int, n_negatives: int,
+    max_history: int, seed: int,
+) -> list[Case]:
+    """LLMRank protocol: the candidates depend only on the user, never on the setting."""
+    return [
+        Case(user=s.user, setting=setting, history=truncate(s.history, setting, max_history),
+             target=s.target,
+             candidates=llmrank_candidates(s, pool, n_negatives=n_negatives, seed=seed))
+        for s in splits
+    ]
+
+
+def pipeline_case(
+    split: Split, retriever: Retriever, *, setting: int, n_candidates: int, max_history: int
+) -> Case:
+    """Pipeline protocol: our retriever proposes the candidates; a missed target stays in
+    the evaluation as a miss (the user is never dropped)."""
+    history = truncate(split.history, setting, max_history)
+    found = retriever.retrieve(to_history(split.user, history), n_candidates)
+    return Case(user=split.user, setting=setting, history=history, target=split.target,
+                candidates=tuple(c.item.id for c in found),
+                retrieval_scores=tuple(c.score for c in found))
+
+
+def sample_users(users: Sequence[str], n: int | None, seed: int) -> list[str]:
+    """A fixed seeded sample (all users when n is None or larger), in the input order."""
+    if n is None or n >= len(users):
+        return list(users)
+    chosen = set(random.Random(f"{seed}/sample").sample(list(users), n))
+    return [u for u in users if u in chosen]
+
+
+# ---- rating prediction -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatingCase:
+    """A few rated examples (most recent before the held-out ones) and ratings to predict."""
+
+    user: str
+    examples: tuple[Rating, ...]
+    held_out: tuple[Rating, ...]
+
+
+@dataclass(frozen=True)
+class RatingSplit:
+    cases: list[RatingCase]
+    train: list[Rating]
+    """Every rating except the held-out ones."""
+
+
+def rating_split(dataset: Dataset, *, n_examples: int, n_held_out: int) -> RatingSplit:
+    """Per user: the last `n_held_out` ratings are predicted from the `n_examples` before."""
+    cases: list[RatingCase] = []
+    train: list[Rating] = []
+    for user, ratings in sorted(dataset.by_user().items(), key=lambda kv: _user_key(kv[0])):
+        rated = _latest_per_item([r for r in ratings if r.rating is not None])
+        if len(rated) <= n_held_out:
+            train.extend(rated)
+            continue
+        held, before = rated[-n_held_out:], rated[:-n_held_out]
+        cases.append(RatingCase(user=user, examples=tuple(before[-n_examples:]),
+                                held_out=tuple(held)))
+        train.extend(before)
+    return RatingSplit(cases=cases, train=train)

@@ -1,0 +1,160 @@
+"""The report folder: metrics (Markdown + JSON), a PNG plot, TREC run and qrels files, config.
+
+The run and qrels files are exactly what the metrics were computed from, so anyone can
+recompute every number with ranx or `trec_eval -m ndcg_cut.1,5,10 qrels.txt RUN`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from eval.harness import EvalResult
+from eval.metrics import ranking_scores
+from eval.summary import setting_label
+
+COLUMNS = [("ndcg@1", "NDCG@1"), ("ndcg@5", "NDCG@5"), ("ndcg@10", "NDCG@10"),
+           ("hit_rate@1", "HR@1"), ("hit_rate@5", "HR@5"), ("hit_rate@10", "HR@10")]
+
+
+def write_report(result: EvalResult, summary: dict[str, Any], out: Path,
+                 config_text: str) -> list[Path]:
+    """Write every report file into `out`; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "config.toml", out / "metrics.json", out / "metrics.md"]
+    written[0].write_text(config_text, encoding="utf-8")
+    written[1].write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
+    written[2].write_text(markdown(summary), encoding="utf-8")
+    written.append(plot(summary, out / "ndcg10_by_history.png"))
+    written.extend(write_trec(result, out / "trec"))
+    return written
+
+
+def write_trec(result: EvalResult, folder: Path) -> list[Path]:
+    """qrels.txt (one relevant target per user) and one run file per ranker and setting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    qrels = folder / "qrels.txt"
+    first = next(iter(result.cases.values()))
+    qrels.write_text("".join(f"{c.user} 0 {c.target} 1\n" for c in first), encoding="utf-8")
+    paths = [qrels]
+    for name, per_setting in result.results.items():
+        for setting, results in per_setting.items():
+            path = folder / f"{name}.{setting_label(setting)}.run"
+            lines = []
+            for r in results:
+                for rank, (item, score) in enumerate(ranking_scores(r.ranking).items(), 1):
+                    lines.append(f"{r.user} Q0 {item} {rank} {score:g} {name}\n")
+            path.write_text("".join(lines), encoding="utf-8")
+            paths.append(path)
+    return paths
+
+
+def _f(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    ds, proto = summary["dataset"], summary["protocol"]
+    lines = [f"# {summary['name']}", "",
+             f"Data: **{ds['name']}** ({ds['ratings']} interactions, {ds['items']} items, "
+             f"{ds['evaluated_users']} users evaluated; skipped: {ds['skipped_users'] or 'none'})."
+             f" Protocol: **{proto['kind']}**, k={proto['k']}, seed {summary['seed']}.", ""]
+    lines += [f"- {n}" for n in summary["notes"]] + [""]
+    for pop_name, pop in summary["populations"].items():
+        title = "All users" if pop_name == "all" else "LLM sample (fixed seeded sample)"
+        for label, entry in pop["settings"].items():
+            lines += [f"## {title}, history: {label} — {pop['users']} users", ""]
+            if "retrieval_recall" in entry:
+                recall = ", ".join(f"{k} = {_f(v)}" for k, v in entry["retrieval_recall"].items())
+                lines += [f"Retrieval {recall} (the target among the candidates).", ""]
+            sig = entry.get("significance", {})
+            header = ["run", "users", *(c for _, c in COLUMNS), "failed"]
+            if sig:
+                header.append(f"p vs {entry['reference']} (NDCG@10 / HR@10)")
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for run, row in entry["rows"].items():
+                cells = [run, str(row["users"]), *(_f(row[m]) for m, _ in COLUMNS),
+                         str(row["failed"])]
+                if sig:
+                    cells.append(_sig_cell(sig.get(run)))
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+    if summary.get("validity"):
+        lines += _validity_table(summary)
+    if summary.get("cost"):
+        lines += _cost_table(summary)
+    lines += ["![NDCG@10 by history length](ndcg10_by_history.png)", ""]
+    return "\n".join(lines)
+
+
+def _sig_cell(entry: dict[str, dict[str, Any]] | None) -> str:
+    if entry is None:
+        return ""
+    parts = []
+    for metric in ("ndcg@10", "hit_rate@10"):
+        e = entry[metric]
+        mark = "*" if e["significant"] else ""
+        parts.append(f"{e['p']:.3g}{mark} ({e['delta']:+.3f})")
+    return " / ".join(parts)
+
+
+def _validity_table(summary: dict[str, Any]) -> list[str]:
+    keys = ["users", "failed", "errors", "degraded", "parse_failures", "repaired",
+            "invented_ids", "reasked", "filled_items"]
+    lines = ["## Validity of LLM answers", "",
+             "| variant | history | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
+    for variant, per_setting in summary["validity"].items():
+        for label, counts in per_setting.items():
+            lines.append(f"| {variant} | {label} | " + " | ".join(str(counts[k]) for k in keys)
+                         + " |")
+    return [*lines, ""]
+
+
+def _cost_table(summary: dict[str, Any]) -> list[str]:
+    lines = ["## Cost and speed", "",
+             "| variant | requests | prompt tok/user | completion tok/user | LLM s/user "
+             "| LLM s p95 | overhead ms/user | users/s | LLM calls/s | cache hits |",
+             "|" + "---|" * 10]
+    for variant, cost in summary["cost"].items():
+        speed = summary.get("throughput", {}).get(variant, {})
+        if not cost.get("requests"):
+            lines.append(f"| {variant} | 0 |" + " |" * 8)
+            continue
+        lines.append(
+            f"| {variant} | {cost['requests']} | {cost['prompt_tokens_per_user']:.0f} | "
+            f"{cost['completion_tokens_per_user']:.0f} | {cost['llm_s_per_user']:.2f} | "
+            f"{cost['llm_s_p95']:.2f} | {cost['overhead_ms_per_user']:.1f} | "
+            f"{_f(speed.get('users_per_s', '-'), 3)} | {_f(speed.get('llm_calls_per_s', '-'), 3)}"
+            f" | {speed.get('cache_hits', '-')} |")
+    lines += ["", "LLM s/user is the model's wall time as measured when the answer was made "
+              "(a cached answer keeps its original cost); users/s and calls/s cover only the "
+              "users this invocation ran.", ""]
+    return lines
+
+
+def plot(summary: dict[str, Any], path: Path) -> Path:
+    """NDCG@10 against history length, one line per baseline and variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = summary["curve"]
+    order: list[str] = curve["order"]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    variants = set(summary.get("validity", {}))
+    for name, points in curve["points"].items():
+        xs = [x for x in order if x in points]
+        style = "-o" if name in variants else "--."
+        ax.plot(xs, [points[x] for x in xs], style, label=name)
+    ax.set_xlabel(curve["x"])
+    ax.set_ylabel("NDCG@10")
+    ax.set_title(f"{summary['name']} ({curve['population']} users)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+

@@ -1,0 +1,81 @@
+"""Per-user results, and the append-only files that make an interrupted run resumable.
+
+A result is written (and flushed) the moment its user finishes, so Ctrl-C loses at most
+the users in flight; a torn last line from a kill is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class UserResult(BaseModel):
+    """One ranker's answer for one user in one setting, with its cost and validity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    user: str
+    setting: int
+    history_len: int
+    ranking: list[str]
+    """Candidate ids, best first; empty for a failed user (scores 0)."""
+    failed: bool = False
+    error: str | None = None
+    degraded: bool = False
+    parse_failure: bool = False
+    repaired: bool = False
+    invented: int = 0
+    """Answers that named no candidate (unknown labels or ids), dropped by repair."""
+    reasked: bool = False
+    filled: int = 0
+    """Items appended from candidate order because the model gave too few."""
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_s: float = 0.0
+    total_s: float = 0.0
+    """Time inside Recommender.recommend; minus llm_s it is our own overhead."""
+
+
+class ResultLog:
+    """Append-only JSON Lines of UserResult, safe to share between worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def read(self) -> dict[tuple[int, str], UserResult]:
+        """Finished results by (setting, user); a line cut short by a kill is skipped."""
+        done: dict[tuple[int, str], UserResult] = {}
+        if not self.path.exists():
+            return done
+        with self.path.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    result = UserResult.model_validate_json(line)
+                except ValidationError:
+                    continue
+                done[(result.setting, result.user)] = result
+        return done
+
+    def append(self, result: UserResult) -> None:
+        line = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                if f.tell() and not self._ends_with_newline():
+                    f.write("\n")  # a previous kill tore the last line: start a fresh one
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with self.path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"

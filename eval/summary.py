@@ -1,0 +1,203 @@
+"""EvalResult → one plain dict of numbers: metrics, significance, validity, cost, speed.
+
+The Markdown table, the JSON file and the plot are all rendered from this dict, so the
+three can never disagree.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from eval.harness import EvalResult
+from eval.metrics import (
+    RANK_METRICS,
+    candidates_run,
+    mean_metrics,
+    paired_tests,
+    per_user,
+    qrels_for,
+    run_for,
+)
+from eval.protocols import FULL
+from eval.results import UserResult
+
+HISTORY_BUCKETS = [(1, 4), (5, 9), (10, 19), (20, 49), (50, 10**9)]
+"""History-length bins of the plot when a config runs a single history setting."""
+
+
+def setting_label(setting: int) -> str:
+    return "full" if setting == FULL else str(setting)
+
+
+def summarize(result: EvalResult) -> dict[str, Any]:
+    cfg = result.config
+    ds = result.dataset
+    notes = list(ds.notes)
+    if cfg.protocol.kind == "llmrank":
+        notes.append(f"Negatives are sampled from items the user never interacted with "
+                     f"(LLMRank sampled from all items); {cfg.protocol.n_negatives} per user.")
+    if cfg.protocol.kind == "pipeline":
+        notes.append("Candidates come from our semantic retriever; a user whose target was "
+                     "not retrieved counts as a miss (no user is filtered out).")
+    if cfg.degraded_scores_zero:
+        notes.append("A degraded LLM answer (model failed; candidate order shown) and any "
+                     "exception score 0 and are counted in 'failed'.")
+    out: dict[str, Any] = {
+        "name": cfg.name,
+        "seed": cfg.seed,
+        "dataset": {"name": ds.name, "partial": ds.partial, "ratings": len(ds.ratings),
+                    "items": len(ds.items), "evaluated_users": len(result.loo.splits),
+                    "skipped_users": result.loo.skipped},
+        "protocol": cfg.protocol.model_dump(mode="json"),
+        "notes": notes,
+        "populations": {},
+    }
+    all_users = _population(result, None, with_variants=not result.llm_users or
+                            len(result.llm_users) == len(result.cases[_first(result)]))
+    out["populations"]["all"] = all_users
+    if result.variants and len(result.llm_users) < len(result.cases[_first(result)]):
+        out["populations"]["llm_sample"] = _population(result, set(result.llm_users),
+                                                       with_variants=True)
+    out["validity"] = {v: {setting_label(s): _validity(rs) for s, rs in result.results[v].items()}
+                       for v in result.variants}
+    out["cost"] = {v: _cost([r for rs in result.results[v].values() for r in rs])
+                   for v in result.variants}
+    out["throughput"] = _throughput(result)
+    if result.cache is not None:
+        out["cache"] = {"hits": result.cache.hits, "misses": result.cache.misses}
+    plot_population = "llm_sample" if "llm_sample" in out["populations"] else "all"
+    out["curve"] = {"population": plot_population,
+                    **_curve(result, out["populations"][plot_population]["users_set"])}
+    for pop in out["populations"].values():
+        pop.pop("users_set")
+    return out
+
+
+def _first(result: EvalResult) -> int:
+    return next(iter(result.cases))
+
+
+def _population(
+    result: EvalResult, users: set[str] | None, *, with_variants: bool
+) -> dict[str, Any]:
+    runs = result.baselines + (result.variants if with_variants else [])
+    settings: dict[str, Any] = {}
+    chosen: set[str] = set()
+    for setting, cases in result.cases.items():
+        cases = [c for c in cases if users is None or c.user in users]
+        chosen |= {c.user for c in cases}
+        qrels = qrels_for(cases)
+        rows: dict[str, Any] = {}
+        ranx_runs = {}
+        for name in runs:
+            kept = [r for r in result.results[name][setting] if users is None or r.user in users]
+            ranx_runs[name] = run_for(name, kept)
+            rows[name] = {"users": len(kept), **mean_metrics(qrels, ranx_runs[name], RANK_METRICS)}
+            rows[name]["failed"] = sum(r.failed for r in kept)
+        entry: dict[str, Any] = {"rows": rows}
+        if result.config.protocol.kind == "pipeline":
+            n = result.config.protocol.n_candidates
+            recall = mean_metrics(qrels, candidates_run("retrieval", cases), [f"recall@{n}"])
+            entry["retrieval_recall"] = {f"recall@{n}": recall[f"recall@{n}"]}
+        variants = [v for v in result.variants if v in rows]
+        if variants and result.baselines:
+            reference = max(result.baselines, key=lambda b: rows[b]["ndcg@10"])
+            entry["reference"] = reference
+            entry["significance"] = paired_tests(
+                qrels, run_for(reference, [r for r in result.results[reference][setting]
+                                           if users is None or r.user in users]),
+                [run_for(v, [r for r in result.results[v][setting]
+                             if users is None or r.user in users]) for v in variants],
+                seed=result.config.seed,
+            )
+        settings[setting_label(setting)] = entry
+    return {"users": len(chosen), "settings": settings, "users_set": chosen}
+
+
+def _validity(results: Sequence[UserResult]) -> dict[str, int]:
+    return {
+        "users": len(results),
+        "failed": sum(r.failed for r in results),
+        "errors": sum(r.failed and not r.degraded for r in results),
+        "degraded": sum(r.degraded for r in results),
+        "parse_failures": sum(r.parse_failure for r in results),
+        "repaired": sum(r.repaired for r in results),
+        "invented_ids": sum(r.invented for r in results),
+        "reasked": sum(r.reasked for r in results),
+        "filled_items": sum(r.filled for r in results),
+    }
+
+
+def _cost(results: Sequence[UserResult]) -> dict[str, float]:
+    answered = [r for r in results if r.attempts > 0]
+    if not answered:
+        return {"requests": 0}
+    llm = [r.llm_s for r in answered]
+    overhead = [max(r.total_s - r.llm_s, 0.0) for r in answered]
+    requests = sum(r.attempts for r in answered)
+    return {
+        "users": len(answered),
+        "requests": requests,
+        "prompt_tokens": sum(r.prompt_tokens for r in answered),
+        "completion_tokens": sum(r.completion_tokens for r in answered),
+        "prompt_tokens_per_user": statistics.fmean(r.prompt_tokens for r in answered),
+        "completion_tokens_per_user": statistics.fmean(r.completion_tokens for r in answered),
+        "llm_s_per_user": statistics.fmean(llm),
+        "llm_s_p95": _quantile(llm, 0.95),
+        "overhead_ms_per_user": 1000 * statistics.fmean(overhead),
+        "llm_s_total": sum(llm),
+    }
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _throughput(result: EvalResult) -> dict[str, dict[str, float]]:
+    """Speed of the sessions of this invocation that actually called the LLM."""
+    out: dict[str, dict[str, float]] = {}
+    for s in result.sessions:
+        out[s.run] = {"users": s.users, "elapsed_s": s.elapsed_s, "llm_calls": s.llm_calls,
+                      "cache_hits": s.cache_hits,
+                      "users_per_s": s.users / s.elapsed_s if s.elapsed_s else 0.0,
+                      "llm_calls_per_s": s.llm_calls / s.elapsed_s if s.elapsed_s else 0.0}
+    return out
+
+
+def _curve(result: EvalResult, users: set[str]) -> dict[str, Any]:
+    """Mean NDCG@10 against history length: per setting in a sweep, else per length bin."""
+    runs = result.baselines + result.variants
+    sweep = len(result.cases) > 1
+    points: dict[str, dict[str, float]] = {}
+    for name in runs:
+        series: dict[str, list[float]] = {}
+        for setting, cases in result.cases.items():
+            cases = [c for c in cases if c.user in users]
+            kept = [r for r in result.results[name][setting] if r.user in users]
+            if not kept:
+                continue
+            run = run_for(name, kept)
+            mean_metrics(qrels_for(cases), run, ["ndcg@10"])
+            values = per_user(run, "ndcg@10")
+            for r in kept:
+                x = (_setting_x(setting, result) if sweep else _bucket(r.history_len))
+                series.setdefault(x, []).append(values.get(r.user, 0.0))
+        points[name] = {x: statistics.fmean(v) for x, v in series.items()}
+    order = ([_setting_x(s, result) for s in result.cases] if sweep
+             else [_bucket(lo) for lo, _ in HISTORY_BUCKETS])
+    return {"x": "history length (most recent k)" if sweep else "history length (bin)",
+            "order": order, "points": points}
+
+
+def _setting_x(setting: int, result: EvalResult) -> str:
+    return f"full (≤{result.config.protocol.max_history})" if setting == FULL else str(setting)
+
+
+def _bucket(length: int) -> str:
+    for lo, hi in HISTORY_BUCKETS:
+        if lo <= length <= hi:
+            return f"{lo}+" if hi >= 10**9 else f"{lo}-{hi}"
+    return "0"
