@@ -1,0 +1,165 @@
+"""The harness on a tiny catalog in a real Chroma store, with the LLM scripted at the
+client boundary: cache and resume, failures counted as 0, reports written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ranx import Qrels, Run, evaluate
+
+from eval.config import EvalConfig
+from eval.datasets import Dataset, Rating
+from eval.harness import Harness, llm_result
+from eval.protocols import Case
+from eval.report import write_report
+from eval.summary import summarize
+from recagent.errors import TransportError
+from recagent.prompts import PromptLibrary
+from recagent.ranking import ListwiseRanker
+from recagent.recommender import Recommender
+from recagent.types import Item
+from retrieval.candidates import SemanticRetriever
+from retrieval.store import CatalogStore
+from tests.fakes import ScriptedClient
+
+GENRES = ["horror", "cartoon", "space", "romance", "western"]
+ITEMS = {str(n): Item(id=str(n), title=f"Film {n}",
+                      text=f"Film {n}, a {GENRES[n % 5]} movie.") for n in range(1, 41)}
+USERS = 8
+RATINGS = tuple(
+    Rating(user=f"u{u}", item=str(1 + (u * 5 + k) % 40), rating=5.0, ts=100 * u + k)
+    for u in range(USERS) for k in range(6)
+)
+DATASET = Dataset(name="tiny", ratings=RATINGS, items=ITEMS)
+
+
+def config(**over: Any) -> EvalConfig:
+    raw: dict[str, Any] = {
+        "name": "tiny", "seed": 5,
+        "dataset": {"kind": "ml-100k", "path": "unused"},
+        "protocol": {"kind": "llmrank", "n_negatives": 4, "k": 3},
+        "users": {"llm_sample": 4},
+        "baselines": {"include": ["random", "popularity", "itemknn", "embedding"]},
+        "llm": {"concurrency": 2},
+        "variants": [{"name": "zs", "template": "rank_zero_shot", "explain": False}],
+    }
+    for key, value in over.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+    return EvalConfig.model_validate(raw)
+
+
+def pick(messages: list[dict[str, str]]) -> str:
+    return json.dumps({"ranking": [{"id": x, "reason": "fits"} for x in "CAB"]})
+
+
+def picks(n: int) -> ScriptedClient:
+    return ScriptedClient(*[pick] * n)
+
+
+@pytest.fixture(scope="module")
+def store(embedder, tmp_path_factory: pytest.TempPathFactory) -> CatalogStore:
+    return CatalogStore.open(embedder, path=tmp_path_factory.mktemp("chroma"), name="tiny")
+
+
+def harness(cfg: EvalConfig, store: CatalogStore, out: Path) -> Harness:
+    return Harness(cfg, dataset=DATASET, store=store, out=out, progress=False)
+
+
+def rankings(result, run: str = "zs") -> dict[str, list[str]]:
+    return {r.user: r.ranking for rs in result.results[run].values() for r in rs}
+
+
+def test_baselines_cover_all_users_and_the_llm_its_sample(store, tmp_path: Path) -> None:
+    client = picks(10)
+    result = harness(config(), store, tmp_path).run(client)
+    assert len(client.requests) == 4
+    assert all(len(result.results[b][0]) == USERS for b in result.baselines)
+    assert len(result.results["zs"][0]) == 4
+    for case in result.cases[0]:
+        assert case.target in case.candidates and len(case.candidates) == 5
+    # the LLM answered C, A, B: the ranking is those candidates in that order
+    for case in result.cases[0]:
+        if case.user in result.llm_users:
+            got = rankings(result)[case.user]
+            assert got == [case.candidates[2], case.candidates[0], case.candidates[1]]
+
+
+def test_a_rerun_makes_zero_llm_calls_from_the_log_or_from_the_cache(store, tmp_path) -> None:
+    first = harness(config(), store, tmp_path).run(picks(10))
+    again = ScriptedClient()  # any request would fail the run with "script exhausted"
+    second = harness(config(), store, tmp_path).run(again)
+    assert again.requests == [] and rankings(second) == rankings(first)
+    assert second.sessions[0].users == 0  # every user came from the result log
+
+    for log in (tmp_path / "state").glob("*.jsonl"):
+        log.unlink()
+    cold = ScriptedClient()
+    third = harness(config(), store, tmp_path).run(cold)
+    assert cold.requests == [] and rankings(third) == rankings(first)
+    assert third.cache is not None and (third.cache.hits, third.cache.misses) == (4, 0)
+
+
+def test_ctrl_c_leaves_a_resumable_state(store, tmp_path: Path) -> None:
+    def interrupt(messages: list[dict[str, str]]) -> str:
+        raise KeyboardInterrupt
+
+    cfg = config(llm={"concurrency": 1})
+    with pytest.raises(KeyboardInterrupt):
+        harness(cfg, store, tmp_path).run(ScriptedClient(pick, pick, interrupt, pick))
+    logged = [line for log in (tmp_path / "state").glob("*.jsonl")
+              for line in log.read_text().splitlines()]
+    assert len(logged) == 2
+    resumed = picks(10)
+    result = harness(cfg, store, tmp_path).run(resumed)
+    assert len(resumed.requests) == 2  # only the two users that had not finished
+    assert len(rankings(result)) == 4
+
+
+def test_a_changed_variant_does_not_reuse_old_results(store, tmp_path: Path) -> None:
+    harness(config(), store, tmp_path).run(picks(10))
+    changed = config(variants=[{"name": "zs", "template": "rank_recency", "explain": False}])
+    client = picks(10)
+    harness(changed, store, tmp_path).run(client)
+    assert len(client.requests) == 4
+
+
+def test_failed_users_score_zero_and_are_counted(store, tmp_path: Path) -> None:
+    client = ScriptedClient(*[TransportError("server down")] * 10)
+    result = harness(config(), store, tmp_path).run(client)
+    summary = summarize(result)
+    sample = summary["populations"]["llm_sample"]["settings"]["full"]["rows"]["zs"]
+    assert sample["users"] == 4 and sample["failed"] == 4
+    assert sample["ndcg@10"] == 0.0 and sample["hit_rate@10"] == 0.0
+    validity = summary["validity"]["zs"]["full"]
+    assert validity["degraded"] == 4 and validity["failed"] == 4
+
+
+def test_an_exception_is_a_failed_user_not_a_crash(store) -> None:
+    ranker = ListwiseRanker(picks(1), PromptLibrary())
+    recommender = Recommender(store, SemanticRetriever(store), ranker)
+    store.ingest(list(ITEMS.values()))
+    unknown = Case(user="x", setting=0, target="1", candidates=("1", "2", "3"),
+                   history=(Rating(user="x", item="nope", rating=5.0, ts=1),))
+    result = llm_result(recommender, unknown, "zs", 3, ITEMS, True)
+    assert result.failed and result.ranking == [] and "UnknownItemError" in (result.error or "")
+
+
+def test_report_files_are_written_and_recompute_the_metrics(store, tmp_path: Path) -> None:
+    result = harness(config(), store, tmp_path / "out").run(picks(10))
+    summary = summarize(result)
+    written = write_report(result, summary, tmp_path / "report", "name = 'tiny'\n")
+    names = {p.relative_to(tmp_path / "report").as_posix() for p in written}
+    assert {"config.toml", "metrics.json", "metrics.md", "ndcg10_by_history.png",
+            "trec/qrels.txt", "trec/zs.full.run", "trec/popularity.full.run"} <= names
+    assert (tmp_path / "report" / "ndcg10_by_history.png").read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "report" / "metrics.md").read_text()
+    assert "| popularity | 8 |" in md and "Validity" in md
+    qrels = Qrels.from_file(str(tmp_path / "report" / "trec" / "qrels.txt"), kind="trec")
+    run = Run.from_file(str(tmp_path / "report" / "trec" / "popularity.full.run"), kind="trec")
+    recomputed = evaluate(qrels, run, "ndcg@10")
+    expected = summary["populations"]["all"]["settings"]["full"]["rows"]["popularity"]
+    assert recomputed == pytest.approx(expected["ndcg@10"])
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["name"] == "tiny"
