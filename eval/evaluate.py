@@ -11,6 +11,7 @@ from typing import Any
 
 from eval.config import EvalConfig, load_config
 from eval.harness import Harness, load_dataset
+from eval.rating import evaluate_rating, write_rating_report
 from eval.report import write_report
 from eval.summary import summarize
 from recagent.stack import Settings, open_llm, open_store
@@ -35,18 +36,15 @@ def evaluate_config(
     folder = out or DEFAULT_REPORTS / config.name
     config_text = config_path.read_text(encoding="utf-8")
     dataset = load_dataset(config.dataset)
-    store = open_store(settings.model_copy(update={"collection": f"eval-{dataset.name}"}))
     if config.protocol.kind == "rating":
-        from eval.rating import evaluate_rating, write_rating_report
-
         if config.variants:
             with open_llm(llm_settings(config, settings)) as client:
-                rating = evaluate_rating(config, dataset, store, client, out=folder,
-                                         progress=progress)
+                rating = evaluate_rating(config, dataset, client, out=folder, progress=progress)
         else:
-            rating = evaluate_rating(config, dataset, store, None, out=folder, progress=progress)
+            rating = evaluate_rating(config, dataset, None, out=folder, progress=progress)
         write_rating_report(rating, folder, config_text)
         return rating, folder
+    store = open_store(settings.model_copy(update={"collection": f"eval-{dataset.name}"}))
     harness = Harness(config, dataset=dataset, store=store, out=folder, progress=progress)
     if config.variants:
         result = harness.prepare()

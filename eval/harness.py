@@ -193,8 +193,9 @@ class Harness:
         recommender = Recommender(self.store, SemanticRetriever(self.store), ranker)
         identity = [variant.model_dump(mode="json"), client.model, cfg.llm.base_url,
                     cfg.degraded_scores_zero]
-        log = ResultLog(self.out / "state" / f"{variant.name}-{cfg.fingerprint(*identity)}.jsonl")
-        done = log.read()
+        log = ResultLog(self.out / "state" / f"{variant.name}-{cfg.fingerprint(*identity)}.jsonl",
+                        UserResult)
+        done = {(r.setting, r.user): r for r in log.read()}
         todo = [c for s, cases in result.cases.items() for c in cases
                 if c.user in sample and (s, c.user) not in done]
         before, start = client.stats, time.perf_counter()

@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -43,28 +44,31 @@ class UserResult(BaseModel):
     """Time inside Recommender.recommend; minus llm_s it is our own overhead."""
 
 
-class ResultLog:
-    """Append-only JSON Lines of UserResult, safe to share between worker threads."""
+Record = TypeVar("Record", bound=BaseModel)
 
-    def __init__(self, path: Path) -> None:
+
+class ResultLog(Generic[Record]):
+    """Append-only JSON Lines of one record type, safe to share between worker threads."""
+
+    def __init__(self, path: Path, record: type[Record]) -> None:
         self.path = path
+        self.record = record
         self._lock = threading.Lock()
 
-    def read(self) -> dict[tuple[int, str], UserResult]:
-        """Finished results by (setting, user); a line cut short by a kill is skipped."""
-        done: dict[tuple[int, str], UserResult] = {}
+    def read(self) -> list[Record]:
+        """Finished records in write order; a line cut short by a kill is skipped."""
+        done: list[Record] = []
         if not self.path.exists():
             return done
         with self.path.open(encoding="utf-8") as f:
             for line in f:
                 try:
-                    result = UserResult.model_validate_json(line)
+                    done.append(self.record.model_validate_json(line))
                 except ValidationError:
                     continue
-                done[(result.setting, result.user)] = result
         return done
 
-    def append(self, result: UserResult) -> None:
+    def append(self, result: Record) -> None:
         line = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

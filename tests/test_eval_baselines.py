@@ -80,7 +80,7 @@ def test_embedding_similarity_follows_liked_and_pushes_away_disliked() -> None:
     liked = scorer.score(case(["1"], ["3", "2", "4"]))
     assert baseline_result(scorer, case(["1"], ["3", "2", "4"])).ranking == ["2", "3", "4"]
     assert liked["2"] == pytest.approx(0.9 / math.hypot(0.9, 0.1), abs=1e-6)
-    # liked 1, disliked 3 (rating 1): query = v1 − ½·v3 = (1, −0.5)
+    # liked 1, disliked 3 (rating 1): query = v1 - ½·v3 = (1, -0.5)
     mixed = scorer.score(case(["1", "3"], ["2", "4"], ratings=[5.0, 1.0]))
     assert mixed["2"] == pytest.approx((0.9 - 0.05) / math.hypot(0.9, 0.1), abs=1e-6)
 
