@@ -61,7 +61,9 @@ class UserHistory(_Frozen):
     @model_validator(mode="after")
     def _no_duplicate_items(self) -> UserHistory:
         seen: set[str] = set()
-        dupes = [i.item_id for i in self.interactions if i.item_id in seen or seen.add(i.item_id)]
+        dupes: set[str] = set()
+        for interaction in self.interactions:
+            (dupes if interaction.item_id in seen else seen).add(interaction.item_id)
         if dupes:
             raise ValueError(f"history lists these item ids more than once: {sorted(set(dupes))}")
         return self
