@@ -1,0 +1,109 @@
+"""`recagent eval` end to end: a 3-user LLMRank config, the real embedded SmolLM2-135M,
+real Chroma, the real CLI. Asserts what must hold for any model, and that a second run
+makes no LLM call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recagent.cli import main
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+GENRES = ["horror", "animated", "space", "romance", "western"]
+
+
+def write_inputs(folder: Path) -> Path:
+    catalog = folder / "items.csv"
+    catalog.write_text("id,title,text\n" + "".join(
+        f"{n},Film {n},A {GENRES[n % 5]} film number {n}.\n" for n in range(1, 41)))
+    log = folder / "log.csv"
+    log.write_text("user,item,rating,timestamp\n" + "".join(
+        f"u{u},{1 + (u * 7 + k) % 40},{5 if k % 3 else 4},{100 * u + k}\n"
+        for u in range(3) for k in range(8)))
+    config = folder / "eval.toml"
+    config.write_text(f"""
+name = "it"
+seed = 1
+[dataset]
+kind = "interactions"
+path = "{catalog}"
+ratings = "{log}"
+[protocol]
+kind = "llmrank"
+n_negatives = 9
+k = 5
+[users]
+llm_sample = 3
+[baselines]
+include = ["random", "popularity", "embedding"]
+[llm]
+preset = "smollm2-135m"
+threads = 2
+[[variants]]
+name = "zs"
+template = "rank_zero_shot"
+explain = false
+""")
+    return config
+
+
+def run(config: Path, home: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> dict:
+    code = main(["eval", str(config), "--home", str(home), "--out", str(out), "--json"])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_llmrank_end_to_end_then_a_free_rerun(tmp_path: Path, capsys) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "artifacts").symlink_to(REPO / ".cache" / "artifacts")
+    config = write_inputs(tmp_path)
+    out = tmp_path / "report"
+
+    first = run(config, home, out, capsys)
+    row = first["populations"]["all"]["settings"]["full"]["rows"]["zs"]
+    validity = first["validity"]["zs"]["full"]
+    assert row["users"] == 3 and validity["users"] == 3
+    assert first["throughput"]["zs"]["llm_calls"] >= 3  # one call per user, plus re-asks
+    assert 0.0 <= row["ndcg@10"] <= 1.0
+    history = {}
+    for line in (tmp_path / "log.csv").read_text().splitlines()[1:]:
+        user, item, *_ = line.split(",")
+        history.setdefault(user, set()).add(item)
+    targets = dict(line.split()[::2] for line in
+                   (out / "trec" / "qrels.txt").read_text().splitlines())
+    per_user: dict[str, list[str]] = {}
+    for line in (out / "trec" / "zs.full.run").read_text().splitlines():
+        user, _, item, *_ = line.split()
+        per_user.setdefault(user, []).append(item)
+    for user, items in per_user.items():
+        if items == ["__no_answer__"]:
+            continue  # a failed user: counted in validity, scored 0
+        assert len(items) == 5 and len(set(items)) == 5
+        # candidates are the held-out target and items the user never saw
+        assert not set(items) & (history[user] - {targets[user]})
+    assert (out / "ndcg10_by_history.png").is_file() and (out / "metrics.md").is_file()
+
+    again = run(config, home, out, capsys)
+    assert again["throughput"]["zs"]["llm_calls"] == 0
+    assert again["populations"]["all"]["settings"]["full"]["rows"]["zs"] == row
+
+    for log in (out / "state").glob("*.jsonl"):
+        log.unlink()
+    cached = run(config, home, out, capsys)
+    assert cached["throughput"]["zs"]["llm_calls"] == 0
+    assert cached["throughput"]["zs"]["cache_hits"] >= 3
+    assert cached["populations"]["all"]["settings"]["full"]["rows"]["zs"] == row
+
+
+def test_a_bad_config_exits_2(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[dataset]\nkind = "ml-100k"\npath = "."\n'
+                   '[protocol]\nkind = "llmrank"\nnegatives = 3\n')
+    assert main(["eval", str(bad)]) == 2
+    assert "negatives" in capsys.readouterr().err
