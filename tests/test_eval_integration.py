@@ -43,7 +43,7 @@ llm_sample = 3
 include = ["random", "popularity", "embedding"]
 [llm]
 preset = "smollm2-135m"
-threads = 2
+threads = 1
 [[variants]]
 name = "zs"
 template = "rank_zero_shot"
