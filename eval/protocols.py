@@ -158,10 +158,14 @@ def pipeline_case(
 
 
 def sample_users(users: Sequence[str], n: int | None, seed: int) -> list[str]:
-    """A fixed seeded sample (all users when n is None or larger), in the input order."""
+    """The first n of a seeded shuffle, in the input order (all users when n is None or
+    larger). Samples are nested: a larger n keeps every user of a smaller one, so a run
+    can grow its sample and reuse what it already paid for."""
     if n is None or n >= len(users):
         return list(users)
-    chosen = set(random.Random(f"{seed}/sample").sample(list(users), n))
+    order = list(users)
+    random.Random(f"{seed}/sample").shuffle(order)
+    chosen = set(order[:n])
     return [u for u in users if u in chosen]
 
 

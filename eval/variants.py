@@ -17,7 +17,7 @@ from recagent.prompts import PromptLibrary
 from recagent.ranking import ListwiseRanker
 from recagent.types import Completion, Demonstration, Item
 
-SHORT_REASON_CHARS = 16
+SHORT_REASON_CHARS = 8
 """With explain off, a reason is a few words: decoding time is most of an LLM call here."""
 SHORT_TOKENS_PER_ITEM = 24
 

@@ -132,6 +132,7 @@ def test_user_sample_is_fixed_by_the_seed() -> None:
     assert sample == sample_users(users, 10, seed=3) and len(sample) == 10
     assert sample != sample_users(users, 10, seed=4)
     assert sample_users(users, None, seed=3) == users
+    assert set(sample_users(users, 5, seed=3)) < set(sample)  # nested: a sample can grow
 
 
 def test_rating_split_holds_out_the_latest_ratings() -> None:
