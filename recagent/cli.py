@@ -179,6 +179,52 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A conversation: interactive, or one message per line of --script."""
+    from contextlib import ExitStack
+
+    from recagent.chat import ChatSession
+    from recagent.chat_console import print_turn, script_messages, typed_messages
+    from recagent.llm import LLMClient
+    from recagent.prompts import PromptLibrary
+    from recagent.ranking import ListwiseRanker
+    from recagent.recommender import Recommender
+    from recagent.stack import open_llm
+    from retrieval.candidates import SemanticRetriever
+
+    settings = _settings(args)
+    script = script_messages(args.script) if args.script else None
+    store = open_store(settings)
+    prompts = PromptLibrary()
+    with ExitStack() as stack:
+        client: LLMClient | None = None
+        if settings.ranker == "llm":
+            client = stack.enter_context(open_llm(settings))
+        ranker = ListwiseRanker(client, prompts, template=settings.template) if client else None
+        recommender = Recommender(store, SemanticRetriever(store), ranker,
+                                  n_candidates=settings.n_candidates)
+        if args.session and args.session.exists():
+            session = ChatSession.from_json(args.session.read_text(encoding="utf-8"),
+                                            recommender, client, prompts, k=args.k)
+        else:
+            session = ChatSession(recommender, client, prompts, k=args.k)
+        for message in script if script is not None else typed_messages():
+            try:
+                turn = session.send(message)
+            except ConfigError as e:
+                if script is not None:
+                    raise
+                print(f"error: {e}", file=sys.stderr)
+                continue
+            if args.json:
+                print(json.dumps(turn.model_dump(mode="json", exclude={"trace"})), flush=True)
+            else:
+                print_turn(turn)
+            if args.session:
+                args.session.write_text(session.to_json(), encoding="utf-8")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recagent",
@@ -236,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="a TOML evaluation config")
     p.add_argument("--out", type=Path, help="report folder (default eval/reports/NAME)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("chat", parents=[common], help="refine recommendations in a conversation",
+                       description="Chat: say what you liked and what to avoid; each message "
+                                   "refines the list. Interactive unless --script is given.")
+    p.add_argument("--script", type=Path, help="a file with one user message per line")
+    p.add_argument("--session", type=Path,
+                   help="a JSON file: resume the session saved there, save after each turn")
+    p.add_argument("--k", type=int, default=5, help="items per answer (default 5)")
+    p.add_argument("--candidates", dest="n_candidates", type=int,
+                   help="candidates retrieved for the LLM to rank (default 20)")
+    p.add_argument("--template", help="ranking prompt template (default rank_zero_shot)")
+    p.add_argument("--no-llm", action="store_true", help="rules and retrieval only, no LLM")
+    p.set_defaults(func=cmd_chat)
     return parser
 
 

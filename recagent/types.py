@@ -190,3 +190,100 @@ class IngestReport(_Frozen):
     unchanged: int = 0
     total: int = 0
     """Items in the input (added + updated + unchanged), not the collection size."""
+
+
+# ---- chat: a conversation's structured preference profile --------------------------------
+
+MESSAGE_MAX_CHARS = 2000
+"""Longest chat message accepted; longer ones are a ConfigError, not a truncation."""
+YEAR_MIN, YEAR_MAX = 1800, 2100
+
+
+class ItemRef(_Frozen):
+    """A catalog item a user referred to, with the words that matched it (shown back)."""
+
+    item_id: str
+    title: str
+    said: Annotated[str, Field(max_length=200)]
+    how: str = "title"
+    """'title' (matched by retrieval + title text), 'id', or 'list' ('the second one')."""
+
+
+Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX)]
+
+
+class ProfileDelta(_Frozen):
+    """What one message changes, before titles are looked up in the catalog."""
+
+    liked: list[str] = Field(default_factory=list)
+    disliked: list[str] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list)
+    include_genres: list[str] = Field(default_factory=list)
+    exclude_genres: list[str] = Field(default_factory=list)
+    allow_genres: list[str] = Field(default_factory=list)
+    """Genres no longer ruled out ("horror is fine again"), without requiring them."""
+    year_min: Year | None = None
+    year_max: Year | None = None
+    clear_years: bool = False
+    """"any year": drop both year limits (before this delta's own limits apply)."""
+    wishes: list[str] = Field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self == ProfileDelta()
+
+
+class PreferenceProfile(_Frozen):
+    """A chat session's state: what the user liked, ruled out and asked for so far.
+
+    Genre and year limits and every liked/disliked/seen item are hard constraints:
+    they become retrieval filters and a final check on each returned item."""
+
+    liked: list[ItemRef] = Field(default_factory=list)
+    disliked: list[ItemRef] = Field(default_factory=list)
+    seen: list[ItemRef] = Field(default_factory=list)
+    include_genres: list[str] = Field(default_factory=list)
+    exclude_genres: list[str] = Field(default_factory=list)
+    year_min: Year | None = None
+    year_max: Year | None = None
+    wishes: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+
+    @property
+    def excluded_ids(self) -> set[str]:
+        """Never recommended again: everything the user named, whatever they felt."""
+        return {r.item_id for r in (*self.liked, *self.disliked, *self.seen)}
+
+
+class ChatTurn(_Frozen):
+    """One exchange: the reply, the list shown, and the profile after this message."""
+
+    message: str
+    reply: str
+    items: list[RankedItem]
+    profile: PreferenceProfile
+    matched: list[ItemRef] = Field(default_factory=list)
+    """Items the user's words were resolved to in this turn."""
+    unresolved: list[str] = Field(default_factory=list)
+    """Titles the user named that the catalog does not hold."""
+    notes: list[str] = Field(default_factory=list)
+    """What went wrong or was overridden (unusable extraction, dropped items, …)."""
+    degraded: bool = False
+    trace: Trace | None = None
+
+
+class ShownItem(_Frozen):
+    """An item of the list last shown in a chat, for "the second one"."""
+
+    item_id: str
+    title: str
+
+
+class ChatState(_Frozen):
+    """A chat session as saved to JSON: enough to go on where it stopped."""
+
+    version: Annotated[int, Field(ge=1, le=1)] = 1
+    k: Annotated[int, Field(ge=1, le=50)]
+    profile: PreferenceProfile
+    shown: list[ShownItem] = Field(default_factory=list)
+    last_ref: ItemRef | None = None
+    turns: Annotated[int, Field(ge=0)] = 0

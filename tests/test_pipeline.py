@@ -100,7 +100,7 @@ def test_every_template_gives_a_valid_list(recommender: Recommender, llm) -> Non
                          candidate_titles=["Fargo (1996)", "Return of the Jedi (1983)"],
                          chosen_title="Return of the Jedi (1983)", reason="Same saga.")
     history = UserHistory.from_ids(["50", "172"])
-    for template in PromptLibrary().names():
+    for template in [n for n in PromptLibrary().names() if n.startswith("rank_")]:
         ranker = ListwiseRanker(llm, PromptLibrary(), template=template, demonstrations=[demo])
         rec = Recommender(recommender.store, recommender.retriever, ranker).recommend(history, 5)
         check(rec, history, 5, CATALOG)
