@@ -13,7 +13,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,eval]'
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,eval,langchain]'
 	touch $@
 
 ## demo: ingest MovieLens 100K into Chroma, then recommend for a new user with 3 likes
