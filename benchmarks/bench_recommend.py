@@ -1,0 +1,70 @@
+"""Wall time of `Recommender.recommend` (20 candidates, k=10) per model preset.
+
+Histories are the first 1-5 liked movies (rating >= 4, by time) of seeded random
+MovieLens 100K users, i.e. the new-user case. Needs the catalog ingested into HOME:
+    .venv/bin/recagent ingest --movielens ../shared/data/ml-100k --home HOME
+    .venv/bin/python benchmarks/bench_recommend.py --home HOME --model smollm2-135m -n 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from recagent.stack import Settings, open_recommender
+from recagent.types import UserHistory
+
+
+def sparse_histories(ratings: Path, n: int, seed: int) -> list[UserHistory]:
+    liked: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for line in ratings.read_text().splitlines():
+        user, item, rating, ts = line.split("\t")
+        if int(rating) >= 4:
+            liked[user].append((int(ts), item))
+    rng = random.Random(seed)
+    users = sorted(liked, key=int)
+    out = []
+    for user in rng.sample(users, n):
+        size = rng.randint(1, 5)
+        ids = [item for _, item in sorted(liked[user])[:size]]
+        out.append(UserHistory.from_ids(ids, user_id=user))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k/u.data"))
+    parser.add_argument("-n", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    histories = sparse_histories(args.data, args.n, args.seed)
+    started = time.perf_counter()
+    with open_recommender(Settings(home=args.home, preset=args.model)) as recommender:
+        startup = time.perf_counter() - started
+        recommender.recommend(histories[0], k=10)  # warm-up, not counted
+        times, completion = [], []
+        for history in histories:
+            rec = recommender.recommend(history, k=10)
+            times.append(rec.trace.latency_s)
+            completion.append(rec.trace.usage.completion_tokens)
+        stats = recommender.stats
+    q = statistics.quantiles(times, n=10)
+    print(json.dumps({
+        "model": args.model, "requests": len(times), "startup_s": round(startup, 1),
+        "median_s": round(statistics.median(times), 2), "p90_s": round(q[-1], 2),
+        "mean_completion_tokens": round(statistics.mean(completion), 1),
+        "degraded": stats.degraded, "repaired": stats.repaired, "reasked": stats.reasked,
+    }))
+
+
+if __name__ == "__main__":
+    main()
