@@ -46,7 +46,7 @@ def catalog_genres(store: CatalogStore, sample: int = 50) -> list[str]:
 def normalise_title(title: str) -> str:
     """'Usual Suspects, The (1995)' and 'the usual suspects' → 'usual suspects'."""
     text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
-    text = _YEAR.sub("", text.strip()).strip()
+    text = _YEAR.sub("", text.strip()).strip() or text.strip()  # '2001' is a title too
     text = _ARTICLE_AT_END.sub(r"\2 \1", text)
     text = re.sub(r"[^a-z0-9]+", " ", text).strip()
     return _ARTICLE_AT_START.sub("", text)
@@ -110,7 +110,7 @@ class TitleResolver:
                 return ItemRef(item_id=shown[0].item_id, title=shown[0].title, said=said,
                                how="list")
             return None
-        if allow_ids and said.isdigit():
+        if allow_ids:
             got = self.store.get([said])
             if said in got:
                 return ItemRef(item_id=said, title=got[said].title, said=said, how="id")
