@@ -8,7 +8,11 @@ stopping frees the port. No wording, no timings.
 from __future__ import annotations
 
 import json
+import re
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +152,28 @@ def test_a_file_that_is_not_gguf_is_refused_before_starting(tmp_path: Path) -> N
     fake.write_bytes(b"not a model")
     with pytest.raises(ModelArtifactError, match="not a GGUF"):
         LocalLLMServer(fake, model_name="fake").start()
+
+
+def test_serve_forever_prints_the_url_and_stops_on_ctrl_c(smollm2: tuple[str, Path]) -> None:
+    name, path = smollm2
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from recagent.local_llm import LocalLLMServer, serve_forever\n"
+        "serve_forever(LocalLLMServer(Path(sys.argv[1]), model_name=sys.argv[2], n_ctx=512,"
+        " n_parallel=1))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path), name],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
+        assert url, line
+        assert accepts_connections(int(url.group(1)))
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "stopping" in out
+    assert not accepts_connections(int(url.group(1)))
