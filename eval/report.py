@@ -148,6 +148,9 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
         xs = [x for x in order if x in points]
         style = "-o" if name in variants else "--."
         ax.plot(xs, [points[x] for x in xs], style, label=name)
+    shown = [x for x in order if x in curve["users"]]
+    ax.set_xticks(shown,
+                  [f"{x}\n(n={curve['users'][x]})" for x in shown])
     ax.set_xlabel(curve["x"])
     ax.set_ylabel("NDCG@10")
     ax.set_title(f"{summary['name']} ({curve['population']} users)")

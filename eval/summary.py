@@ -172,6 +172,7 @@ def _curve(result: EvalResult, users: set[str]) -> dict[str, Any]:
     runs = result.baselines + result.variants
     sweep = len(result.cases) > 1
     points: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
     for name in runs:
         series: dict[str, list[float]] = {}
         for setting, cases in result.cases.items():
@@ -186,10 +187,11 @@ def _curve(result: EvalResult, users: set[str]) -> dict[str, Any]:
                 x = (_setting_x(setting, result) if sweep else _bucket(r.history_len))
                 series.setdefault(x, []).append(values.get(r.user, 0.0))
         points[name] = {x: statistics.fmean(v) for x, v in series.items()}
+        counts = {x: len(v) for x, v in series.items()}
     order = ([_setting_x(s, result) for s in result.cases] if sweep
              else [_bucket(lo) for lo, _ in HISTORY_BUCKETS])
     return {"x": "history length (most recent k)" if sweep else "history length (bin)",
-            "order": order, "points": points}
+            "order": order, "points": points, "users": counts}
 
 
 def _setting_x(setting: int, result: EvalResult) -> str:
