@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: its own)")
     parser.add_argument("--rounds", type=int, default=1, help="times through the conversations")
+    parser.add_argument("--max-turns", type=int, default=0, help="stop after this many (0: all)")
     parser.add_argument("--no-extract", action="store_true",
                         help="rules only for reading messages (the model still ranks)")
     args = parser.parse_args()
@@ -59,6 +60,8 @@ def main() -> None:
             for script in CONVERSATIONS:
                 chat = ChatSession(recommender, reader, prompts, k=5)
                 for message in script:
+                    if args.max_turns and len(turns) >= args.max_turns:
+                        break
                     t0 = time.perf_counter()
                     turn = chat.send(message)
                     turns.append(time.perf_counter() - t0)
