@@ -90,6 +90,27 @@ def ground(answer: ExtractionAnswer, message: str, parsed: ParsedMessage,
            genres: Sequence[str]) -> tuple[ProfileDelta, list[str]]:
     """Keep only the model's claims the message supports; returns (delta, what was ignored)."""
     ignored: list[str] = []
+    titles = _ground_titles(answer, message, parsed, ignored)
+    year_min, year_max = _ground_years(answer, message, parsed, ignored)
+    rule_genres = {*parsed.delta.include_genres, *parsed.delta.exclude_genres,
+                   *parsed.delta.allow_genres}
+    both = set(answer.genres) & set(answer.not_genres)
+    wished = [g for g in answer.genres if g in set(genres) and g not in both | rule_genres]
+    ignored += [f"genre {g} ruled out by the model alone" for g in answer.not_genres
+                if g not in rule_genres]
+    wish = wish_words(answer.wish)
+    if wish and not set(wish.split()) <= set(wish_words(message).split()):
+        ignored.append(f"wish {answer.wish!r} uses words the message does not")
+        wish = ""
+    wishes = [w for w in [wish, " ".join(f"{g} film" for g in wished)] if w]
+    return ProfileDelta(liked=titles["liked"], disliked=titles["disliked"],
+                        seen=titles["seen"], year_min=year_min, year_max=year_max,
+                        wishes=wishes), ignored
+
+
+def _ground_titles(answer: ExtractionAnswer, message: str, parsed: ParsedMessage,
+                   ignored: list[str]) -> dict[str, list[str]]:
+    """Titles written in the message, filed under one list only, not read by the rules."""
     said = f" {normalise_title(message)} "
     lists = {"liked": answer.liked, "disliked": answer.disliked, "seen": answer.seen}
     owner: dict[str, set[str]] = {}
@@ -98,7 +119,7 @@ def ground(answer: ExtractionAnswer, message: str, parsed: ParsedMessage,
             owner.setdefault(normalise_title(t), set()).add(kind)
     decided = {normalise_title(t) for t in
                (*parsed.delta.liked, *parsed.delta.disliked, *parsed.delta.seen)}
-    kept: dict[str, list[str]] = {"liked": [], "disliked": [], "seen": []}
+    kept: dict[str, list[str]] = {kind: [] for kind in lists}
     for kind, titles in lists.items():
         for t in titles:
             key = normalise_title(t)
@@ -106,36 +127,24 @@ def ground(answer: ExtractionAnswer, message: str, parsed: ParsedMessage,
                 ignored.append(f"title {t!r} is not in the message")
             elif len(owner[key]) > 1:
                 ignored.append(f"title {t!r} was filed as {' and '.join(sorted(owner[key]))}")
-            elif key in decided:
-                continue  # the rule-based reading of the same words stands
-            elif t not in kept[kind]:
-                kept[kind].append(t)
-    known = set(genres)
-    both = set(answer.genres) & set(answer.not_genres)
-    rule_genres = {*parsed.delta.include_genres, *parsed.delta.exclude_genres,
-                   *parsed.delta.allow_genres}
-    wished = [g for g in answer.genres if g in known and g not in both | rule_genres]
-    ignored += [f"genre {g} ruled out by the model alone" for g in answer.not_genres
-                if g not in rule_genres]
-    year_min, year_max = answer.year_min, answer.year_max
+            elif key not in decided and t not in kept[kind]:
+                kept[kind].append(t)  # (a title the rules read keeps the rules' reading)
+    return kept
+
+
+def _ground_years(answer: ExtractionAnswer, message: str, parsed: ParsedMessage,
+                  ignored: list[str]) -> tuple[int | None, int | None]:
+    """Year limits written in the message outside any title, when the rules found none."""
     delta = parsed.delta
     if delta.year_min is not None or delta.year_max is not None or delta.clear_years:
-        year_min = year_max = None  # the rules read the years already
+        return None, None  # the rules read the years already
     title_free = message
     for span in parsed.title_spans:
         title_free = title_free.replace(span, " ")
-    for name, value in (("year_min", year_min), ("year_max", year_max)):
+    kept: list[int | None] = []
+    for name, value in (("year_min", answer.year_min), ("year_max", answer.year_max)):
         if value is not None and str(value) not in title_free:
             ignored.append(f"{name} {value} is not written in the message")
-    if year_min is not None and str(year_min) not in title_free:
-        year_min = None
-    if year_max is not None and str(year_max) not in title_free:
-        year_max = None
-    wish = wish_words(answer.wish)
-    message_words = set(wish_words(message).split())
-    if wish and not set(wish.split()) <= message_words:
-        ignored.append(f"wish {answer.wish!r} uses words the message does not")
-        wish = ""
-    wishes = [w for w in [wish, " ".join(f"{g} film" for g in wished)] if w]
-    return ProfileDelta(liked=kept["liked"], disliked=kept["disliked"], seen=kept["seen"],
-                        year_min=year_min, year_max=year_max, wishes=wishes), ignored
+            value = None
+        kept.append(value)
+    return kept[0], kept[1]
