@@ -155,7 +155,9 @@ def genre_words(genres: Iterable[str]) -> dict[str, str]:
     words: dict[str, str] = {}
     for genre in genres:
         low = genre.lower()
-        variants = {low, low + "s", low.replace("-", " "), low.replace("-", "")}
+        variants = {low, low.replace("-", " "), low.replace("-", "")}
+        if len(low) >= 5:  # 'westerns', 'thrillers'; but 'wars' is Star Wars, not War
+            variants.add(low + "s")
         variants.update(_SYNONYMS.get(low, ()))
         for v in variants:
             words.setdefault(v, genre)

@@ -7,7 +7,7 @@ import pytest
 from recagent.chat_parse import genre_words, is_pronoun, list_position, parse_message, wish_words
 
 GENRES = ["Action", "Animation", "Children's", "Comedy", "Crime", "Horror", "Romance", "Sci-Fi",
-          "Thriller", "Western"]
+          "Thriller", "War", "Western"]
 
 
 def parse(text: str, genres: list[str] = GENRES):  # type: ignore[no-untyped-def]
@@ -26,6 +26,8 @@ def parse(text: str, genres: list[str] = GENRES):  # type: ignore[no-untyped-def
     ("I've seen enough westerns", [], ["Western"]),
     ("nothing scary, the kids are watching", ["Children's"], ["Horror"]),
     ("Star Wars-style adventure", [], []),  # 'war' is no genre here, 'Wars' is a title word
+    ("recommend Star Wars", [], []),
+    ("a war movie", ["War"], []),
 ])
 def test_genre_words_of_the_catalog(text: str, include: list[str], exclude: list[str]) -> None:
     delta = parse(text)
