@@ -6,63 +6,14 @@ parameters is a variant.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from typing import Any
 
 from eval.config import VariantConfig
 from eval.protocols import Split, llmrank_candidates, sample_users
-from recagent.llm import JsonSchema, LLMClient, Message
+from recagent.llm import LLMClient
 from recagent.prompts import PromptLibrary
 from recagent.ranking import ListwiseRanker
-from recagent.types import Completion, Demonstration, Item
-
-SHORT_REASON_CHARS = 8
-"""With explain off, a reason is a few words: decoding time is most of an LLM call here."""
-SHORT_TOKENS_PER_ITEM = 24
-
-
-class ShortReasons:
-    """An LLMClient that caps every `reason` string in the requested JSON schema.
-
-    The ranker's schema requires a reason per item; a grammar-constrained server then
-    cannot spend tokens on prose, which is what "explain off" means for throughput."""
-
-    def __init__(self, inner: LLMClient, max_chars: int = SHORT_REASON_CHARS) -> None:
-        self.inner = inner
-        self.max_chars = max_chars
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        schema: JsonSchema | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        top_logprobs: int = 0,
-        seed: int | None = 0,
-    ) -> Completion:
-        if schema is not None:
-            schema = copy.deepcopy(schema)
-            _cap_reasons(schema, self.max_chars)
-        return self.inner.complete(messages, schema=schema, max_tokens=max_tokens,
-                                   temperature=temperature, top_logprobs=top_logprobs, seed=seed)
-
-
-def _cap_reasons(node: Any, max_chars: int) -> None:
-    if isinstance(node, dict):
-        props = node.get("properties")
-        if isinstance(props, dict) and isinstance(props.get("reason"), dict):
-            props["reason"]["maxLength"] = max_chars
-        for value in node.values():
-            _cap_reasons(value, max_chars)
-    elif isinstance(node, list):
-        for value in node:
-            _cap_reasons(value, max_chars)
+from recagent.types import Demonstration, Item
 
 
 def demonstrations(
@@ -92,11 +43,9 @@ def build_ranker(
     variant: VariantConfig, client: LLMClient, prompts: PromptLibrary,
     demos: Sequence[Demonstration], *, seed: int,
 ) -> ListwiseRanker:
-    """The ranker for one variant; explain=False caps reasons (see ShortReasons)."""
-    if not variant.explain:
-        client = ShortReasons(client)
+    """The ranker for one variant; explain=False asks for candidate letters only."""
     return ListwiseRanker(
         client, prompts, template=variant.template, demonstrations=demos,
         max_history=variant.max_history, temperature=variant.temperature, seed=seed,
-        tokens_per_item=60 if variant.explain else SHORT_TOKENS_PER_ITEM,
+        explain=variant.explain,
     )

@@ -54,24 +54,26 @@ def normalize_label(raw: str) -> str:
     return raw.strip().strip("[]().:").strip().upper()
 
 
-def answer_schema(labels: Sequence[str], k: int) -> JsonSchema:
+def answer_schema(labels: Sequence[str], k: int, *, explain: bool = True) -> JsonSchema:
     """JSON schema with the labels as an enum and bounded sizes, so a small model cannot
-    invent ids or run away inside a field."""
+    invent ids or run away inside a field. Without `explain` the entries carry no reason:
+    decoding is most of a call's cost on a CPU, and an order needs none."""
+    entry: JsonSchema = {
+        "type": "object",
+        "properties": {"id": {"type": "string", "enum": list(labels)}},
+        "required": ["id"],
+        "additionalProperties": False,
+    }
+    if explain:
+        entry["properties"]["reason"] = {"type": "string", "minLength": 1,
+                                         "maxLength": REASON_MAX_CHARS}
+        entry["required"] = ["id", "reason"]
     return {
         "type": "object",
         "properties": {
             "ranking": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string", "enum": list(labels)},
-                        "reason": {"type": "string", "minLength": 1,
-                                   "maxLength": REASON_MAX_CHARS},
-                    },
-                    "required": ["id", "reason"],
-                    "additionalProperties": False,
-                },
+                "items": entry,
                 "minItems": k,
                 "maxItems": k,
             }
@@ -85,9 +87,11 @@ def answer_schema(labels: Sequence[str], k: int) -> JsonSchema:
 class LLMRanking:
     """What a ranker proposes: candidate ids in order with reasons, plus its audit trail.
 
-    `unknown` holds answers that named no candidate (kept for the trace, never shown)."""
+    `unknown` holds answers that named no candidate (kept for the trace, never shown).
+    A reason of None means the ranker was not asked to explain: the facade explains the
+    item from retrieval evidence instead, and that is not a repair."""
 
-    order: list[tuple[str, str]]
+    order: list[tuple[str, str | None]]
     invocation: Invocation
     unknown: list[str] = field(default_factory=list)
 
@@ -112,11 +116,12 @@ def describe_history(history: Sequence[tuple[Interaction, Item]]) -> list[dict[s
     return rows
 
 
-def demonstration_vars(demo: Demonstration) -> dict[str, Any]:
+def demonstration_vars(demo: Demonstration, explain: bool = True) -> dict[str, Any]:
     """A few-shot example in the same shape as the real task, with its answer as JSON."""
     labels = labels_for(len(demo.candidate_titles))
     chosen = labels[demo.candidate_titles.index(demo.chosen_title)]
-    answer = {"ranking": [{"id": chosen, "reason": demo.reason}]}
+    entry = {"id": chosen, "reason": demo.reason} if explain else {"id": chosen}
+    answer = {"ranking": [entry]}
     return {
         "history": [{"text": t, "feeling": "liked"} for t in demo.history_titles],
         "candidates": [{"label": lab, "text": t}
@@ -139,7 +144,7 @@ class ListwiseRanker:
         max_history: int = 20,
         temperature: float = 0.0,
         seed: int | None = 0,
-        tokens_per_item: int = 60,
+        explain: bool = True,
     ) -> None:
         for demo in demonstrations:
             if demo.chosen_title not in demo.candidate_titles:
@@ -152,7 +157,8 @@ class ListwiseRanker:
         self.max_history = max_history
         self.temperature = temperature
         self.seed = seed
-        self.tokens_per_item = tokens_per_item
+        self.explain = explain
+        self.tokens_per_item = 60 if explain else 8
 
     def rank(
         self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int
@@ -165,9 +171,10 @@ class ListwiseRanker:
             candidates=[{"label": lab, "text": c.item.text or c.item.title}
                         for lab, c in zip(labels, candidates, strict=True)],
             k=k,
-            demonstrations=[demonstration_vars(d) for d in self.demonstrations],
+            explain=self.explain,
+            demonstrations=[demonstration_vars(d, self.explain) for d in self.demonstrations],
         )
-        schema = answer_schema(labels, k)
+        schema = answer_schema(labels, k, explain=self.explain)
         messages = list(prompt.messages)
         usage, latency, raw = Usage(), 0.0, ""
         start = time.perf_counter()
@@ -185,20 +192,22 @@ class ListwiseRanker:
                     raise ResponseError(f"unparseable ranking: {_short(e)}", raw, attempt) from e
                 # Re-ask once, showing the model its own answer and what was wrong with it.
                 messages = [*prompt.messages, {"role": "assistant", "content": raw[:2000]},
-                            {"role": "user", "content": _reask_text(e, k)}]
+                            {"role": "user", "content": _reask_text(e, k, self.explain)}]
                 continue
             invocation = Invocation(
                 template=prompt.template, template_hash=prompt.template_hash,
                 model=self.client.model, messages=messages, raw=raw, attempts=attempt,
                 usage=usage, latency_s=latency or time.perf_counter() - start,
             )
-            order, unknown = [], []
+            order: list[tuple[str, str | None]] = []
+            unknown = []
             for entry in answer.ranking:
                 item_id = by_label.get(normalize_label(entry.id))
                 if item_id is None:
                     unknown.append(entry.id)
                 else:
-                    order.append((item_id, entry.reason.strip()[:REASON_MAX_CHARS]))
+                    reason = entry.reason.strip()[:REASON_MAX_CHARS] if self.explain else None
+                    order.append((item_id, reason))
             return LLMRanking(order=order, invocation=invocation, unknown=unknown)
         raise AssertionError("unreachable")
 
@@ -208,7 +217,7 @@ def _short(error: ValidationError) -> str:
                      for e in error.errors()[:3])
 
 
-def _reask_text(error: ValidationError, k: int) -> str:
+def _reask_text(error: ValidationError, k: int, explain: bool) -> str:
+    entry = '{"id": "<letter>", "reason": "<short reason>"}' if explain else '{"id": "<letter>"}'
     return (f"That answer was not valid ({_short(error)}). Reply again with JSON only: "
-            f'{{"ranking": [{{"id": "<letter>", "reason": "<short reason>"}}, ...]}} '
-            f"with {k} entries.")
+            f'{{"ranking": [{entry}, ...]}} with {k} entries.')

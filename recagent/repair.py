@@ -21,13 +21,14 @@ def retrieval_reason(candidate: Candidate, history_titles: Mapping[str, str]) ->
 
 
 def assemble(
-    order: Sequence[tuple[str, str]],
+    order: Sequence[tuple[str, str | None]],
     candidates: Sequence[Candidate],
     seen: Collection[str],
     k: int,
     history_titles: Mapping[str, str],
 ) -> tuple[list[RankedItem], list[str]]:
-    """The final top-k: the ranker's valid picks first, then retrieval order."""
+    """The final top-k: the ranker's valid picks first, then retrieval order. A reason of
+    None (the ranker was not asked to explain) is answered from retrieval evidence."""
     by_id = {c.item.id: c for c in candidates}
     picked: list[tuple[Candidate, str, str]] = []
     taken: set[str] = set()
@@ -43,7 +44,9 @@ def assemble(
             repairs.append(f"dropped {item_id!r}: duplicate")
         else:
             candidate = by_id[item_id]
-            if not reason.strip():
+            if reason is None:
+                picked.append((candidate, retrieval_reason(candidate, history_titles), "llm"))
+            elif not reason.strip():
                 repairs.append(f"empty reason for {item_id!r}: used retrieval evidence")
                 picked.append((candidate, retrieval_reason(candidate, history_titles),
                                "retrieval"))

@@ -24,7 +24,7 @@ def test_wheel_contains_templates_and_renders_from_them(tmp_path: Path) -> None:
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import recagent.prompts as p; "
             "assert p.__file__.startswith(sys.argv[1]); "
             "r = p.PromptLibrary().render('rank_zero_shot', history=[], "
-            "candidates=[{'label': 'A', 'text': 'x'}], k=1, demonstrations=[]); "
+            "candidates=[{'label': 'A', 'text': 'x'}], k=1, explain=True, demonstrations=[]); "
             "print(r.messages[-1]['content'])")
     out = subprocess.run([sys.executable, "-I", "-c", code, str(site)], cwd=tmp_path,
                          check=True, capture_output=True,

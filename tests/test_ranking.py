@@ -131,3 +131,14 @@ def test_repair_explains_every_item_and_scores_descend() -> None:
 def test_a_clean_answer_needs_no_repair() -> None:
     items, repairs = assemble([("12", "x"), ("11", "y")], CANDIDATES, set(), 2, TITLES)
     assert ids(items) == ["12", "11"] and repairs == []
+
+
+def test_explain_off_asks_for_letters_only_and_facade_explains_from_evidence() -> None:
+    client = ScriptedClient(json.dumps({"ranking": [{"id": "B"}, {"id": "D"}]}))
+    result = ranker(client, explain=False).rank(HISTORY, CANDIDATES, 2)
+    entry = client.requests[0]["schema"]["properties"]["ranking"]["items"]
+    assert entry["required"] == ["id"] and "reason" not in entry["properties"]
+    assert result.order == [("12", None), ("14", None)]
+    items, repairs = assemble(result.order, CANDIDATES, set(), 2, TITLES)
+    assert [i.item_id for i in items] == ["12", "14"] and repairs == []
+    assert all(i.source == "llm" and "Movie 100" in i.explanation for i in items)
