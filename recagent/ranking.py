@@ -94,6 +94,9 @@ class LLMRanking:
     order: list[tuple[str, str | None]]
     invocation: Invocation
     unknown: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    """Candidate id → the ranker's own score (higher is better), for rankers that have one
+    for every candidate (e.g. logprobs); empty for listwise answers, which are only an order."""
 
 
 class Ranker(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 from recagent.errors import TransportError
 from recagent.types import Completion, Usage
 
-Reply = str | Exception | Callable[[list[dict[str, str]]], str]
+Reply = str | Completion | Exception | Callable[[list[dict[str, str]]], str]
 
 
 class ScriptedClient:
@@ -27,6 +27,8 @@ class ScriptedClient:
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
+        if isinstance(reply, Completion):
+            return reply
         text = reply(messages) if callable(reply) else reply
         return Completion(text=text, usage=Usage(prompt_tokens=100, completion_tokens=20),
                           latency_s=0.01)

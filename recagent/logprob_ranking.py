@@ -1,0 +1,176 @@
+"""Single-pass ranking from logprobs: one forward pass scores every candidate.
+
+The candidates are labelled with single-token letters and the model is asked for one
+letter; the `top_logprobs` of its first answer token score all candidates at once. There
+is no generation to wait for, nothing to parse and nothing the model can invent: a
+label that is not among the top logprobs simply scores lowest. Explanations, if wanted,
+are asked for afterwards and only for the final top k.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recagent.errors import ResponseError
+from recagent.llm import JsonSchema, LLMClient
+from recagent.prompts import PromptLibrary
+from recagent.ranking import (
+    REASON_MAX_CHARS,
+    LLMRanking,
+    describe_history,
+    labels_for,
+    normalize_label,
+)
+from recagent.types import Candidate, Completion, Interaction, Invocation, Item
+
+MAX_TOP_LOGPROBS = 20
+"""The OpenAI API's limit; with more candidates than this some labels are never scored."""
+
+
+class _Reason(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    reason: str = Field(min_length=1)
+
+
+class _Reasons(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    reasons: list[_Reason]
+
+
+def label_scores(top: Mapping[str, float], labels: Sequence[str]) -> dict[str, float]:
+    """Log-probability per label from one token's top logprobs; tokens that normalise to
+    the same label ('B', ' B', '[B') are summed in probability space."""
+    wanted = set(labels)
+    mass: dict[str, float] = {}
+    for token, logprob in top.items():
+        label = normalize_label(token)
+        if label in wanted:
+            mass[label] = mass.get(label, 0.0) + math.exp(logprob)
+    return {label: math.log(p) for label, p in mass.items()}
+
+
+def reasons_schema(labels: Sequence[str]) -> JsonSchema:
+    return {
+        "type": "object",
+        "properties": {
+            "reasons": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "enum": list(labels)},
+                        "reason": {"type": "string", "minLength": 1,
+                                   "maxLength": REASON_MAX_CHARS},
+                    },
+                    "required": ["id", "reason"],
+                    "additionalProperties": False,
+                },
+                "minItems": len(labels),
+                "maxItems": len(labels),
+            }
+        },
+        "required": ["reasons"],
+        "additionalProperties": False,
+    }
+
+
+class LogprobRanker:
+    """Scores candidates by the probability that the model names each one first."""
+
+    def __init__(
+        self,
+        client: LLMClient,
+        prompts: PromptLibrary,
+        *,
+        template: str = "rank_logprob",
+        explain: bool = False,
+        explain_template: str = "explain_top",
+        max_history: int = 20,
+        seed: int | None = 0,
+    ) -> None:
+        self.client = client
+        self.prompts = prompts
+        self.template = template
+        self.explain = explain
+        self.explain_template = explain_template
+        self.max_history = max_history
+        self.seed = seed
+
+    def rank(
+        self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int
+    ) -> LLMRanking:
+        labels = labels_for(len(candidates))
+        rows = describe_history(history[-self.max_history:])
+        prompt = self.prompts.render(
+            self.template, history=rows, recency=False,
+            candidates=[{"label": lab, "text": c.item.text or c.item.title}
+                        for lab, c in zip(labels, candidates, strict=True)],
+        )
+        start = time.perf_counter()
+        completion = self.client.complete(
+            list(prompt.messages), max_tokens=1, temperature=0.0,
+            top_logprobs=MAX_TOP_LOGPROBS, seed=self.seed,
+        )
+        if not completion.top_logprobs:
+            raise ResponseError("the server returned no logprobs (it must support "
+                                "top_logprobs)", completion.text, 1)
+        by_label = label_scores(completion.top_logprobs[0], labels)
+        if not by_label:
+            raise ResponseError("no candidate letter among the first token's top logprobs",
+                                json.dumps(completion.top_logprobs[0]), 1)
+        floor = min(by_label.values()) - 1.0
+        scores = {c.item.id: by_label.get(lab, floor) for lab, c in zip(labels, candidates,
+                                                                         strict=True)}
+        # Unscored labels keep the given candidate order (sorted() is stable).
+        ranked = sorted(range(len(candidates)), key=lambda n: -scores[candidates[n].item.id])
+        top = ranked[:k]
+        usage, latency = completion.usage, completion.latency_s
+        raw: dict[str, object] = {"top_logprobs": completion.top_logprobs[0]}
+        reasons: dict[int, str] = {}
+        if self.explain:
+            by_position, extra = self._explain(rows, [candidates[n] for n in top])
+            usage, latency = usage + extra.usage, latency + extra.latency_s
+            raw["explanations"] = extra.text
+            reasons = {top[pos]: text for pos, text in by_position.items()}
+        invocation = Invocation(
+            template=prompt.template, template_hash=prompt.template_hash,
+            model=self.client.model, messages=list(prompt.messages), raw=json.dumps(raw),
+            attempts=1, usage=usage, latency_s=latency or time.perf_counter() - start,
+        )
+        return LLMRanking(
+            order=[(candidates[n].item.id, reasons.get(n)) for n in top],
+            invocation=invocation, scores=scores,
+        )
+
+    def _explain(
+        self, rows: list[dict[str, str]], chosen: Sequence[Candidate]
+    ) -> tuple[dict[int, str], Completion]:
+        """One call for reasons of the final top k. A failed or partial answer leaves
+        those items unexplained (the facade explains them from retrieval evidence)."""
+        labels = labels_for(len(chosen))
+        prompt = self.prompts.render(
+            self.explain_template, history=rows,
+            candidates=[{"label": lab, "text": c.item.text or c.item.title}
+                        for lab, c in zip(labels, chosen, strict=True)],
+        )
+        completion = self.client.complete(
+            list(prompt.messages), schema=reasons_schema(labels),
+            max_tokens=40 + 60 * len(chosen), temperature=0.0, seed=self.seed,
+        )
+        try:
+            answer = _Reasons.model_validate_json(completion.text)
+        except ValidationError:
+            return {}, completion
+        position = {lab: n for n, lab in enumerate(labels)}
+        reasons: dict[int, str] = {}
+        for entry in answer.reasons:
+            n = position.get(normalize_label(entry.id))
+            if n is not None and n not in reasons:
+                reasons[n] = entry.reason.strip()[:REASON_MAX_CHARS]
+        return reasons, completion
