@@ -158,7 +158,7 @@ class LLMRater:
         labels = labels_for(len(case.held_out))
         by_label = {lab: r.item for lab, r in zip(labels, case.held_out, strict=True)}
         prompt = self.prompts.render(
-            self.variant.template, scale_max=SCALE_MAX,
+            self.variant.template or "rate", scale_max=SCALE_MAX,
             examples=[{"text": self.items[r.item].text, "rating": f"{r.rating:g}"}
                       for r in case.examples],
             targets=[{"label": lab, "text": self.items[i].text} for lab, i in by_label.items()],

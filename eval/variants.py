@@ -10,9 +10,11 @@ from collections.abc import Sequence
 
 from eval.config import VariantConfig
 from eval.protocols import Split, llmrank_candidates, sample_users
+from recagent.ensemble import BootstrapRanker
 from recagent.llm import LLMClient
+from recagent.logprob_ranking import LogprobRanker
 from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.ranking import ListwiseRanker, Ranker
 from recagent.types import Demonstration, Item
 
 
@@ -42,10 +44,17 @@ def demonstrations(
 def build_ranker(
     variant: VariantConfig, client: LLMClient, prompts: PromptLibrary,
     demos: Sequence[Demonstration], *, seed: int,
-) -> ListwiseRanker:
+) -> Ranker:
     """The ranker for one variant; explain=False asks for candidate letters only."""
-    return ListwiseRanker(
-        client, prompts, template=variant.template, demonstrations=demos,
-        max_history=variant.max_history, temperature=variant.temperature, seed=seed,
-        explain=variant.explain,
-    )
+    ranker: Ranker
+    if variant.method == "logprob":
+        ranker = LogprobRanker(client, prompts, template=variant.template or "rank_logprob",
+                               explain=variant.explain, max_history=variant.max_history,
+                               seed=seed)
+    else:
+        ranker = ListwiseRanker(
+            client, prompts, template=variant.template or "rank_zero_shot",
+            demonstrations=demos, max_history=variant.max_history,
+            temperature=variant.temperature, seed=seed, explain=variant.explain,
+        )
+    return BootstrapRanker(ranker, variant.bootstrap, seed=seed) if variant.bootstrap else ranker
