@@ -17,7 +17,7 @@ from typing import Any
 from recagent.errors import ConfigError, EmptyCatalogError, UnknownItemError
 from recagent.ranking import LLMRanking, Ranker
 from recagent.repair import assemble
-from recagent.types import Candidate, Recommendation, Trace, UserHistory
+from recagent.types import Candidate, Interaction, Recommendation, Trace, UserHistory
 from retrieval.candidates import Retriever
 from retrieval.store import CatalogStore
 
@@ -50,6 +50,34 @@ class Recommender:
         self.ranker = ranker
         self.n_candidates = n_candidates
         self.stats = RecommenderStats()
+        self._feedback: dict[str, dict[str, bool]] = {}
+        """user id → item id → liked, newest last: what `feedback` was told since."""
+
+    def feedback(self, user_id: str, item_id: str, liked: bool) -> None:
+        """Fresh feedback that the very next list for this user takes into account: the
+        item counts as seen (never shown again), and a dislike pushes the retrieval query
+        away from it, so items like it fall too; the prompt shows it as liked/disliked."""
+        if not user_id:
+            raise ConfigError("feedback needs a user id")
+        if item_id not in self.store.get([item_id]):
+            raise UnknownItemError([item_id])
+        items = self._feedback.setdefault(user_id, {})
+        items.pop(item_id, None)
+        items[item_id] = liked
+
+    def with_feedback(self, history: UserHistory) -> UserHistory:
+        """The history with this user's feedback applied: newer than anything in it, and
+        replacing an earlier interaction with the same item."""
+        fresh = self._feedback.get(history.user_id or "", {})
+        if not fresh:
+            return history
+        kept = [i for i in history.chronological() if i.item_id not in fresh]
+        stamps = [i.ts for i in kept if i.ts is not None]
+        timed = len(stamps) == len(kept)  # else the given order is the time order
+        last = max(stamps, default=0)
+        added = [Interaction(item_id=item_id, liked=liked, ts=last + n + 1 if timed else None)
+                 for n, (item_id, liked) in enumerate(fresh.items())]
+        return history.model_copy(update={"interactions": [*kept, *added]})
 
     def recommend(
         self,
@@ -64,6 +92,7 @@ class Recommender:
         `candidates` replaces retrieval (evaluation protocols fix them); seen items among
         them are still never returned. Raises ConfigError (e.g. UnknownItemError) only
         for bad input."""
+        history = self.with_feedback(history)
         limit = self.n_candidates if candidates is None else len(candidates)
         if not 1 <= k <= limit:
             raise ConfigError(f"k must be between 1 and the number of candidates ({limit}), "

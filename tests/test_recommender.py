@@ -138,3 +138,35 @@ def test_cli_history_parsing() -> None:
         parse_history("1,,2")
 
 
+
+
+def test_feedback_changes_the_very_next_list(store: CatalogStore) -> None:
+    rec = Recommender(store, SemanticRetriever(store), None, n_candidates=8)
+    user = UserHistory.from_ids(["9", "1"], user_id="u1")  # Star Wars, Alien
+    before = [i.item_id for i in rec.recommend(user, k=8).items]
+    scores_before = {c.item.id: c.score for c in rec.retriever.retrieve(user, 8)}
+    assert "2" in before  # Aliens, a sci-fi horror sequel, is proposed
+    rec.feedback("u1", "2", liked=False)
+    after = [i.item_id for i in rec.recommend(user, k=7).items]
+    assert "2" not in after  # the disliked item never comes back
+    scores_after = {c.item.id: c.score for c in rec.retriever.retrieve(rec.with_feedback(user), 7)}
+    drop = {i: scores_before[i] - scores_after[i] for i in scores_after}
+    # items like Aliens (The Thing, Predator) fall more than children's comedies
+    assert min(drop["4"], drop["3"]) > max(drop["5"], drop["6"]) > 0
+    other = rec.recommend(UserHistory.from_ids(["9", "1"], user_id="u2"), k=8)
+    assert "2" in [i.item_id for i in other.items]  # other users are untouched
+    with pytest.raises(UnknownItemError):
+        rec.feedback("u1", "nope", liked=True)
+    with pytest.raises(ConfigError, match="user id"):
+        rec.feedback("", "2", liked=True)
+
+
+def test_feedback_replaces_an_earlier_interaction_and_is_newest(store: CatalogStore) -> None:
+    rec = Recommender(store, SemanticRetriever(store), None)
+    rec.feedback("u", "1", liked=False)
+    rec.feedback("u", "5", liked=True)
+    history = UserHistory(user_id="u", interactions=[
+        Interaction(item_id="1", rating=5, ts=10), Interaction(item_id="9", rating=4, ts=20)])
+    merged = rec.with_feedback(history)
+    assert [(i.item_id, i.polarity, i.ts) for i in merged.chronological()] == \
+        [("9", 1, 20), ("1", -1, 21), ("5", 1, 22)]
