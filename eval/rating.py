@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict
 from scipy.stats import ttest_rel
 from tqdm import tqdm
 
@@ -26,12 +26,11 @@ from eval.datasets import Dataset, Rating
 from eval.protocols import RatingCase, rating_split, sample_users
 from eval.results import ResultLog
 from recagent.cache import CachingClient
-from recagent.llm import JsonSchema, LLMClient
+from recagent.llm import LLMClient
 from recagent.prompts import PromptLibrary
-from recagent.ranking import labels_for, normalize_label
+from recagent.rating import RatingPredictor
 from recagent.types import Item
 
-TEMPLATES = Path(__file__).parent / "templates"
 SCALE_MAX = 5
 MIDPOINT = (1 + SCALE_MAX) / 2
 
@@ -120,73 +119,33 @@ class BiasBaseline:
                                       1, SCALE_MAX)) for r in case.held_out}
 
 
-class _Entry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str
-    rating: Annotated[float, Field(ge=1, le=SCALE_MAX)]
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    ratings: list[_Entry]
-
-
-def rating_schema(labels: Sequence[str]) -> JsonSchema:
-    return {
-        "type": "object",
-        "properties": {"ratings": {
-            "type": "array", "minItems": len(labels), "maxItems": len(labels),
-            "items": {"type": "object", "additionalProperties": False,
-                      "required": ["id", "rating"],
-                      "properties": {"id": {"type": "string", "enum": list(labels)},
-                                     "rating": {"type": "integer", "minimum": 1,
-                                                "maximum": SCALE_MAX}}},
-        }},
-        "required": ["ratings"], "additionalProperties": False,
-    }
-
-
 class LLMRater:
     """One structured call per user; unusable answers become a counted failure."""
 
     def __init__(self, client: LLMClient, prompts: PromptLibrary, variant: VariantConfig,
                  items: dict[str, Item], *, seed: int) -> None:
-        self.client, self.prompts, self.variant = client, prompts, variant
-        self.items, self.seed = items, seed
+        self.variant, self.items = variant, items
+        self.predictor = RatingPredictor(client, prompts, template=variant.template or "rate",
+                                         scale_max=SCALE_MAX, temperature=variant.temperature,
+                                         seed=seed)
 
     def rate(self, case: RatingCase) -> RatingResult:
-        labels = labels_for(len(case.held_out))
-        by_label = {lab: r.item for lab, r in zip(labels, case.held_out, strict=True)}
-        prompt = self.prompts.render(
-            self.variant.template or "rate", scale_max=SCALE_MAX,
-            examples=[{"text": self.items[r.item].text, "rating": f"{r.rating:g}"}
-                      for r in case.examples],
-            targets=[{"label": lab, "text": self.items[i].text} for lab, i in by_label.items()],
-        )
         actual = {r.item: float(r.rating or 0) for r in case.held_out}
         fallback = {i: MIDPOINT for i in actual}
         base: dict[str, Any] = {"run": self.variant.name, "user": case.user, "actual": actual}
         try:
-            done = self.client.complete(prompt.messages, schema=rating_schema(labels),
-                                        max_tokens=16 + 12 * len(labels),
-                                        temperature=self.variant.temperature, seed=self.seed)
+            done = self.predictor.predict(
+                [(self.items[r.item], r.rating) for r in case.examples if r.rating is not None],
+                [self.items[r.item] for r in case.held_out])
         except Exception as e:  # a failed user is counted, never dropped
             return RatingResult(**base, predicted=fallback, failed=True,
                                 error=f"{type(e).__name__}: {e}")
-        cost: dict[str, Any] = {"prompt_tokens": done.usage.prompt_tokens,
-                "completion_tokens": done.usage.completion_tokens, "llm_s": done.latency_s}
-        try:
-            answer = _Answer.model_validate_json(done.text)
-        except ValidationError as e:
-            return RatingResult(**base, **cost, predicted=fallback, failed=True,
-                                error=f"unparseable: {e.error_count()} error(s)")
-        predicted = dict(fallback)
-        named = {by_label[k]: e.rating for e in answer.ratings
-                 if (k := normalize_label(e.id)) in by_label}
-        predicted.update(named)
-        missing = len(actual) - len(named)
-        return RatingResult(**base, **cost, predicted=predicted, failed=missing > 0,
-                            error=f"{missing} item(s) not rated" if missing else None)
+        missing = len(done.missing)
+        return RatingResult(
+            **base, predicted={**fallback, **done.ratings}, failed=missing > 0,
+            error=f"{missing} item(s) not rated" if missing else None,
+            prompt_tokens=done.usage.prompt_tokens,
+            completion_tokens=done.usage.completion_tokens, llm_s=done.latency_s)
 
 
 def _scores(results: Sequence[RatingResult]) -> dict[str, float]:
@@ -225,7 +184,7 @@ def evaluate_rating(
         cache_path = config.llm.cache or out / "state" / "llm_cache.sqlite"
         with CachingClient(client, cache_path) as cached:
             for variant in config.variants:
-                rater = LLMRater(cached, PromptLibrary(TEMPLATES), variant, dataset.items,
+                rater = LLMRater(cached, PromptLibrary(), variant, dataset.items,
                                  seed=config.seed)
                 key = config.fingerprint(variant.model_dump(mode="json"), cached.model)
                 log = ResultLog(out / "state" / f"{variant.name}-{key}.jsonl", RatingResult)
