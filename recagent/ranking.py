@@ -17,6 +17,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from recagent.demonstrations import DemonstrationSource, check_demonstration
 from recagent.errors import ResponseError
 from recagent.llm import JsonSchema, LLMClient
 from recagent.prompts import PromptLibrary
@@ -134,6 +135,22 @@ def demonstration_vars(demo: Demonstration, explain: bool = True) -> dict[str, A
     }
 
 
+def order_from_answer(
+    answer: RankingAnswer, by_label: dict[str, str], *, explain: bool
+) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Labels back to candidate ids, in the model's order, and the labels that named none.
+    Without `explain` every reason is None (the facade explains from retrieval evidence)."""
+    order: list[tuple[str, str | None]] = []
+    unknown = []
+    for entry in answer.ranking:
+        item_id = by_label.get(normalize_label(entry.id))
+        if item_id is None:
+            unknown.append(entry.id)
+        else:
+            order.append((item_id, entry.reason.strip()[:REASON_MAX_CHARS] if explain else None))
+    return order, unknown
+
+
 class ListwiseRanker:
     """LLMRank-style listwise ranking by one structured LLM call (plus one re-ask)."""
 
@@ -143,20 +160,25 @@ class ListwiseRanker:
         prompts: PromptLibrary,
         *,
         template: str = "rank_zero_shot",
-        demonstrations: Sequence[Demonstration] = (),
+        demonstrations: Sequence[Demonstration] | DemonstrationSource = (),
         max_history: int = 20,
         temperature: float = 0.0,
         seed: int | None = 0,
         explain: bool = True,
     ) -> None:
-        for demo in demonstrations:
-            if demo.chosen_title not in demo.candidate_titles:
-                raise ValueError(f"demonstration's chosen title {demo.chosen_title!r} "
-                                 "is not among its candidate titles")
+        # Fixed demonstrations are the same in every prompt; a source (e.g. a
+        # DemonstrationSelector) is asked per request, with this history and candidates.
+        self.source: DemonstrationSource | None = None
+        self.demonstrations: list[Demonstration] = []
+        if isinstance(demonstrations, DemonstrationSource):
+            self.source = demonstrations
+        else:
+            self.demonstrations = list(demonstrations)
+        for demo in self.demonstrations:
+            check_demonstration(demo)
         self.client = client
         self.prompts = prompts
         self.template = template
-        self.demonstrations = list(demonstrations)
         self.max_history = max_history
         self.temperature = temperature
         self.seed = seed
@@ -168,6 +190,11 @@ class ListwiseRanker:
     ) -> LLMRanking:
         labels = labels_for(len(candidates))
         by_label = {lab: c.item.id for lab, c in zip(labels, candidates, strict=True)}
+        demos = self.demonstrations
+        if self.source is not None:
+            demos = self.source.select(history, candidates)
+            for demo in demos:
+                check_demonstration(demo)
         prompt = self.prompts.render(
             self.template,
             history=describe_history(history[-self.max_history:]),
@@ -175,7 +202,7 @@ class ListwiseRanker:
                         for lab, c in zip(labels, candidates, strict=True)],
             k=k,
             explain=self.explain,
-            demonstrations=[demonstration_vars(d, self.explain) for d in self.demonstrations],
+            demonstrations=[demonstration_vars(d, self.explain) for d in demos],
         )
         schema = answer_schema(labels, k, explain=self.explain)
         messages = list(prompt.messages)
@@ -202,15 +229,7 @@ class ListwiseRanker:
                 model=self.client.model, messages=messages, raw=raw, attempts=attempt,
                 usage=usage, latency_s=latency or time.perf_counter() - start,
             )
-            order: list[tuple[str, str | None]] = []
-            unknown = []
-            for entry in answer.ranking:
-                item_id = by_label.get(normalize_label(entry.id))
-                if item_id is None:
-                    unknown.append(entry.id)
-                else:
-                    reason = entry.reason.strip()[:REASON_MAX_CHARS] if self.explain else None
-                    order.append((item_id, reason))
+            order, unknown = order_from_answer(answer, by_label, explain=self.explain)
             return LLMRanking(order=order, invocation=invocation, unknown=unknown)
         raise AssertionError("unreachable")
 

@@ -98,12 +98,20 @@ class Candidate(_Frozen):
 
 
 class Demonstration(_Frozen):
-    """A few-shot example: a short history and the item that user chose next."""
+    """A few-shot example: a short history and the item that user chose next.
+
+    The ids are optional; when present they let a selector match histories and refuse a
+    demonstration that would leak the current user's answer (recagent/demonstrations.py)."""
 
     history_titles: list[str]
     candidate_titles: list[str]
     chosen_title: str
     reason: str
+    user_id: str | None = None
+    """Whose example this is: never shown to the user it came from."""
+    history_ids: list[str] = Field(default_factory=list)
+    """The donor's items before its choice (may be longer than the titles shown)."""
+    chosen_id: str | None = None
 
 
 class RankedItem(_Frozen):
@@ -147,6 +155,10 @@ class Invocation(_Frozen):
     attempts: int
     usage: Usage
     latency_s: float
+    steps: list[Invocation] = Field(default_factory=list)
+    """The calls of a multi-step ranker (NIR), in order; empty for a single call."""
+    fallback: str | None = None
+    """What was used instead of an unusable answer in an intermediate step, if anything."""
 
 
 class Trace(_Frozen):
@@ -164,6 +176,8 @@ class Trace(_Frozen):
     llm_latency_s: float = 0.0
     latency_s: float = 0.0
     n_candidates: int = 0
+    steps: list[Invocation] = Field(default_factory=list)
+    """Each LLM call of a multi-step ranker (template, hash, raw output, usage, latency)."""
 
 
 class Recommendation(_Frozen):
