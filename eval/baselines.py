@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from eval.datasets import Rating
 from eval.protocols import Case, to_history, user_rng
+from retrieval.collaborative import ItemSimilarity
 from retrieval.store import CatalogStore
 
 
@@ -65,29 +66,19 @@ class _Interactions:
 
 
 class ItemKNNScorer:
-    """Sum over history items of the cosine of co-occurrence (users who had both)."""
+    """Sum over history items of the cosine of co-occurrence (users who had both): the
+    same similarity as the co-occurrence retriever."""
 
     name = "itemknn"
 
     def __init__(self, train: Sequence[Rating]) -> None:
-        data = _Interactions(train)
-        self.items = data.items
-        co = (data.matrix.T @ data.matrix).tocsr()
-        counts = np.asarray(data.matrix.sum(axis=0)).ravel()
-        norms = np.sqrt(np.maximum(counts, 1.0))
-        scale = sp.diags(1.0 / norms)
-        self.similarity = (scale @ co @ scale).tocsr()
-        self.similarity.setdiag(0.0)
+        self.similarity = ItemSimilarity((r.user, r.item) for r in train)
 
     def score(self, case: Case) -> dict[str, float]:
-        rows = [self.items[r.item] for r in case.history if r.item in self.items]
-        known = [(c, self.items[c]) for c in case.candidates if c in self.items]
-        scores = {c: 0.0 for c in case.candidates}
-        if rows and known:
-            block = self.similarity[rows][:, [j for _, j in known]]
-            totals = np.asarray(block.sum(axis=0)).ravel()
-            scores.update({c: float(t) for (c, _), t in zip(known, totals, strict=True)})
-        return scores
+        sim = self.similarity
+        totals = sim.scores([r.item for r in case.history])
+        return {c: float(totals[sim.index[c]]) if c in sim.index else 0.0
+                for c in case.candidates}
 
 
 class EmbeddingScorer:
@@ -101,7 +92,7 @@ class EmbeddingScorer:
         self.dislike_weight = dislike_weight
 
     def score(self, case: Case) -> dict[str, float]:
-        if case.retrieval_scores:
+        if case.retrieval_scores and case.retriever == "semantic":
             return dict(zip(case.candidates, case.retrieval_scores, strict=True))
         history = to_history(case.user, case.history).interactions
         vectors = self.store.vectors([i.item_id for i in history] + list(case.candidates))

@@ -11,11 +11,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from eval.datasets import Dataset, Rating
-from recagent.types import Interaction, UserHistory
+from recagent.types import Candidate, Interaction, UserHistory
 from retrieval.candidates import Retriever
+from retrieval.hybrid import HybridRetriever
 
 FULL = 0
 """History length setting meaning "the whole history" (still capped by max_history)."""
+RECALL_CUTOFFS = (20, 50)
+"""Depths at which the report gives each retrieval source's recall."""
+FUSION = "fusion"
+"""Name of the fused list among a hybrid pipeline's per-source rankings."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,9 @@ class Case:
     target: str
     candidates: tuple[str, ...]
     retrieval_scores: tuple[float, ...] = ()
-    """Similarity per candidate when retrieval proposed them (pipeline protocol)."""
+    """Score per candidate when retrieval proposed them (pipeline protocol)."""
+    retriever: str = "semantic"
+    """Which retriever's scores `retrieval_scores` are: 'semantic' (cosine) or 'hybrid'."""
 
     @property
     def truncated(self) -> bool:
@@ -155,6 +162,35 @@ def pipeline_case(
     return Case(user=split.user, setting=setting, history=history, target=split.target,
                 candidates=tuple(c.item.id for c in found),
                 retrieval_scores=tuple(c.score for c in found))
+
+
+def pipeline_retrieval(
+    split: Split, retriever: Retriever, *, setting: int, n_candidates: int, max_history: int,
+    depth: int = max(RECALL_CUTOFFS),
+) -> tuple[Case, dict[str, tuple[str, ...]]]:
+    """The pipeline case, plus the top `depth` ids of each source (and of the fusion, for a
+    hybrid retriever) so that the report can give every source's recall.
+
+    The case's candidates are exactly what `retriever.retrieve(history, n_candidates)`
+    returns; a hybrid source's list is max(fusion depth, n_candidates) long."""
+    if not isinstance(retriever, HybridRetriever):
+        case = pipeline_case(split, retriever, setting=setting, n_candidates=n_candidates,
+                             max_history=max_history)
+        deeper = retriever.retrieve(to_history(split.user, case.history), depth)
+        return case, {getattr(retriever, "source", "retrieval"): _ids(deeper)}
+    history = truncate(split.history, setting, max_history)
+    lists = retriever.gather(to_history(split.user, history), n_candidates)
+    fused = retriever.fuse(lists, max(depth, n_candidates))
+    found = fused[:n_candidates]
+    case = Case(user=split.user, setting=setting, history=history, target=split.target,
+                candidates=tuple(c.item.id for c in found),
+                retrieval_scores=tuple(c.score for c in found), retriever="hybrid")
+    rankings = {name: _ids(c[:depth]) for name, c in lists.items()}
+    return case, {**rankings, FUSION: _ids(fused[:depth])}
+
+
+def _ids(candidates: Sequence[Candidate]) -> tuple[str, ...]:
+    return tuple(c.item.id for c in candidates)
 
 
 def sample_users(users: Sequence[str], n: int | None, seed: int) -> list[str]:

@@ -68,6 +68,7 @@ def markdown(summary: dict[str, Any]) -> str:
             if "retrieval_recall" in entry:
                 recall = ", ".join(f"{k} = {_f(v)}" for k, v in entry["retrieval_recall"].items())
                 lines += [f"Retrieval {recall} (the target among the candidates).", ""]
+            lines += _sources_table(entry.get("retrieval_sources", {}))
             sig = entry.get("significance", {})
             header = ["run", "users", *(c for _, c in COLUMNS), "failed"]
             if sig:
@@ -86,6 +87,18 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += _cost_table(summary)
     lines += ["![NDCG@10 by history length](ndcg10_by_history.png)", ""]
     return "\n".join(lines)
+
+
+def _sources_table(sources: dict[str, dict[str, float]]) -> list[str]:
+    """Recall of each retrieval source alone and of the list it proposed (the fusion)."""
+    if not sources:
+        return []
+    metrics = list(next(iter(sources.values())))
+    lines = ["| retrieval source | " + " | ".join(metrics) + " |",
+             "|" + "---|" * (len(metrics) + 1)]
+    lines += [f"| {name} | " + " | ".join(_f(row[m]) for m in metrics) + " |"
+              for name, row in sources.items()]
+    return [*lines, ""]
 
 
 def _sig_cell(entry: dict[str, dict[str, Any]] | None) -> str:

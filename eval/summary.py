@@ -10,6 +10,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from ranx import Qrels, Run
+
 from eval.harness import EvalResult
 from eval.metrics import (
     RANK_METRICS,
@@ -18,9 +20,10 @@ from eval.metrics import (
     paired_tests,
     per_user,
     qrels_for,
+    ranking_scores,
     run_for,
 )
-from eval.protocols import FULL
+from eval.protocols import FULL, RECALL_CUTOFFS
 from eval.results import UserResult
 
 HISTORY_BUCKETS = [(1, 4), (5, 9), (10, 19), (20, 49), (50, 10**9)]
@@ -38,7 +41,15 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     if cfg.protocol.kind == "llmrank":
         notes.append(f"Negatives are sampled from items the user never interacted with "
                      f"(LLMRank sampled from all items); {cfg.protocol.n_negatives} per user.")
-    if cfg.protocol.kind == "pipeline":
+    if cfg.protocol.kind == "pipeline" and cfg.protocol.retriever == "hybrid":
+        fusion = cfg.protocol.hybrid_or_default
+        weights = ", ".join(f"{k} {v:g}" for k, v in fusion.weights.items())
+        notes.append(f"Candidates come from our hybrid retriever: weighted reciprocal-rank "
+                     f"fusion (k={fusion.k_rrf}, {fusion.depth} items asked of each source; "
+                     f"weights: {weights}); co-occurrence and popularity are fitted on the "
+                     f"training interactions only. A user whose target was not retrieved "
+                     f"counts as a miss (no user is filtered out).")
+    elif cfg.protocol.kind == "pipeline":
         notes.append("Candidates come from our semantic retriever; a user whose target was "
                      "not retrieved counts as a miss (no user is filtered out).")
     if cfg.degraded_scores_zero:
@@ -101,6 +112,8 @@ def _population(
             n = result.config.protocol.n_candidates
             recall = mean_metrics(qrels, candidates_run("retrieval", cases), [f"recall@{n}"])
             entry["retrieval_recall"] = {f"recall@{n}": recall[f"recall@{n}"]}
+            entry["retrieval_sources"] = _source_recall(
+                qrels, result.retrieval.get(setting, {}), users)
         variants = [v for v in result.variants if v in rows]
         if variants and result.baselines:
             reference = max(result.baselines, key=lambda b: rows[b]["ndcg@10"])
@@ -114,6 +127,19 @@ def _population(
             )
         settings[setting_label(setting)] = entry
     return {"users": len(chosen), "settings": settings, "users_set": chosen}
+
+
+def _source_recall(
+    qrels: Qrels, rankings: dict[str, dict[str, tuple[str, ...]]], users: set[str] | None
+) -> dict[str, dict[str, float]]:
+    """Recall@20/50 of each source's own list (and the fusion's) over every user in qrels:
+    a user the source proposed nothing to counts as a miss."""
+    metrics = [f"recall@{n}" for n in RECALL_CUTOFFS]
+    return {
+        source: mean_metrics(qrels, Run({u: ranking_scores(ids) for u, ids in per_user.items()
+                                         if users is None or u in users}, name=source), metrics)
+        for source, per_user in rankings.items()
+    }
 
 
 def _validity(results: Sequence[UserResult]) -> dict[str, int]:

@@ -232,11 +232,15 @@ class CatalogStore:
 
     # ---- reading ---------------------------------------------------------------------
 
-    def get(self, ids: Sequence[str]) -> dict[str, Item]:
-        """The Items with these ids, in the given order; unknown ids are simply absent."""
+    def get(
+        self, ids: Sequence[str], *, where: dict[str, Any] | None = None
+    ) -> dict[str, Item]:
+        """The Items with these ids, in the given order; unknown ids, and items that fail
+        the `where` metadata filter, are simply absent."""
         found: dict[str, Item] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), READ_CHUNK):
-            got = self.collection.get(ids=list(chunk), include=["documents", "metadatas"])
+            got = self.collection.get(ids=list(chunk), where=where or None,
+                                      include=["documents", "metadatas"])
             for id_, doc, md in zip(got["ids"], got["documents"] or [], got["metadatas"] or [],
                                     strict=True):
                 found[id_] = _item(id_, doc, md)
