@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from recagent.errors import ConfigError
 
 BaselineName = Literal["random", "popularity", "itemknn", "embedding", "bpr"]
+SourceName = Literal["semantic", "cooccurrence", "popularity"]
+"""Candidate sources a hybrid pipeline can fuse."""
 
 
 def _full_only() -> list[int | Literal["full"]]:
@@ -46,11 +48,39 @@ class DatasetConfig(_Strict):
         return self
 
 
+def _all_sources() -> dict[SourceName, float]:
+    return {"semantic": 1.0, "cooccurrence": 1.0, "popularity": 1.0}
+
+
+class HybridConfig(_Strict):
+    """The hybrid retriever: which sources, how much each counts (weighted RRF)."""
+
+    weights: dict[SourceName, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=_all_sources)
+    """Sources to fuse and their weights; a source left out is not used."""
+    k_rrf: Annotated[int, Field(ge=0)] = 60
+    depth: Annotated[int, Field(ge=1, le=1000)] = 100
+    """Items asked of each source before fusing (and the longest list recall is
+    measured on: keep it >= 50 for recall@50)."""
+
+    @model_validator(mode="after")
+    def _semantic_needed(self) -> HybridConfig:
+        # Without the text source an item nobody interacted with could never be proposed.
+        if self.weights.get("semantic", 0.0) <= 0:
+            raise ValueError("weights.semantic must be > 0: it is the only source that can "
+                             "propose items without interactions")
+        return self
+
+
 class ProtocolConfig(_Strict):
     kind: Literal["llmrank", "pipeline", "rating"]
     n_negatives: Annotated[int, Field(ge=1)] = 19
     n_candidates: Annotated[int, Field(ge=1, le=100)] = 20
     """Pipeline: candidates retrieved per user."""
+    retriever: Literal["semantic", "hybrid"] = "semantic"
+    """Pipeline: where candidates come from; 'hybrid' fuses the sources of [protocol.hybrid]."""
+    hybrid: HybridConfig | None = None
+    """Pipeline with retriever = "hybrid" only (default: all sources, weight 1)."""
     k: Annotated[int, Field(ge=1)] = 10
     """How many items each ranker returns (metrics are cut at 1, 5 and 10)."""
     history_lengths: list[int | Literal["full"]] = Field(default_factory=_full_only)
@@ -76,7 +106,15 @@ class ProtocolConfig(_Strict):
             raise ValueError(f"k={self.k} exceeds the {self.n_negatives + 1} candidates")
         if self.kind == "pipeline" and self.k > self.n_candidates:
             raise ValueError(f"k={self.k} exceeds n_candidates={self.n_candidates}")
+        if self.retriever != "semantic" and self.kind != "pipeline":
+            raise ValueError("retriever applies to the pipeline protocol only")
+        if self.hybrid is not None and self.retriever != "hybrid":
+            raise ValueError('[protocol.hybrid] needs retriever = "hybrid"')
         return self
+
+    @property
+    def hybrid_or_default(self) -> HybridConfig:
+        return self.hybrid or HybridConfig()
 
 
 class UsersConfig(_Strict):
@@ -168,8 +206,12 @@ class EvalConfig(_Strict):
 
     def fingerprint(self, *parts: object) -> str:
         """What a stored per-user result depends on; a changed config never reuses stale ones."""
-        blob = json.dumps([self.seed, self.dataset.model_dump(mode="json"),
-                           self.protocol.model_dump(mode="json"), *parts],
+        protocol = self.protocol.model_dump(mode="json")
+        if protocol["retriever"] == "semantic":  # fingerprints from before these keys stay
+            del protocol["retriever"], protocol["hybrid"]
+        else:
+            protocol["hybrid"] = self.protocol.hybrid_or_default.model_dump(mode="json")
+        blob = json.dumps([self.seed, self.dataset.model_dump(mode="json"), protocol, *parts],
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 

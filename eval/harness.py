@@ -25,14 +25,14 @@ from eval.baselines import (
     RandomScorer,
     Scorer,
 )
-from eval.config import DatasetConfig, EvalConfig, VariantConfig
-from eval.datasets import Dataset, load_interactions, load_ml1m, load_ml100k
+from eval.config import DatasetConfig, EvalConfig, ProtocolConfig, VariantConfig
+from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
 from eval.protocols import (
     Case,
     LeaveOneOut,
     leave_one_out,
     llmrank_cases,
-    pipeline_case,
+    pipeline_retrieval,
     sample_users,
     to_history,
 )
@@ -44,7 +44,9 @@ from recagent.llm import LLMClient
 from recagent.prompts import PromptLibrary
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Item, Recommendation
-from retrieval.candidates import SemanticRetriever
+from retrieval.candidates import Retriever, SemanticRetriever
+from retrieval.collaborative import CoOccurrenceRetriever, PopularityRetriever
+from retrieval.hybrid import HybridRetriever
 from retrieval.store import CatalogStore
 
 
@@ -67,6 +69,8 @@ class EvalResult:
     cases: dict[int, list[Case]]
     """Setting (history length, 0 = full) → one case per evaluated user."""
     llm_users: list[str]
+    retrieval: dict[int, dict[str, dict[str, tuple[str, ...]]]] = field(default_factory=dict)
+    """Pipeline: setting → retrieval source (and 'fusion') → user → its top ids, for recall."""
     results: dict[str, dict[int, list[UserResult]]] = field(default_factory=dict)
     """Run (baseline or variant name) → setting → results."""
     sessions: list[Session] = field(default_factory=list)
@@ -88,6 +92,26 @@ def load_dataset(config: DatasetConfig) -> Dataset:
         return load_ml1m(config.path, config.ratings, partial=config.partial)
     assert config.ratings is not None  # the config validator guarantees it
     return load_interactions(config.ratings, config.path)
+
+
+def build_retriever(
+    protocol: ProtocolConfig, store: CatalogStore, train: Sequence[Rating]
+) -> Retriever:
+    """The pipeline's retriever; collaborative sources learn from `train` only (the
+    leave-one-out training interactions: never a test target)."""
+    semantic = SemanticRetriever(store)
+    if protocol.retriever == "semantic":
+        return semantic
+    fusion = protocol.hybrid_or_default
+    pairs = [(r.user, r.item) for r in train]
+    factories: dict[str, Callable[[], Retriever]] = {  # in this order: ties favour semantic
+        "semantic": lambda: semantic,
+        "cooccurrence": lambda: CoOccurrenceRetriever(store, pairs),
+        "popularity": lambda: PopularityRetriever(store, pairs),
+    }
+    weights = {str(name): w for name, w in fusion.weights.items()}
+    sources = {name: make() for name, make in factories.items() if name in weights}
+    return HybridRetriever(sources, weights, k_rrf=fusion.k_rrf, depth=fusion.depth)
 
 
 class Harness:
@@ -129,22 +153,27 @@ class Harness:
         splits = [s for s in loo.splits if s.user in chosen]
         llm_users = sample_users(users, cfg.users.llm_sample, cfg.seed) if cfg.variants else []
         cases: dict[int, list[Case]] = {}
+        rankings: dict[int, dict[str, dict[str, tuple[str, ...]]]] = {}
         proto = cfg.protocol
+        retriever = (build_retriever(proto, self.store, loo.train)
+                     if proto.kind == "pipeline" else None)
         for setting in proto.settings:
-            if proto.kind == "llmrank":
+            if retriever is None:
                 cases[setting] = llmrank_cases(
                     splits, dataset.rated_items(), setting=setting,
                     n_negatives=proto.n_negatives, max_history=proto.max_history, seed=cfg.seed)
-            else:
-                retriever = SemanticRetriever(self.store)
-                cases[setting] = [
-                    pipeline_case(s, retriever, setting=setting, n_candidates=proto.n_candidates,
-                                  max_history=proto.max_history)
-                    for s in tqdm(splits, desc=f"retrieving (history {setting or 'full'})",
-                                  unit="user", disable=not self.progress)
-                ]
+                continue
+            cases[setting], rankings[setting] = [], {}
+            for s in tqdm(splits, desc=f"retrieving (history {setting or 'full'})",
+                          unit="user", disable=not self.progress):
+                case, by_source = pipeline_retrieval(
+                    s, retriever, setting=setting, n_candidates=proto.n_candidates,
+                    max_history=proto.max_history)
+                cases[setting].append(case)
+                for source, ids in by_source.items():
+                    rankings[setting].setdefault(source, {})[s.user] = ids
         return EvalResult(config=cfg, dataset=dataset, loo=loo, cases=cases,
-                          llm_users=llm_users)
+                          llm_users=llm_users, retrieval=rankings)
 
     # ---- baselines ---------------------------------------------------------------------
 
