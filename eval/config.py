@@ -81,6 +81,10 @@ class ProtocolConfig(_Strict):
     """Pipeline: where candidates come from; 'hybrid' fuses the sources of [protocol.hybrid]."""
     hybrid: HybridConfig | None = None
     """Pipeline with retriever = "hybrid" only (default: all sources, weight 1)."""
+    llm_only_when_retrieved: bool = False
+    """Pipeline: call the LLM only for users whose target is among their candidates. For
+    the others no ranking can score, so every metric is the same; only validity and cost
+    are then counted over fewer users (the report says how many were not called)."""
     k: Annotated[int, Field(ge=1)] = 10
     """How many items each ranker returns (metrics are cut at 1, 5 and 10)."""
     history_lengths: list[int | Literal["full"]] = Field(default_factory=_full_only)
@@ -106,6 +110,8 @@ class ProtocolConfig(_Strict):
             raise ValueError(f"k={self.k} exceeds the {self.n_negatives + 1} candidates")
         if self.kind == "pipeline" and self.k > self.n_candidates:
             raise ValueError(f"k={self.k} exceeds n_candidates={self.n_candidates}")
+        if self.llm_only_when_retrieved and self.kind != "pipeline":
+            raise ValueError("llm_only_when_retrieved applies to the pipeline protocol only")
         if self.retriever != "semantic" and self.kind != "pipeline":
             raise ValueError("retriever applies to the pipeline protocol only")
         if self.hybrid is not None and self.retriever != "hybrid":
@@ -168,6 +174,10 @@ class VariantConfig(_Strict):
     """False: candidate letters only, no reasons (throughput); logprob: no explanation call."""
     bootstrap: Annotated[int, Field(ge=0, le=20)] = 0
     """Rank this many seeded shuffles of the candidates and aggregate by Borda count."""
+    fusion: list[BaselineName] = Field(default_factory=list)
+    """Baselines whose scores are fused with this variant's LLM scores (eval.fusion)."""
+    fit_users: Annotated[int, Field(ge=1)] = 20
+    """Fusion: validation users the weights are fitted on (cross-fitted, never the user)."""
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     max_history: Annotated[int, Field(ge=1)] = 20
     """History items shown in the prompt (the most recent)."""
@@ -202,6 +212,11 @@ class EvalConfig(_Strict):
         names = [v.name for v in self.variants] + list(self.baselines.include)
         if len(names) != len(set(names)):
             raise ValueError(f"variant and baseline names must be unique, got {names}")
+        for v in self.variants:
+            missing = set(v.fusion) - set(self.baselines.include)
+            if missing:
+                raise ValueError(f"variant {v.name!r} fuses {sorted(missing)}, which are not "
+                                 "in baselines.include")
         return self
 
     def fingerprint(self, *parts: object) -> str:

@@ -27,11 +27,15 @@ def fold_of(users: Sequence[str], seed: int, folds: int = FOLDS) -> dict[str, in
 
 
 def validation_sets(
-    users: Sequence[str], fit_users: int, seed: int, folds: int = FOLDS
+    users: Sequence[str], fit_users: int, seed: int, folds: int = FOLDS,
+    eligible: set[str] | None = None,
 ) -> tuple[dict[str, int], list[list[str]]]:
-    """Each user's fold, and per fold the users its weights are fitted on (never its own)."""
+    """Each user's fold, and per fold the users its weights are fitted on: never of its
+    own fold, and only `eligible` ones (a user whose target is not a candidate cannot
+    tell one weighting from another)."""
     fold = fold_of(users, seed, folds)
-    return fold, [sample_users([u for u in users if fold[u] != f], fit_users, seed)
+    pool = [u for u in users if eligible is None or u in eligible]
+    return fold, [sample_users([u for u in pool if fold[u] != f], fit_users, seed)
                   for f in range(folds)]
 
 
@@ -41,7 +45,8 @@ def cross_fit(
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, float]]]:
     """Weights per user (fitted on other folds' validation users), and each fold's weights."""
     by_user = {c.user: c for c in cases}
-    fold, validation_per_fold = validation_sets(list(by_user), fit_users, seed, folds)
+    eligible = {c.user for c in cases if c.target in c.candidates}
+    fold, validation_per_fold = validation_sets(list(by_user), fit_users, seed, folds, eligible)
     per_user: dict[str, dict[str, float]] = {}
     per_fold: list[dict[str, float]] = []
     for f, validation in enumerate(validation_per_fold):

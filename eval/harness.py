@@ -7,6 +7,7 @@ every finished user appended to a result log at once: stop it any time and run i
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from eval.baselines import (
 )
 from eval.config import DatasetConfig, EvalConfig, ProtocolConfig, VariantConfig
 from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
+from eval.fusion import cross_fit
 from eval.protocols import (
     Case,
     LeaveOneOut,
@@ -39,9 +41,11 @@ from eval.protocols import (
 from eval.results import ResultLog, UserResult
 from eval.variants import build_ranker, demonstrations
 from recagent.cache import CacheStats, CachingClient
+from recagent.ensemble import LLM_SOURCE, FusionRanker, llm_scores
 from recagent.errors import ConfigError
 from recagent.llm import LLMClient
 from recagent.prompts import PromptLibrary
+from recagent.ranking import Ranker
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Item, Recommendation
 from retrieval.candidates import Retriever, SemanticRetriever
@@ -129,6 +133,8 @@ class Harness:
         self.store = store
         self.out = out
         self.progress = progress
+        self.scorers: dict[str, Scorer] = {}
+        """The fitted baselines, whose scores fusion variants reuse."""
 
     def run(self, client: LLMClient | None) -> EvalResult:
         """Baselines always; LLM variants when the config has any (then `client` is needed)."""
@@ -179,6 +185,7 @@ class Harness:
 
     def baselines(self, result: EvalResult) -> None:
         for scorer in self._scorers(result):
+            self.scorers[scorer.name] = scorer
             per_setting: dict[int, list[UserResult]] = {}
             for setting, cases in result.cases.items():
                 per_setting[setting] = [
@@ -219,7 +226,8 @@ class Harness:
         demos = demonstrations(variant, result.loo.splits, items, result.dataset.rated_items(),
                                exclude=sample, seed=cfg.seed)
         ranker = build_ranker(variant, client, PromptLibrary(), demos, seed=cfg.seed)
-        recommender = Recommender(self.store, SemanticRetriever(self.store), ranker)
+        retriever = SemanticRetriever(self.store)  # unused: every case brings its candidates
+        plain = Recommender(self.store, retriever, ranker)
         identity = [variant.model_dump(mode="json"), client.model, cfg.llm.base_url,
                     cfg.degraded_scores_zero]
         log = ResultLog(self.out / "state" / f"{variant.name}-{cfg.fingerprint(*identity)}.jsonl",
@@ -227,10 +235,25 @@ class Harness:
         done = {(r.setting, r.user): r for r in log.read()}
         todo = [c for s, cases in result.cases.items() for c in cases
                 if c.user in sample and (s, c.user) not in done]
+        if cfg.protocol.llm_only_when_retrieved:
+            for case in [c for c in todo if c.target not in c.candidates]:
+                done[(case.setting, case.user)] = skipped_result(case, variant.name)
+            todo = [c for c in todo if c.target in c.candidates]
         before, start = client.stats, time.perf_counter()
+        weights = self._fit_fusion(variant, ranker, result) if variant.fusion and todo else {}
+
+        def recommender_for(case: Case) -> Recommender:
+            if not variant.fusion:
+                return plain
+            fused = FusionRanker(ranker, weights[(case.setting, case.user)])
+            return Recommender(self.store, retriever, fused)
+
+        def sources(case: Case) -> dict[str, dict[str, float]]:
+            return {n: self.scorers[n].score(case) for n in variant.fusion}
+
         with tqdm(total=len(todo), desc=variant.name, unit="user",
                   disable=not self.progress) as bar:
-            for finished in self._map(recommender, todo, variant.name, items):
+            for finished in self._map(recommender_for, sources, todo, variant.name, items):
                 log.append(finished)
                 done[(finished.setting, finished.user)] = finished
                 bar.update()
@@ -242,8 +265,43 @@ class Harness:
                        for s, cases in result.cases.items()}
         return per_setting, session
 
+    def _fit_fusion(
+        self, variant: VariantConfig, ranker: Ranker, result: EvalResult
+    ) -> dict[tuple[int, str], dict[str, float]]:
+        """Weights per (setting, user), cross-fitted on validation users (eval.fusion). The
+        LLM's scores come from the variant's own ranker through the response cache, so the
+        fused run that follows pays for no call twice."""
+        sample, items = set(result.llm_users), result.dataset.items
+        cases = [c for cs in result.cases.values() for c in cs if c.user in sample]
+        names = [LLM_SOURCE, *variant.fusion]
+        scores: dict[tuple[int, str], dict[str, dict[str, float]]] = {}
+        with ThreadPoolExecutor(max_workers=self.config.llm.concurrency) as pool:
+            llm = pool.map(lambda c: case_llm_scores(ranker, c, items, self.config.protocol.k)
+                           if c.target in c.candidates else {}, cases)
+            for case, llm_scores_ in tqdm(zip(cases, llm, strict=True), total=len(cases),
+                                          desc=f"{variant.name} (fitting)", unit="user",
+                                          disable=not self.progress):
+                scores[(case.setting, case.user)] = {
+                    LLM_SOURCE: llm_scores_,
+                    **{n: self.scorers[n].score(case) for n in variant.fusion}}
+        weights: dict[tuple[int, str], dict[str, float]] = {}
+        fitted: dict[str, list[dict[str, float]]] = {}
+        for setting, all_cases in result.cases.items():
+            in_sample = [c for c in all_cases if c.user in sample]
+            per_user, per_fold = cross_fit(
+                in_sample, {c.user: scores[(setting, c.user)] for c in in_sample}, names,
+                fit_users=variant.fit_users, seed=self.config.seed)
+            weights.update({(setting, u): w for u, w in per_user.items()})
+            fitted[str(setting)] = per_fold
+        folder = self.out / "state"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"fusion-{variant.name}.json").write_text(json.dumps(fitted, indent=1))
+        return weights
+
     def _map(
-        self, recommender: Recommender, cases: Sequence[Case], run: str, items: dict[str, Item]
+        self, recommender_for: Callable[[Case], Recommender],
+        sources: Callable[[Case], dict[str, dict[str, float]]], cases: Sequence[Case],
+        run: str, items: dict[str, Item],
     ) -> Iterator[UserResult]:
         """Results as they finish, at most `concurrency` requests in flight. On Ctrl-C the
         queued users are cancelled; the ones in flight finish into the response cache."""
@@ -251,7 +309,8 @@ class Harness:
         pool = ThreadPoolExecutor(max_workers=self.config.llm.concurrency)
         try:
             futures: list[Future[UserResult]] = [
-                pool.submit(llm_result, recommender, c, run, k, items, zero) for c in cases
+                pool.submit(llm_result, recommender_for(c), c, run, k, items, zero, sources(c))
+                for c in cases
             ]
             for future in as_completed(futures):
                 yield future.result()
@@ -271,21 +330,52 @@ def baseline_result(scorer: Scorer, case: Case) -> UserResult:
                       ranking=[case.candidates[n] for n in order])
 
 
+def skipped_result(case: Case, run: str) -> UserResult:
+    """A user the LLM was not asked about: its target is not a candidate, so it misses."""
+    return UserResult(run=run, user=case.user, setting=case.setting,
+                      history_len=len(case.history), ranking=list(case.candidates),
+                      llm_skipped=True)
+
+
 _FILLED = re.compile(r"filled (\d+) item")
+
+
+def case_candidates(
+    case: Case, items: dict[str, Item], sources: dict[str, dict[str, float]] | None = None
+) -> list[Candidate]:
+    """The case's candidates as the recommender takes them, with any scores to fuse."""
+    return [
+        Candidate(item=items[c], rank=n,
+                  score=case.retrieval_scores[n] if case.retrieval_scores else 0.0,
+                  scores_by_source={name: s[c] for name, s in (sources or {}).items()})
+        for n, c in enumerate(case.candidates)
+    ]
+
+
+def case_llm_scores(
+    ranker: Ranker, case: Case, items: dict[str, Item], k: int
+) -> dict[str, float]:
+    """The ranker's scores for one case, asked exactly as the facade asks (same history
+    order, same candidates), so the call is shared through the response cache. A failed
+    call scores nothing: fusion then leans on the other sources."""
+    history = to_history(case.user, case.history)
+    candidates = case_candidates(case, items)
+    try:
+        ranking = ranker.rank([(i, items[i.item_id]) for i in history.chronological()],
+                              candidates, min(k, len(candidates)))
+    except Exception:
+        return {}
+    return llm_scores(ranking, list(case.candidates))
 
 
 def llm_result(
     recommender: Recommender, case: Case, run: str, k: int, items: dict[str, Item],
-    degraded_scores_zero: bool,
+    degraded_scores_zero: bool, sources: dict[str, dict[str, float]] | None = None,
 ) -> UserResult:
     """One user through the public API; any exception is a failed user that scores 0."""
     base: dict[str, Any] = {"run": run, "user": case.user, "setting": case.setting,
                             "history_len": len(case.history)}
-    candidates = [
-        Candidate(item=items[c], rank=n,
-                  score=case.retrieval_scores[n] if case.retrieval_scores else 0.0)
-        for n, c in enumerate(case.candidates)
-    ]
+    candidates = case_candidates(case, items, sources)
     try:
         rec = recommender.recommend(to_history(case.user, case.history),
                                     k=min(k, len(candidates)), candidates=candidates)

@@ -114,7 +114,7 @@ def _sig_cell(entry: dict[str, dict[str, Any]] | None) -> str:
 
 def _validity_table(summary: dict[str, Any]) -> list[str]:
     keys = ["users", "failed", "errors", "degraded", "parse_failures", "repaired",
-            "invented_ids", "reasked", "filled_items"]
+            "invented_ids", "reasked", "filled_items", "not_called"]
     lines = ["## Validity of LLM answers", "",
              "| variant | history | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
     for variant, per_setting in summary["validity"].items():

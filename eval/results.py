@@ -37,6 +37,9 @@ class UserResult(BaseModel):
     filled: int = 0
     """Items appended from candidate order because the model gave too few."""
     attempts: int = 0
+    llm_skipped: bool = False
+    """The LLM was not called: the target was not among the candidates (pipeline protocol
+    with llm_only_when_retrieved), so no answer could have scored."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_s: float = 0.0

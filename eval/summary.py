@@ -52,6 +52,11 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     elif cfg.protocol.kind == "pipeline":
         notes.append("Candidates come from our semantic retriever; a user whose target was "
                      "not retrieved counts as a miss (no user is filtered out).")
+    if cfg.protocol.llm_only_when_retrieved:
+        notes.append("The LLM was called only for users whose target was among their "
+                     "candidates; the others score 0 whatever is answered, so every metric is "
+                     "the same as calling it. Validity and cost cover the users called "
+                     "('not_called' counts the rest).")
     if cfg.degraded_scores_zero:
         notes.append("A degraded LLM answer (model failed; candidate order shown) and any "
                      "exception score 0 and are counted in 'failed'.")
@@ -153,6 +158,7 @@ def _validity(results: Sequence[UserResult]) -> dict[str, int]:
         "invented_ids": sum(r.invented for r in results),
         "reasked": sum(r.reasked for r in results),
         "filled_items": sum(r.filled for r in results),
+        "not_called": sum(r.llm_skipped for r in results),
     }
 
 

@@ -108,7 +108,7 @@ class LogprobRanker:
         labels = labels_for(len(candidates))
         rows = describe_history(history[-self.max_history:])
         prompt = self.prompts.render(
-            self.template, history=rows, recency=False,
+            self.template, history=rows,
             candidates=[{"label": lab, "text": c.item.text or c.item.title}
                         for lab, c in zip(labels, candidates, strict=True)],
         )

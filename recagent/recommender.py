@@ -141,6 +141,7 @@ class Recommender:
             template_hash=inv.template_hash if inv else None,
             model=inv.model if inv else None,
             attempts=inv.attempts if inv else 0,
+            steps=list(inv.steps) if inv else [],
             repaired=bool(repairs),
             repairs=repairs,
             degraded=degraded,

@@ -166,3 +166,42 @@ def test_report_files_are_written_and_recompute_the_metrics(store, tmp_path: Pat
     expected = summary["populations"]["all"]["settings"]["full"]["rows"]["popularity"]
     assert recomputed == pytest.approx(expected["ndcg@10"])
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["name"] == "tiny"
+
+
+def test_fusion_variant_cross_fits_and_reuses_the_llm_calls(store, tmp_path: Path) -> None:
+    from recagent.types import Completion
+
+    top = Completion(text="C", top_logprobs=[{"C": -0.1, "A": -1.0, "E": -2.0}])
+    client = ScriptedClient(*[top] * 8)
+    cfg = config(users={"llm_sample": 6}, variants=[
+        {"name": "lp", "method": "logprob", "explain": False},
+        {"name": "lp-fused", "method": "logprob", "explain": False,
+         "fusion": ["popularity", "itemknn"], "fit_users": 3}])
+    result = harness(cfg, store, tmp_path).run(client)
+    assert len(client.requests) == 6  # one call per user: fitting and fusing hit the cache
+    fused = {r.user: r for r in result.results["lp-fused"][0]}
+    assert len(fused) == 6 and not any(r.failed for r in fused.values())
+    cases = {c.user: c for c in result.cases[0]}
+    for user, r in fused.items():
+        assert len(r.ranking) == 3 and set(r.ranking) <= set(cases[user].candidates)
+    folds = json.loads((tmp_path / "state" / "fusion-lp-fused.json").read_text())["0"]
+    assert len(folds) == 5 and all(set(w) == {"llm", "popularity", "itemknn"} for w in folds)
+    with pytest.raises(ValueError, match=r"not in baselines\.include"):
+        config(variants=[{"name": "x", "method": "logprob", "fusion": ["bpr"]}])
+
+
+def test_pipeline_calls_the_llm_only_where_the_target_was_retrieved(store, tmp_path) -> None:
+    client = picks(10)
+    cfg = config(protocol={"kind": "pipeline", "n_candidates": 5, "k": 3,
+                           "llm_only_when_retrieved": True}, users={"llm_sample": 8})
+    result = harness(cfg, store, tmp_path).run(client)
+    cases = {c.user: c for c in result.cases[0]}
+    hit = {u for u, c in cases.items() if c.target in c.candidates}
+    assert 0 < len(hit) < len(cases)  # the tiny catalog has both kinds of user
+    assert len(client.requests) == len(hit)
+    rows = {r.user: r for r in result.results["zs"][0]}
+    assert set(rows) == set(cases)  # nobody is dropped
+    assert all(rows[u].llm_skipped == (u not in hit) for u in cases)
+    assert all(cases[u].target not in rows[u].ranking for u in cases if u not in hit)
+    validity = summarize(result)["validity"]["zs"]
+    assert next(iter(validity.values()))["not_called"] == len(cases) - len(hit)
