@@ -174,6 +174,9 @@ class VariantConfig(_Strict):
     """False: candidate letters only, no reasons (throughput); logprob: no explanation call."""
     bootstrap: Annotated[int, Field(ge=0, le=20)] = 0
     """Rank this many seeded shuffles of the candidates and aggregate by Borda count."""
+    order: Annotated[int, Field(ge=0, le=20)] = 0
+    """One pass over the order-th seeded shuffle of the candidates (0: as given; p: the
+    order a bootstrap's pass p sees), to measure position sensitivity."""
     fusion: list[BaselineName] = Field(default_factory=list)
     """Baselines whose scores are fused with this variant's LLM scores (eval.fusion)."""
     fit_users: Annotated[int, Field(ge=1)] = 20
@@ -189,6 +192,9 @@ class VariantConfig(_Strict):
             raise ValueError(f"few_shot applies to method 'listwise' only, not {self.method!r}")
         if self.demos != "random" and not self.few_shot:
             raise ValueError(f"demos = {self.demos!r} needs few_shot > 0")
+        if self.order and self.bootstrap:
+            raise ValueError("order (one pass over one shuffle) and bootstrap (several "
+                             "passes) exclude each other")
         if self.method == "nir" and self.template is not None:
             raise ValueError("method 'nir' uses its own templates (nir_preferences, "
                              "nir_representative, nir_rank); leave template out")

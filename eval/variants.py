@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from eval.config import VariantConfig
 from eval.protocols import Split, llmrank_candidates, sample_users
 from recagent.demonstrations import DemonstrationSelector, DemonstrationSource
-from recagent.ensemble import BootstrapRanker
+from recagent.ensemble import BootstrapRanker, ShuffledRanker
 from recagent.llm import LLMClient
 from recagent.logprob_ranking import LogprobRanker
 from recagent.nir import NIRRanker
@@ -93,4 +93,6 @@ def build_ranker(
             demonstrations=demos, max_history=variant.max_history,
             temperature=variant.temperature, seed=seed, explain=variant.explain,
         )
-    return BootstrapRanker(ranker, variant.bootstrap, seed=seed) if variant.bootstrap else ranker
+    if variant.bootstrap:
+        return BootstrapRanker(ranker, variant.bootstrap, seed=seed)
+    return ShuffledRanker(ranker, variant.order, seed=seed) if variant.order else ranker

@@ -47,6 +47,30 @@ def merged_invocation(rankings: Sequence[LLMRanking], failures: Sequence[str]) -
     })
 
 
+def shuffled(candidates: Sequence[Candidate], index: int, seed: int) -> list[Candidate]:
+    """The index-th seeded shuffle of the candidates (0: the given order). Seeded by the
+    candidate ids, so a user's shuffles do not depend on who else is ranked or when."""
+    order = list(candidates)
+    if index:
+        key = ",".join(c.item.id for c in candidates)
+        random.Random(f"{seed}/{index}/{key}").shuffle(order)
+    return order
+
+
+class ShuffledRanker:
+    """One pass of the inner ranker over the index-th shuffle of the candidates: the same
+    order a BootstrapRanker's pass `index` sees, to measure how much one pass moves with
+    the order it is shown."""
+
+    def __init__(self, inner: Ranker, index: int, *, seed: int = 0) -> None:
+        self.inner, self.index, self.seed = inner, index, seed
+
+    def rank(
+        self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int
+    ) -> LLMRanking:
+        return self.inner.rank(history, shuffled(candidates, self.index, self.seed), k)
+
+
 class BootstrapRanker:
     """Ranks `passes` seeded shuffles of the candidates (the first pass keeps the given
     order) and orders by Borda count; ties keep the given order. A failed pass is
@@ -60,15 +84,8 @@ class BootstrapRanker:
         self.seed = seed
 
     def shuffles(self, candidates: Sequence[Candidate]) -> list[list[Candidate]]:
-        """The candidate orders of all passes; seeded by the candidate ids, so a user's
-        shuffles do not depend on who else is ranked or when."""
-        key = ",".join(c.item.id for c in candidates)
-        orders = [list(candidates)]
-        for p in range(1, self.passes):
-            order = list(candidates)
-            random.Random(f"{self.seed}/{p}/{key}").shuffle(order)
-            orders.append(order)
-        return orders
+        """The candidate orders of all passes (see `shuffled`)."""
+        return [shuffled(candidates, p, self.seed) for p in range(self.passes)]
 
     def rank(
         self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int

@@ -218,3 +218,12 @@ def test_cross_fitting_never_fits_a_user_on_itself() -> None:
     per_user, per_fold = cross_fit(cases, scores, ["good", "bad"], fit_users=6, seed=3)
     assert set(per_user) == set(users) and len(per_fold) == 5
     assert all(w["good"] > 0 and w["bad"] == 0 for w in per_fold)
+
+
+def test_a_shuffled_pass_sees_the_order_of_the_matching_bootstrap_pass() -> None:
+    from recagent.ensemble import ShuffledRanker
+
+    boot_inner, one_inner = OrderRanker(["13"]), OrderRanker(["13"])
+    BootstrapRanker(boot_inner, 3, seed=4).rank(HISTORY, cands(11, 12, 13, 14, 15), 1)
+    ShuffledRanker(one_inner, 2, seed=4).rank(HISTORY, cands(11, 12, 13, 14, 15), 1)
+    assert one_inner.seen == [boot_inner.seen[2]] and boot_inner.seen[2] != boot_inner.seen[0]
