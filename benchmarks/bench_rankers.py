@@ -1,0 +1,71 @@
+"""Users per minute of listwise generation against single-pass logprob ranking.
+
+Same model, same sparse histories (1-5 liked MovieLens 100K movies), same 20 retrieved
+candidates per user, no response cache; each ranker with and without reasons. Needs the
+catalog ingested into HOME:
+    .venv/bin/recagent ingest --movielens ../shared/data/ml-100k --home HOME
+    .venv/bin/python benchmarks/bench_rankers.py --home HOME --model smollm2-135m -n 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from bench_recommend import sparse_histories
+
+from recagent.logprob_ranking import LogprobRanker
+from recagent.prompts import PromptLibrary
+from recagent.ranking import ListwiseRanker, Ranker
+from recagent.recommender import Recommender
+from recagent.stack import Settings, open_llm, open_store
+from retrieval.candidates import SemanticRetriever
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k/u.data"))
+    parser.add_argument("-n", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    settings = Settings(home=args.home, preset=args.model, llm_threads=args.threads)
+    histories = sparse_histories(args.data, args.n, args.seed)
+    store = open_store(settings)
+    retriever = SemanticRetriever(store)
+    prompts = PromptLibrary()
+    with open_llm(settings) as client:
+        rankers: dict[str, Ranker] = {
+            "listwise": ListwiseRanker(client, prompts, explain=False),
+            "listwise+reasons": ListwiseRanker(client, prompts, explain=True),
+            "logprob": LogprobRanker(client, prompts, explain=False),
+            "logprob+reasons": LogprobRanker(client, prompts, explain=True),
+        }
+        for name, ranker in rankers.items():
+            recommender = Recommender(store, retriever, ranker)
+            recommender.recommend(histories[0], k=10)  # warm-up, not counted
+            times, completion = [], []
+            started = time.perf_counter()
+            for history in histories:
+                rec = recommender.recommend(history, k=10)
+                times.append(rec.trace.latency_s)
+                completion.append(rec.trace.usage.completion_tokens)
+            elapsed = time.perf_counter() - started
+            print(json.dumps({
+                "ranker": name, "model": args.model, "users": len(times),
+                "users_per_min": round(60 * len(times) / elapsed, 1),
+                "median_s": round(statistics.median(times), 2),
+                "mean_completion_tokens": round(statistics.mean(completion), 1),
+                "degraded": recommender.stats.degraded,
+            }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
