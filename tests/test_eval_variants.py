@@ -72,6 +72,12 @@ def test_new_options_parse(tmp_path: Path) -> None:
     assert nir.method == "nir" and nir.template is None and not nir.explain
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "eval" / "configs").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_names_its_report(path: Path) -> None:
+    assert load_config(path).name == path.stem
+
+
 def test_the_methods_config_loads_with_its_four_variants() -> None:
     cfg = load_config(REPO / "eval" / "configs" / "methods_ml100k.toml")
     assert cfg.protocol.kind == "llmrank"
