@@ -35,8 +35,9 @@ demo: venv
 	$(VENV)/bin/recagent ingest --movielens $(DATA)
 	$(VENV)/bin/recagent recommend --history 1,50,181 --k 10
 
-## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM)
-test: venv
+## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM,
+## a real vLLM server from .venv-vllm, built first)
+test: venv vllm-venv
 	$(VENV)/bin/ruff check recagent retrieval eval tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
