@@ -167,15 +167,24 @@ def test_four_concurrent_rankings_all_validate(client: OpenAIClient,
     assert all(len(order) >= 1 for _, _, order in results)
 
 
+def test_cli_prepare_vllm_reuses_the_folder(artifact_store: ArtifactStore,
+                                            prepared: PreparedModel, vllm_python: Path,
+                                            tmp_path: Path) -> None:
+    home = _home(tmp_path, artifact_store, prepared)
+    done = subprocess.run([sys.executable, "-m", "recagent.cli", "models", "prepare-vllm", PRESET,
+                           "--home", str(home), "--vllm-python", str(vllm_python)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{home / 'vllm-models' / prepared.folder.name}  " \
+                                  "(already prepared)"
+
+
 def test_cli_serves_a_preset_with_vllm_and_sigterm_stops_it(
     artifact_store: ArtifactStore, prepared: PreparedModel, vllm_python: Path, tmp_path: Path
 ) -> None:
     """`recagent serve-llm --backend vllm` reuses the prepared folder, prints its URL, and on
     SIGTERM takes the vLLM process group down with it (no orphaned server)."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "artifacts").symlink_to(artifact_store.cache_dir.resolve())
-    (home / "vllm-models").symlink_to(prepared.folder.parent.resolve())
+    home = _home(tmp_path, artifact_store, prepared)
     cmd = [sys.executable, "-m", "recagent.cli", "serve-llm", "--backend", "vllm", "--model",
            PRESET, "--home", str(home), "--port", "0", "--vllm-python", str(vllm_python)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -197,6 +206,15 @@ def test_cli_serves_a_preset_with_vllm_and_sigterm_stops_it(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _home(tmp_path: Path, artifact_store: ArtifactStore, prepared: PreparedModel) -> Path:
+    """A recagent home that shares the test session's artifacts and converted models."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "artifacts").symlink_to(artifact_store.cache_dir.resolve())
+    (home / "vllm-models").symlink_to(prepared.folder.parent.resolve())
+    return home
 
 
 def _children(pid: int) -> list[int]:
