@@ -164,16 +164,15 @@ def _vllm_preparer(args: argparse.Namespace, settings: Settings) -> VLLMModelPre
 
 
 def _vllm_server(args: argparse.Namespace, settings: Settings) -> VLLMServer:
-    """A preset is converted (once) to a folder; a folder or a model name is served as is."""
+    """A preset is converted (once) to a folder; a folder or a model name is served as is,
+    under --llm-model if given, else the preset's or the folder's name."""
     from recagent.presets import PRESETS
     from recagent.vllm_server import VLLMServer
 
     spec = settings.preset
-    if spec in PRESETS:
-        prepared = _vllm_preparer(args, settings).prepare(spec)
-        model, name = str(prepared.folder), spec
-    else:
-        model, name = spec, args.llm_model or Path(spec).name
+    folder = _vllm_preparer(args, settings).prepare(spec).folder if spec in PRESETS else None
+    model = str(folder) if folder else spec
+    name = args.llm_model or Path(spec).name  # what requests must name (vLLM 404s others)
     cores = args.cpu_cores or (f"0-{(os.cpu_count() or 1) - 1}" if args.device == "cpu" else None)
     return VLLMServer(python=_vllm_python(args), model=model, served_model_name=name,
                       device=args.device, port=args.port, max_model_len=args.max_model_len,
