@@ -43,4 +43,4 @@ test: venv vllm-venv
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) build dist *.egg-info

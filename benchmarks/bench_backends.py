@@ -26,7 +26,7 @@ from recagent.prompts import PromptLibrary
 from recagent.ranking import ListwiseRanker, LLMRanking
 from recagent.types import Candidate, Interaction, Item
 from recagent.vllm_model import VLLMModelPreparer
-from recagent.vllm_server import VLLMServer
+from recagent.vllm_server import VLLMServer, usable_cores
 
 TITLES = [
     "Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Get Shorty (1995)",
@@ -90,13 +90,12 @@ def main() -> None:
     parser.add_argument("--vllm-python", type=Path, default=Path(".venv-vllm/bin/python"))
     args = parser.parse_args()
     store = ArtifactStore(args.home / "artifacts")
-    cores = f"0-{(os.cpu_count() or 1) - 1}"
     servers: dict[str, Callable[[], AbstractContextManager[LocalLLMServer | VLLMServer]]] = {
         "llamacpp": lambda: LocalLLMServer(resolve_model(args.preset, store)[1],
                                            model_name=args.preset, n_ctx=2048, n_parallel=4,
                                            n_threads=os.cpu_count()),
         "vllm": lambda: VLLMServer(
-            python=args.vllm_python, served_model_name=args.preset, cpu_cores=cores,
+            python=args.vllm_python, served_model_name=args.preset, cpu_cores=usable_cores(),
             model=str(VLLMModelPreparer(store, args.home / "vllm-models",
                                         python=args.vllm_python).prepare(args.preset).folder)),
     }

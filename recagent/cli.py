@@ -167,13 +167,13 @@ def _vllm_server(args: argparse.Namespace, settings: Settings) -> VLLMServer:
     """A preset is converted (once) to a folder; a folder or a model name is served as is,
     under --llm-model if given, else the preset's or the folder's name."""
     from recagent.presets import PRESETS
-    from recagent.vllm_server import VLLMServer
+    from recagent.vllm_server import VLLMServer, usable_cores
 
     spec = settings.preset
     folder = _vllm_preparer(args, settings).prepare(spec).folder if spec in PRESETS else None
     model = str(folder) if folder else spec
     name = args.llm_model or Path(spec).name  # what requests must name (vLLM 404s others)
-    cores = args.cpu_cores or (f"0-{(os.cpu_count() or 1) - 1}" if args.device == "cpu" else None)
+    cores = args.cpu_cores or (usable_cores() if args.device == "cpu" else None)
     return VLLMServer(python=_vllm_python(args), model=model, served_model_name=name,
                       device=args.device, port=args.port, max_model_len=args.max_model_len,
                       cpu_cores=cores)
@@ -322,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "serving a preset converted by `models prepare-vllm`, a Hugging Face "
                         "folder or a model name given with --model")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="vLLM device")
-    p.add_argument("--cpu-cores", help="vLLM on CPU: cores for its threads (default all, e.g. 0-1)")
+    p.add_argument("--cpu-cores", help="vLLM on CPU: cores for its threads, e.g. 0-1 "
+                                       "(default: all this process may use)")
     p.add_argument("--max-model-len", type=int, default=2048, help="vLLM context length")
     p.set_defaults(func=cmd_serve_llm)
 

@@ -236,6 +236,12 @@ class VLLMServer:
             time.sleep(0.5)
 
 
+def usable_cores() -> str:
+    """The cores this process may run on, as vLLM's thread binding takes them ("0,1"): in a
+    container or under taskset these are not simply 0..cpu_count-1."""
+    return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+
+
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)

@@ -32,7 +32,7 @@ from recagent.ranking import ListwiseRanker, RankingAnswer, labels_for
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Interaction, Item, UserHistory
 from recagent.vllm_model import PreparedModel, VLLMModelPreparer
-from recagent.vllm_server import VLLMServer
+from recagent.vllm_server import VLLMServer, usable_cores
 from retrieval.candidates import SemanticRetriever
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.store import CatalogStore
@@ -42,7 +42,6 @@ pytestmark = pytest.mark.vllm
 REPO = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("RECAGENT_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
 PRESET = "smollm2-135m"
-ALL_CORES = f"0-{(os.cpu_count() or 1) - 1}"
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +67,7 @@ def vllm_server(prepared: PreparedModel, vllm_python: Path,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     with VLLMServer(python=vllm_python, model=str(prepared.folder), served_model_name=PRESET,
-                    cpu_cores=ALL_CORES, log_path=log) as server:
+                    cpu_cores=usable_cores(), log_path=log) as server:
         yield server
 
 
