@@ -38,10 +38,11 @@ _LOG_TAIL_CHARS = 3000
 class VLLMServer:
     """One model served by vLLM on `host:port` (a free port when None).
 
-    `model` is a local Hugging Face folder (see recagent/vllm_model.py) or, on a machine
-    allowed to reach a hub, a model name. `cpu_cores` binds vLLM's OMP threads on CPU,
-    e.g. "0-1"; `kv_cache_gib` is the CPU KV cache. `log_path` receives the server's
-    output (a temporary file when None); its tail is quoted in start errors.
+    `model` is a local Hugging Face folder (see recagent/vllm_model.py) or a model name
+    (the server runs with HF_HUB_OFFLINE=1 unless `extra_env` says otherwise).
+    `cpu_cores` binds vLLM's OMP threads on CPU, e.g. "0-1"; `kv_cache_gib` is the CPU KV
+    cache. `log_path` receives the server's output (a temporary file when None); its tail
+    is quoted in start errors.
     """
 
     def __init__(
@@ -131,22 +132,23 @@ class VLLMServer:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         began = time.perf_counter()
-        self._proc = subprocess.Popen(
-            self.command(port), stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env={**os.environ, **self.environment()},
-            start_new_session=True,
-        )
-        self._port = port
         try:
+            self._proc = subprocess.Popen(
+                self.command(port), stdout=self._log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, **self.environment()},
+                start_new_session=True,
+            )
+            self._port = port
             self._wait_healthy(began + self.start_timeout_s)
         except BaseException:
-            self.stop()
+            self.stop(keep_log=True)
             raise
         self.startup_s = time.perf_counter() - began
         return self
 
-    def stop(self) -> None:
-        """SIGTERM to the server's process group, SIGKILL after `stop_timeout_s`."""
+    def stop(self, *, keep_log: bool = False) -> None:
+        """SIGTERM to the server's process group, SIGKILL after `stop_timeout_s`. A temporary
+        log is deleted unless `keep_log` (a failed start keeps it: the error names it)."""
         proc, self._proc = self._proc, None
         if proc is not None:
             _signal_group(proc, signal.SIGTERM)
@@ -159,6 +161,8 @@ class VLLMServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+            if self.requested_log_path is None and self.log_path is not None and not keep_log:
+                self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> VLLMServer:
         return self.start()

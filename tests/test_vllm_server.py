@@ -52,11 +52,14 @@ def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
 
 def test_a_server_that_dies_at_start_reports_the_end_of_its_log(tmp_path: Path) -> None:
     """This environment's python has no vllm: the child exits, and the error quotes why."""
-    s = server(port=None, log_path=tmp_path / "vllm.log", start_timeout_s=120)
+    s = server(port=None, start_timeout_s=120)
     with pytest.raises(TransportError, match="No module named 'vllm'") as failed:
         s.start()
     assert "exited with code 1" in str(failed.value)
     assert not s.running
+    assert s.log_path is not None and str(s.log_path) in str(failed.value)
+    assert s.log_path.is_file()  # a failed start keeps the temporary log it names
+    s.log_path.unlink()
 
 
 def test_a_failed_conversion_leaves_no_folder_behind(tmp_path: Path) -> None:
