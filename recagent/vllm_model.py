@@ -58,6 +58,7 @@ class VLLMModelPreparer:
         folder = self.folder_for(preset)
         if folder.is_dir():
             return PreparedModel(preset, folder, 0.0)
+        check_python(self.python)  # before fetching the GGUF that it could not convert
         gguf = self.store.path(self._preset(preset).artifact)
         began = time.perf_counter()
         convert(gguf, folder, python=self.python, timeout_s=self.timeout_s)
@@ -73,9 +74,7 @@ class VLLMModelPreparer:
 
 def convert(gguf: Path, folder: Path, *, python: Path, timeout_s: float = 1800.0) -> None:
     """Write the Hugging Face folder for `gguf` to `folder`, atomically."""
-    if not Path(python).is_file():
-        raise ConfigError(f"{python} does not exist: build the vLLM environment with "
-                          "`make vllm-venv` or pass its python")
+    check_python(python)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
@@ -102,6 +101,12 @@ def convert(gguf: Path, folder: Path, *, python: Path, timeout_s: float = 1800.0
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_python(python: Path) -> None:
+    if not Path(python).is_file():
+        raise ConfigError(f"{python} does not exist: build the vLLM environment with "
+                          "`make vllm-venv` or pass its python (--vllm-python)")
 
 
 def _converter_env() -> dict[str, str]:

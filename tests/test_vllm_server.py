@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from recagent.artifacts import ArtifactStore
 from recagent.errors import ConfigError, ModelArtifactError, TransportError
-from recagent.vllm_model import convert
+from recagent.vllm_model import VLLMModelPreparer, convert
 from recagent.vllm_server import VLLMServer
 
 
@@ -69,3 +70,23 @@ def test_a_failed_conversion_leaves_no_folder_behind(tmp_path: Path) -> None:
     with pytest.raises(ModelArtifactError, match="failed"):
         convert(bogus, target, python=Path(sys.executable), timeout_s=120)
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_preparing_without_the_vllm_python_says_how_to_build_it(tmp_path: Path) -> None:
+    preparer = VLLMModelPreparer(ArtifactStore(tmp_path / "artifacts", allow_fetch=False),
+                                 tmp_path / "models", python=tmp_path / "no-venv" / "python")
+    assert preparer.folder_for("smollm2-135m").name.startswith("smollm2-135m-")
+    with pytest.raises(ConfigError, match="make vllm-venv"):  # checked before any download
+        preparer.prepare("smollm2-135m")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preparer.prepare("gpt-5")
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_prepared_folder_is_reused_without_converting(tmp_path: Path) -> None:
+    preparer = VLLMModelPreparer(ArtifactStore(tmp_path / "artifacts", allow_fetch=False),
+                                 tmp_path / "models", python=tmp_path / "no-venv" / "python")
+    preparer.folder_for("smollm2-135m").mkdir(parents=True)
+    prepared = preparer.prepare("smollm2-135m")
+    assert prepared.folder == preparer.folder_for("smollm2-135m")
+    assert prepared.converted_s == 0.0
