@@ -1,8 +1,10 @@
 """A real vLLM server (CPU build, from .venv-vllm) with SmolLM2-135M, through OpenAIClient.
 
 `make test` builds .venv-vllm first; without it these tests fail rather than skip, so a
-broken vLLM environment can never pass unnoticed. The server starts once per session
-from the preset's GGUF, converted once into .cache/vllm-models.
+broken vLLM environment can never pass unnoticed. The server starts once, for this
+module, from the preset's GGUF converted once per session into .cache/vllm-models
+(conftest.py); it is stopped before tests/test_vllm_cli.py starts its own, so that two
+servers (~4 GB of memory each) never run at once.
 
 What is checked holds for any model: the JSON schema makes the listwise answer
 validate on the first try, logprobs score every candidate, and concurrent requests
@@ -13,18 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from recagent.artifacts import ArtifactStore
 from recagent.llm import OpenAIClient
 from recagent.logprob_ranking import LogprobRanker
 from recagent.prompts import PromptLibrary
@@ -39,39 +35,19 @@ from retrieval.store import CatalogStore
 
 pytestmark = pytest.mark.vllm
 
-REPO = Path(__file__).resolve().parents[1]
-VLLM_PYTHON = Path(os.environ.get("RECAGENT_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
 PRESET = "smollm2-135m"
 
 
-@pytest.fixture(scope="session")
-def vllm_python() -> Path:
-    if not VLLM_PYTHON.is_file():
-        pytest.fail(f"{VLLM_PYTHON} not found: the vLLM tests need `make vllm-venv` "
-                    "(`make test` builds it first)")
-    return VLLM_PYTHON
-
-
-@pytest.fixture(scope="session")
-def preparer(artifact_store: ArtifactStore, vllm_python: Path) -> VLLMModelPreparer:
-    return VLLMModelPreparer(artifact_store, REPO / ".cache" / "vllm-models", python=vllm_python)
-
-
-@pytest.fixture(scope="session")
-def prepared(preparer: VLLMModelPreparer) -> PreparedModel:
-    return preparer.prepare(PRESET)
-
-
-@pytest.fixture(scope="session")
-def vllm_server(prepared: PreparedModel, vllm_python: Path,
+@pytest.fixture(scope="module")
+def vllm_server(vllm_prepared: PreparedModel, vllm_python: Path,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    with VLLMServer(python=vllm_python, model=str(prepared.folder), served_model_name=PRESET,
+    with VLLMServer(python=vllm_python, model=str(vllm_prepared.folder), served_model_name=PRESET,
                     cpu_cores=usable_cores(), log_path=log) as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(vllm_server: VLLMServer) -> OpenAIClient:
     return OpenAIClient(base_url=vllm_server.base_url, model=vllm_server.model, timeout_s=300)
 
@@ -96,13 +72,13 @@ def horror_fan(mini_items: list[Item]) -> list[tuple[Interaction, Item]]:
 
 
 def test_the_prepared_folder_is_a_dequantised_hf_model_and_is_reused(
-    prepared: PreparedModel, preparer: VLLMModelPreparer
+    vllm_prepared: PreparedModel, vllm_preparer: VLLMModelPreparer
 ) -> None:
-    config = json.loads((prepared.folder / "config.json").read_text())
+    config = json.loads((vllm_prepared.folder / "config.json").read_text())
     assert "quantization_config" not in config  # else vLLM looks for GGUF weights
-    assert (prepared.folder / "model.safetensors").stat().st_size > 100_000_000
-    again = preparer.prepare(PRESET)
-    assert again.folder == prepared.folder and again.converted_s == 0.0
+    assert (vllm_prepared.folder / "model.safetensors").stat().st_size > 100_000_000
+    again = vllm_preparer.prepare(PRESET)
+    assert again.folder == vllm_prepared.folder and again.converted_s == 0.0
 
 
 def test_server_is_healthy_and_serves_the_given_name(vllm_server: VLLMServer) -> None:
@@ -166,73 +142,3 @@ def test_four_concurrent_rankings_all_validate(client: OpenAIClient,
     assert all(len(order) >= 1 for _, _, order in results)
 
 
-def test_cli_prepare_vllm_reuses_the_folder(artifact_store: ArtifactStore,
-                                            prepared: PreparedModel, vllm_python: Path,
-                                            tmp_path: Path) -> None:
-    home = _home(tmp_path, artifact_store, prepared)
-    done = subprocess.run([sys.executable, "-m", "recagent.cli", "models", "prepare-vllm", PRESET,
-                           "--home", str(home), "--vllm-python", str(vllm_python)],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{home / 'vllm-models' / prepared.folder.name}  " \
-                                  "(already prepared)"
-
-
-def test_cli_serves_a_preset_with_vllm_and_sigterm_stops_it(
-    artifact_store: ArtifactStore, prepared: PreparedModel, vllm_python: Path, tmp_path: Path
-) -> None:
-    """`recagent serve-llm --backend vllm` reuses the prepared folder, prints its URL, and on
-    SIGTERM takes the vLLM process group down with it (no orphaned server)."""
-    home = _home(tmp_path, artifact_store, prepared)
-    cmd = [sys.executable, "-m", "recagent.cli", "serve-llm", "--backend", "vllm", "--model",
-           PRESET, "--home", str(home), "--port", "0", "--vllm-python", str(vllm_python)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        assert first.startswith(f"serving {PRESET} at http://127.0.0.1:"), first
-        children = _children(proc.pid)
-        assert len(children) == 1  # the vLLM api_server, leader of its own process group
-        assert _group(children[0])
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 0
-        deadline = time.monotonic() + 30
-        while _group(children[0]) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _group(children[0]) == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def _home(tmp_path: Path, artifact_store: ArtifactStore, prepared: PreparedModel) -> Path:
-    """A recagent home that shares the test session's artifacts and converted models."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "artifacts").symlink_to(artifact_store.cache_dir.resolve())
-    (home / "vllm-models").symlink_to(prepared.folder.parent.resolve())
-    return home
-
-
-def _children(pid: int) -> list[int]:
-    return [p for p, (ppid, _) in _processes().items() if ppid == pid]
-
-
-def _group(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group `pgid`."""
-    return [p for p, (_, group) in _processes().items() if group == pgid]
-
-
-def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, process group) of every live process, from /proc."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            out[int(stat.parent.name)] = (int(fields[1]), int(fields[2]))
-    return out
