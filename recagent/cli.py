@@ -13,12 +13,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from recagent.errors import ConfigError, RecagentError
 from recagent.stack import Settings, open_recommender, open_store
 from recagent.types import Interaction, Recommendation, UserHistory
+
+if TYPE_CHECKING:
+    from recagent.vllm_model import VLLMModelPreparer
+    from recagent.vllm_server import VLLMServer
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -29,6 +34,7 @@ ENV_HELP = """environment (flags win):
                          embedded model; RECAGENT_LLM_MODEL names the model there
   RECAGENT_LLM_API_KEY   API key for that server (falls back to OPENAI_API_KEY)
   RECAGENT_MODEL         embedded model preset or a .gguf path
+  RECAGENT_VLLM_PYTHON   python of the vLLM environment (serve-llm --backend vllm)
 """
 
 
@@ -135,11 +141,42 @@ def cmd_serve_llm(args: argparse.Namespace) -> int:
     from recagent.presets import resolve_model
 
     settings = _settings(args)
+    if args.backend == "vllm":
+        serve_forever(_vllm_server(args, settings))
+        return EXIT_OK
     name, path = resolve_model(settings.preset, settings.artifacts)
     server = LocalLLMServer(path, model_name=name, n_threads=args.threads, port=args.port,
                             n_parallel=args.parallel)
     serve_forever(server)
     return EXIT_OK
+
+
+def _vllm_python(args: argparse.Namespace) -> Path:
+    return Path(args.vllm_python or os.environ.get("RECAGENT_VLLM_PYTHON")
+                or Path(".venv-vllm") / "bin" / "python")
+
+
+def _vllm_preparer(args: argparse.Namespace, settings: Settings) -> VLLMModelPreparer:
+    from recagent.vllm_model import VLLMModelPreparer
+
+    return VLLMModelPreparer(settings.artifacts, settings.home / "vllm-models",
+                             python=_vllm_python(args))
+
+
+def _vllm_server(args: argparse.Namespace, settings: Settings) -> VLLMServer:
+    """A preset is converted (once) to a folder; a folder or a model name is served as is,
+    under --llm-model if given, else the preset's or the folder's name."""
+    from recagent.presets import PRESETS
+    from recagent.vllm_server import VLLMServer, usable_cores
+
+    spec = settings.preset
+    folder = _vllm_preparer(args, settings).prepare(spec).folder if spec in PRESETS else None
+    model = str(folder) if folder else spec
+    name = args.llm_model or Path(spec).name  # what requests must name (vLLM 404s others)
+    cores = args.cpu_cores or (usable_cores() if args.device == "cpu" else None)
+    return VLLMServer(python=_vllm_python(args), model=model, served_model_name=name,
+                      device=args.device, port=args.port, max_model_len=args.max_model_len,
+                      cpu_cores=cores)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -157,6 +194,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         for r in [] if args.json else rows:
             mark = "*" if r["cached"] else " "
             print(f"{mark} {r['preset']:<14} {r['size_mb']:>5} MB  {r['description']}")
+        return EXIT_OK
+    if args.action == "prepare-vllm":
+        preparer = _vllm_preparer(args, settings)
+        for name in args.names or [settings.preset]:
+            prepared = preparer.prepare(name)
+            note = f"converted in {prepared.converted_s:.0f} s" if prepared.converted_s \
+                else "already prepared"
+            print(f"{prepared.folder}  ({note})")
         return EXIT_OK
     names = args.names or [settings.preset, "minilm-onnx", "minilm-tokenizer"]
     for name in names:
@@ -263,17 +308,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 3 when the answer is degraded")
     p.set_defaults(func=cmd_recommend)
 
-    p = sub.add_parser("serve-llm", parents=[common],
-                       help="run the embedded model as an OpenAI-compatible server")
+    vllm = argparse.ArgumentParser(add_help=False)
+    vllm.add_argument("--vllm-python", type=Path,
+                      help="python of the vLLM environment (default .venv-vllm/bin/python, "
+                           "built by `make vllm-venv`)")
+
+    p = sub.add_parser("serve-llm", parents=[common, vllm],
+                       help="run a model as an OpenAI-compatible server (embedded or vLLM)")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--parallel", type=int, default=2, help="parallel request slots")
+    p.add_argument("--parallel", type=int, default=2, help="parallel request slots (llama.cpp)")
+    p.add_argument("--backend", choices=["llamacpp", "vllm"], default="llamacpp",
+                   help="llamacpp: the embedded server (default); vllm: a vLLM child process, "
+                        "serving a preset converted by `models prepare-vllm`, a Hugging Face "
+                        "folder or a model name given with --model")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="vLLM device")
+    p.add_argument("--cpu-cores", help="vLLM on CPU: cores for its threads, e.g. 0-1 "
+                                       "(default: all this process may use)")
+    p.add_argument("--max-model-len", type=int, default=2048, help="vLLM context length")
     p.set_defaults(func=cmd_serve_llm)
 
-    p = sub.add_parser("models", parents=[common], help="list or fetch model presets")
-    p.add_argument("action", choices=["list", "fetch"])
+    p = sub.add_parser("models", parents=[common, vllm],
+                       help="list or fetch model presets, or prepare them for vLLM")
+    p.add_argument("action", choices=["list", "fetch", "prepare-vllm"])
     p.add_argument("names", nargs="*",
                    help="presets or artifacts to fetch (default: the default preset and the "
-                        "embedding model)")
+                        "embedding model); prepare-vllm: presets to convert to Hugging Face "
+                        "folders under HOME/vllm-models (default: the default preset)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("eval", parents=[common], help="offline evaluation from a config file",

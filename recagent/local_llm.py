@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
 import xllamacpp
@@ -206,11 +208,30 @@ def check_gguf(path: Path) -> None:
         raise ModelArtifactError(f"{path} is not a GGUF model file (it does not start with GGUF)")
 
 
-def serve_forever(server: LocalLLMServer, *, out: TextIO | None = None) -> None:
-    """Serve until Ctrl-C, then stop: the body of `recagent serve-llm`."""
+class ManagedServer(Protocol):
+    """What `serve_forever` needs: LocalLLMServer and recagent.vllm_server.VLLMServer."""
+
+    startup_s: float
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+
+def serve_forever(server: ManagedServer, *, out: TextIO | None = None) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop: the body of `recagent serve-llm`.
+    SIGTERM counts as Ctrl-C so that a server in a child process (vLLM) is never orphaned."""
     stream = out if out is not None else sys.stdout
-    server.start()
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
+        server.start()
         print(
             f"serving {server.model} at {server.base_url} "
             f"(started in {server.startup_s:.1f} s; Ctrl-C to stop)",
@@ -223,6 +244,12 @@ def serve_forever(server: LocalLLMServer, *, out: TextIO | None = None) -> None:
         print("stopping", file=stream, flush=True)
     finally:
         server.stop()
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _check_port_free(host: str, port: int) -> None:

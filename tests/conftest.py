@@ -21,10 +21,14 @@ import pytest
 
 from recagent.artifacts import ArtifactStore
 from recagent.types import Item
+from recagent.vllm_model import PreparedModel, VLLMModelPreparer
 from retrieval.embeddings import Embedder, OnnxEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RECAGENT_TEST_DATA", REPO.parent / "shared" / "data"))
+
+VLLM_PYTHON = Path(os.environ.get("RECAGENT_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
+"""The vLLM environment (`make vllm-venv`) that the `vllm` tests run a real server from."""
 
 needs_data = pytest.mark.skipif(
     not (DATA / "ml-100k" / "u.item").is_file(),
@@ -35,6 +39,26 @@ needs_data = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def artifact_store() -> ArtifactStore:
     return ArtifactStore(REPO / ".cache" / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    """Fails, never skips, without the vLLM environment: `make test` builds it first."""
+    if not VLLM_PYTHON.is_file():
+        pytest.fail(f"{VLLM_PYTHON} not found: the vLLM tests need `make vllm-venv` "
+                    "(`make test` builds it first)")
+    return VLLM_PYTHON
+
+
+@pytest.fixture(scope="session")
+def vllm_preparer(artifact_store: ArtifactStore, vllm_python: Path) -> VLLMModelPreparer:
+    return VLLMModelPreparer(artifact_store, REPO / ".cache" / "vllm-models", python=vllm_python)
+
+
+@pytest.fixture(scope="session")
+def vllm_prepared(vllm_preparer: VLLMModelPreparer) -> PreparedModel:
+    """SmolLM2-135M's GGUF as a Hugging Face folder, converted once (then reused)."""
+    return vllm_preparer.prepare("smollm2-135m")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ def test_wheel_contains_templates_and_renders_from_them(tmp_path: Path) -> None:
     templates = sorted(p.name for p in (REPO / "prompts").glob("*.j2"))
     assert templates and all(f"prompts/{t}" in names for t in templates)
     assert "recagent/cli.py" in names and "retrieval/__init__.py" in names
+    assert "recagent/gguf_to_hf.py" in names  # run by the vLLM environment's python
     assert not any(n.startswith("tests/") for n in names)
 
     site = tmp_path / "site"
