@@ -226,10 +226,12 @@ class ManagedServer(Protocol):
 
 def serve_forever(server: ManagedServer, *, out: TextIO | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM, then stop: the body of `recagent serve-llm`.
-    SIGTERM counts as Ctrl-C so that a server in a child process (vLLM) is never orphaned."""
+    SIGTERM counts as Ctrl-C so that a server in a child process (vLLM) is never orphaned;
+    SIGINT is handled even when inherited as ignored (a shell's background job)."""
     stream = out if out is not None else sys.stdout
     main = threading.current_thread() is threading.main_thread()  # signals: main thread only
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)} \
+        if main else {}
     try:
         server.start()
         print(
@@ -244,8 +246,8 @@ def serve_forever(server: ManagedServer, *, out: TextIO | None = None) -> None:
         print("stopping", file=stream, flush=True)
     finally:
         server.stop()
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
