@@ -2,10 +2,10 @@
 
 Builds one `vllm.LLM` on a Hugging Face folder, then runs `--jobs` ranking jobs on
 `--threads` threads through one VLLMEngineClient: each job is a ListwiseRanker answer
-(letters only, k of 8 candidates) and a LogprobRanker scoring of the same candidates.
-With `--sequential` the same jobs run again one at a time, on the same engine (both
-after one warm-up request). Prints
-one JSON object: engine start, wall times, every `chat` batch's size, and each job's
+(k of 8 candidates; letters only, or with a reason each given `--explain`) and a
+LogprobRanker scoring of the same candidates. With `--sequential` the same jobs run
+again one at a time, on the same engine (both after one warm-up request). Prints one
+JSON object: engine start, wall times, every `chat` batch's size, and each job's
 answers; tests/test_vllm_engine.py runs it and checks them. Needs recagent and vLLM in
 one environment, e.g.
     PYTHONPATH=. .venv-vllm/bin/python benchmarks/bench_engine.py .cache/vllm-models/smollm2-135m-*
@@ -53,10 +53,10 @@ def job_candidates(first: int) -> list[Candidate]:
                       score=1.0 - r / 8) for r, n in enumerate(picked)]
 
 
-def run_job(client: VLLMEngineClient, first: int, k: int) -> dict[str, Any]:
+def run_job(client: VLLMEngineClient, first: int, k: int, explain: bool) -> dict[str, Any]:
     candidates = job_candidates(first)
     prompts = PromptLibrary()
-    listwise = ListwiseRanker(client, prompts, explain=False).rank(history(), candidates, k)
+    listwise = ListwiseRanker(client, prompts, explain=explain).rank(history(), candidates, k)
     logprob = LogprobRanker(client, prompts).rank(history(), candidates, k)
     return {
         "candidates": [c.item.id for c in candidates], "k": k,
@@ -67,11 +67,11 @@ def run_job(client: VLLMEngineClient, first: int, k: int) -> dict[str, Any]:
     }
 
 
-def run_all(client: VLLMEngineClient, jobs: list[tuple[int, int]],
-            threads: int) -> tuple[float, list[dict[str, Any]]]:
+def run_all(client: VLLMEngineClient, jobs: list[tuple[int, int]], threads: int,
+            explain: bool) -> tuple[float, list[dict[str, Any]]]:
     began = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        done = list(pool.map(lambda job: run_job(client, *job), jobs))
+        done = list(pool.map(lambda job: run_job(client, *job, explain), jobs))
     return time.perf_counter() - began, done
 
 
@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--sequential", action="store_true",
                         help="also run the same jobs one at a time")
+    parser.add_argument("--explain", action="store_true",
+                        help="listwise answers with a reason per item (longer decoding)")
     parser.add_argument("--out", type=Path, help="write the JSON here (vLLM logs to stdout)")
     args = parser.parse_args()
     jobs = [JOB_WINDOWS[n % len(JOB_WINDOWS)] for n in range(args.jobs)]
@@ -96,12 +98,12 @@ def main() -> None:
             client.complete([{"role": "user", "content": "Hi"}], max_tokens=4,
                             schema={"type": "object", "properties": {"a": {"type": "string"}}})
             client.stats.sizes.clear()
-            wall, done = run_all(client, jobs, args.threads)
+            wall, done = run_all(client, jobs, args.threads, args.explain)
             report |= {"threads": args.threads, "concurrent_s": round(wall, 2),
                        "batch_sizes": list(client.stats.sizes), "jobs": done}
         if args.sequential:
             with VLLMEngineClient(llm, model=args.name) as client:
-                wall, _ = run_all(client, jobs, 1)
+                wall, _ = run_all(client, jobs, 1, args.explain)
                 report |= {"sequential_s": round(wall, 2),
                            "sequential_batch_sizes": list(client.stats.sizes)}
     finally:

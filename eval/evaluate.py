@@ -45,7 +45,7 @@ def open_eval_llm(llm: LLMConfig, settings: Settings) -> Iterator[LLMClient]:
     from recagent.vllm_server import usable_cores
 
     vllm_engine.check_vllm()  # before converting a preset that could not be loaded
-    folder, name = _engine_model(llm, settings)
+    folder, name = engine_model(llm, settings)
     with vllm_engine.open_engine_client(
         str(folder), name=name, device=llm.device, max_model_len=llm.max_model_len,
         kv_cache_gib=llm.kv_cache_gib, cpu_cores=usable_cores() if llm.device == "cpu" else None,
@@ -53,7 +53,7 @@ def open_eval_llm(llm: LLMConfig, settings: Settings) -> Iterator[LLMClient]:
         yield engine
 
 
-def _engine_model(llm: LLMConfig, settings: Settings) -> tuple[Path, str]:
+def engine_model(llm: LLMConfig, settings: Settings) -> tuple[Path, str]:
     """`model` (a Hugging Face folder) or a preset, converted once into HOME/vllm-models as
     `recagent models prepare-vllm` does (with this environment's python, which has vLLM)."""
     from recagent.presets import PRESETS

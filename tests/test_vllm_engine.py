@@ -19,6 +19,7 @@ import math
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def engine_run(vllm_python: Path, vllm_prepared: PreparedModel,
-               tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+               tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("engine") / "run.json"
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
@@ -42,20 +43,19 @@ def engine_run(vllm_python: Path, vllm_prepared: PreparedModel,
     if done.returncode != 0 or not out.is_file():
         pytest.fail(f"bench_engine.py exited with {done.returncode}:\n"
                     f"{(done.stdout + done.stderr)[-4000:]}")
-    result: dict[str, object] = json.loads(out.read_text(encoding="utf-8"))
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     return result
 
 
-def jobs(run: dict[str, object]) -> list[dict[str, object]]:
-    found = run["jobs"]
-    assert isinstance(found, list) and len(found) == 4
+def jobs(run: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = run["jobs"]
+    assert len(found) == 4
     return found
 
 
-def test_listwise_answers_validate_and_name_only_candidates(engine_run: dict[str, object]) -> None:
+def test_listwise_answers_validate_and_name_only_candidates(engine_run: dict[str, Any]) -> None:
     for job in jobs(engine_run):
         listwise, candidates, k = job["listwise"], job["candidates"], job["k"]
-        assert isinstance(listwise, dict) and isinstance(candidates, list) and isinstance(k, int)
         assert listwise["attempts"] == 1  # valid on the first try, no re-ask
         answer = RankingAnswer.model_validate_json(listwise["raw"])
         assert len(answer.ranking) == k
@@ -66,10 +66,9 @@ def test_listwise_answers_validate_and_name_only_candidates(engine_run: dict[str
         assert listwise["usage"]["prompt_tokens"] > 0 and listwise["usage"]["completion_tokens"] > 0
 
 
-def test_logprob_ranker_scores_every_candidate(engine_run: dict[str, object]) -> None:
+def test_logprob_ranker_scores_every_candidate(engine_run: dict[str, Any]) -> None:
     for job in jobs(engine_run):
         logprob, candidates, k = job["logprob"], job["candidates"], job["k"]
-        assert isinstance(logprob, dict) and isinstance(candidates, list)
         scores = logprob["scores"]
         assert set(scores) == set(candidates)
         assert all(math.isfinite(s) and s <= 0.0 for s in scores.values())
@@ -77,8 +76,7 @@ def test_logprob_ranker_scores_every_candidate(engine_run: dict[str, object]) ->
         assert logprob["order"] == best_first[:k]
 
 
-def test_requests_from_several_threads_shared_a_batch(engine_run: dict[str, object]) -> None:
-    sizes = engine_run["batch_sizes"]
-    assert isinstance(sizes, list)
+def test_requests_from_several_threads_shared_a_batch(engine_run: dict[str, Any]) -> None:
+    sizes: list[int] = engine_run["batch_sizes"]
     assert sum(sizes) == 8  # 4 listwise + 4 logprob requests, none lost or repeated
     assert max(sizes) > 1

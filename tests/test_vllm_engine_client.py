@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from typing import Any
 import pytest
 
 from eval.config import LLMConfig
-from eval.evaluate import open_eval_llm
+from eval.evaluate import engine_model, open_eval_llm
+from recagent import vllm_engine
 from recagent.errors import ConfigError, LLMError
+from recagent.llm import LLMClient
 from recagent.stack import Settings
 from recagent.types import Completion
 from recagent.vllm_engine import (
@@ -32,6 +35,7 @@ from recagent.vllm_engine import (
     check_vllm,
     to_completion,
 )
+from recagent.vllm_model import VLLMModelPreparer
 
 WAIT_S = 30.0
 """Only a guard against a hung test, never a measurement."""
@@ -96,7 +100,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-def ask(client: VLLMEngineClient, text: str, max_tokens: int = 5) -> Completion:
+def ask(client: LLMClient, text: str, max_tokens: int = 5) -> Completion:
     return client.complete([{"role": "system", "content": "s"}, {"role": "user", "content": text}],
                            max_tokens=max_tokens)
 
@@ -249,3 +253,46 @@ def test_the_vllm_engine_without_vllm_is_a_config_error(tmp_path: Path) -> None:
             open_eval_llm(config, Settings(home=tmp_path)):
         pass
     assert not (tmp_path / "vllm-models").exists()
+
+
+def test_engine_model_is_a_local_folder_or_a_prepared_preset(tmp_path: Path) -> None:
+    folder = tmp_path / "Qwen-folder"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    settings = Settings(home=tmp_path / "home")
+    assert engine_model(LLMConfig(engine="vllm", model=str(folder)), settings) == \
+        (folder, "Qwen-folder")
+    with pytest.raises(ConfigError, match="nothing is fetched from a hub"):
+        engine_model(LLMConfig(engine="vllm", model="Qwen/Qwen2.5-1.5B-Instruct"), settings)
+    with pytest.raises(ConfigError, match="takes a preset"):
+        engine_model(LLMConfig(engine="vllm", preset="/models/x.gguf"), settings)
+    # a preset already converted (as `models prepare-vllm` leaves it) is used as it is
+    prepared = VLLMModelPreparer(settings.artifacts, settings.home / "vllm-models",
+                                 python=tmp_path / "no-python").folder_for("smollm2-135m")
+    prepared.mkdir(parents=True)
+    assert engine_model(LLMConfig(engine="vllm", preset="smollm2-135m"), settings) == \
+        (prepared, "smollm2-135m")
+
+
+def test_the_vllm_engine_gets_the_configured_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    opened: list[dict[str, Any]] = []
+
+    @contextmanager
+    def fake_open(model: str, **kwargs: Any) -> Iterator[VLLMEngineClient]:
+        opened.append({"model": model, **kwargs})
+        with VLLMEngineClient(StandInLLM(), model=kwargs["name"],
+                              sampling_params=params) as client:
+            yield client
+
+    monkeypatch.setattr(vllm_engine, "check_vllm", lambda: None)
+    monkeypatch.setattr(vllm_engine, "open_engine_client", fake_open)
+    config = LLMConfig(engine="vllm", model=str(folder), device="gpu", max_model_len=8192)
+    with open_eval_llm(config, Settings(home=tmp_path)) as client:
+        assert ask(client, "q").text == "echo:q:5"
+    assert opened == [{"model": str(folder), "name": "m", "device": "gpu",
+                       "max_model_len": 8192, "kv_cache_gib": 1, "cpu_cores": None}]
