@@ -27,7 +27,7 @@ $(VLLM_VENV)/.installed: requirements-vllm.txt
 	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
 	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-vllm.txt
 	$(VLLM_VENV)/bin/python -m pip uninstall --disable-pip-version-check -y -q torchvision torchaudio torchcodec
-	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf, accelerate'
+	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf, accelerate, tenacity'
 	touch $@
 
 ## demo: ingest MovieLens 100K into Chroma, then recommend for a new user with 3 likes

@@ -142,13 +142,41 @@ class BaselinesConfig(_Strict):
     bpr: BPRConfig = BPRConfig()
 
 
+_ENGINE_ONLY = ("device", "max_model_len", "kv_cache_gib")
+
+
 class LLMConfig(_Strict):
+    engine: Literal["http", "vllm"] = "http"
+    """http: an OpenAI-compatible server (base_url) or the embedded llama.cpp one; vllm: the
+    model loaded in this process by vLLM, concurrent requests batched (recagent/vllm_engine.py)."""
     preset: str | None = Field(default=None, description="embedded model preset or .gguf path")
     base_url: str | None = Field(default=None, description="an OpenAI-compatible server instead")
-    model: str | None = Field(default=None, description="model name on that server")
+    model: str | None = Field(default=None, description="model name on that server; with "
+                              "engine = 'vllm' a Hugging Face folder")
     threads: Annotated[int, Field(ge=1)] | None = None
     concurrency: Annotated[int, Field(ge=1, le=64)] = 2
     cache: Path | None = Field(default=None, description="SQLite response cache; default in --out")
+    device: Literal["cpu", "gpu"] = "cpu"
+    """engine = 'vllm': cpu (float32, eager, threads bound to this process's cores) or gpu
+    (vLLM's defaults plus prefix caching), as `serve-llm --backend vllm --device`."""
+    max_model_len: Annotated[int, Field(ge=64)] = 2048
+    """engine = 'vllm': the longest prompt plus answer, in tokens."""
+    kv_cache_gib: Annotated[int, Field(ge=1)] = 1
+    """engine = 'vllm' on cpu: the KV cache (VLLM_CPU_KVCACHE_SPACE)."""
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> LLMConfig:
+        # As for variants: a setting the chosen path would ignore is an error.
+        if self.engine == "http":
+            ignored = sorted(set(_ENGINE_ONLY) & self.model_fields_set)
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)} apply to engine = 'vllm' only")
+        elif self.base_url is not None or self.threads is not None:
+            raise ValueError("engine = 'vllm' loads the model in this process: base_url and "
+                             "threads (llama.cpp's) do not apply")
+        elif self.model is not None and self.preset is not None:
+            raise ValueError("engine = 'vllm' loads model (a folder) or preset, not both")
+        return self
 
 
 class VariantConfig(_Strict):

@@ -1,31 +1,78 @@
 """One call from a config file to a written report: what `recagent eval` runs.
 
 This is where the parts are wired and their lifetimes owned: the Chroma collection of
-the data set, and the LLM (an embedded server is started only if a variant needs it).
+the data set, and the LLM (an embedded server, or with `engine = "vllm"` an in-process
+vLLM engine, is started only if a variant needs it).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from eval.config import EvalConfig, load_config
+from eval.config import LLMConfig, load_config
 from eval.harness import Harness, load_dataset
 from eval.rating import evaluate_rating, write_rating_report
 from eval.report import write_report
 from eval.summary import summarize
+from recagent.errors import ConfigError
+from recagent.llm import LLMClient
 from recagent.stack import Settings, open_llm, open_store
 
 DEFAULT_REPORTS = Path("eval") / "reports"
 
 
-def llm_settings(config: EvalConfig, settings: Settings) -> Settings:
+def llm_settings(llm: LLMConfig, settings: Settings) -> Settings:
     """The config's [llm] table wins over the command line's defaults."""
-    llm = config.llm
     update = {k: v for k, v in {"preset": llm.preset, "llm_base_url": llm.base_url,
                                 "llm_model": llm.model, "llm_threads": llm.threads}.items()
               if v is not None}
     return settings.model_copy(update=update)
+
+
+@contextmanager
+def open_eval_llm(llm: LLMConfig, settings: Settings) -> Iterator[LLMClient]:
+    """The [llm] table's client for the duration: over HTTP (a server, or the embedded one
+    started here), or with engine = "vllm" a vLLM engine loaded in this process."""
+    if llm.engine == "http":
+        with open_llm(llm_settings(llm, settings)) as client:
+            yield client
+        return
+    from recagent import vllm_engine
+    from recagent.vllm_server import usable_cores
+
+    vllm_engine.check_vllm()  # before converting a preset that could not be loaded
+    folder, name = engine_model(llm, settings)
+    with vllm_engine.open_engine_client(
+        str(folder), name=name, device=llm.device, max_model_len=llm.max_model_len,
+        kv_cache_gib=llm.kv_cache_gib, cpu_cores=usable_cores() if llm.device == "cpu" else None,
+    ) as engine:
+        yield engine
+
+
+def engine_model(llm: LLMConfig, settings: Settings) -> tuple[Path, str]:
+    """`model` (a Hugging Face folder) or a preset, converted once into HOME/vllm-models as
+    `recagent models prepare-vllm` does (with this environment's python, which has vLLM)."""
+    from recagent.presets import PRESETS
+    from recagent.vllm_model import VLLMModelPreparer
+
+    if llm.model is not None:
+        folder = Path(llm.model).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"[llm] model = {llm.model!r}: engine = 'vllm' loads a local "
+                              "Hugging Face folder (with config.json) or a preset; nothing is "
+                              "fetched from a hub")
+        return folder, folder.name
+    preset = llm.preset or settings.preset
+    if preset not in PRESETS:
+        raise ConfigError(f"[llm] preset = {preset!r}: engine = 'vllm' takes a preset "
+                          f"({', '.join(PRESETS)}) or model = a Hugging Face folder")
+    preparer = VLLMModelPreparer(settings.artifacts, settings.home / "vllm-models",
+                                 python=Path(sys.executable))
+    return preparer.prepare(preset).folder, preset
 
 
 def evaluate_config(
@@ -38,7 +85,7 @@ def evaluate_config(
     dataset = load_dataset(config.dataset)
     if config.protocol.kind == "rating":
         if config.variants:
-            with open_llm(llm_settings(config, settings)) as client:
+            with open_eval_llm(config.llm, settings) as client:
                 rating = evaluate_rating(config, dataset, client, out=folder, progress=progress)
         else:
             rating = evaluate_rating(config, dataset, None, out=folder, progress=progress)
@@ -49,7 +96,7 @@ def evaluate_config(
     if config.variants:
         result = harness.prepare()
         harness.baselines(result)
-        with open_llm(llm_settings(config, settings)) as client:
+        with open_eval_llm(config.llm, settings) as client:
             harness.variants(result, client)
     else:
         result = harness.run(None)

@@ -97,19 +97,15 @@ class VLLMServer:
                "--model", self.model_source, "--served-model-name", self.served_model_name,
                "--host", self.host, "--port", str(port),
                "--max-model-len", str(self.max_model_len)]
-        if self.device == "cpu":
-            cmd += ["--dtype", "float32", "--enforce-eager"]
-        else:
-            cmd += ["--enable-prefix-caching"]
+        for key, value in engine_options(self.device).items():
+            flag = "--" + key.replace("_", "-")
+            cmd += [flag] if value is True else [flag, str(value)]
         return cmd + self.extra_args
 
     def environment(self) -> dict[str, str]:
         """The variables set for the child on top of the inherited environment."""
-        env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-        if self.device == "cpu":
-            env["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gib)
-            if self.cpu_cores:
-                env["VLLM_CPU_OMP_THREADS_BIND"] = self.cpu_cores
+        env = engine_environment(self.device, kv_cache_gib=self.kv_cache_gib,
+                                 cpu_cores=self.cpu_cores)
         env.update(self.extra_env)
         return env
 
@@ -238,6 +234,26 @@ class VLLMServer:
                     f"{self.log_tail()}"
                 )
             time.sleep(0.5)
+
+
+def engine_options(device: Device) -> dict[str, str | bool]:
+    """vLLM engine arguments per device, as `vllm.LLM` keywords (the server's flags are
+    these with dashes), so the server and the in-process engine run the same way."""
+    if device == "cpu":
+        return {"dtype": "float32", "enforce_eager": True}
+    return {"enable_prefix_caching": True}
+
+
+def engine_environment(device: Device, *, kv_cache_gib: int = 1,
+                       cpu_cores: str | None = None) -> dict[str, str]:
+    """The variables vLLM reads at start: offline, no usage stats, and on CPU the KV cache
+    size (GiB) and the cores its OMP threads are bound to."""
+    env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    if device == "cpu":
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)
+        if cpu_cores:
+            env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_cores
+    return env
 
 
 def usable_cores() -> str:
