@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from bench_llm import MOVIES  # run as a script: benchmarks/ is on sys.path
+
 from recagent.artifacts import ArtifactStore
 from recagent.llm import OpenAIClient
 from recagent.local_llm import LocalLLMServer
@@ -28,15 +30,6 @@ from recagent.types import Candidate, Interaction, Item
 from recagent.vllm_model import VLLMModelPreparer
 from recagent.vllm_server import VLLMServer, usable_cores
 
-TITLES = [
-    "Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Get Shorty (1995)",
-    "Copycat (1995)", "Twelve Monkeys (1995)", "Babe (1995)", "Dead Man Walking (1995)",
-    "Richard III (1995)", "Seven (Se7en) (1995)", "Usual Suspects, The (1995)",
-    "Mighty Aphrodite (1995)", "Postino, Il (1994)", "Mr. Holland's Opus (1995)",
-    "French Twist (Gazon maudit) (1995)", "From Dusk Till Dawn (1996)",
-    "White Balloon, The (1995)", "Antonia's Line (1995)", "Angels and Insects (1995)",
-    "Muppet Treasure Island (1996)",
-]
 LIKED = ["Star Wars (1977)", "Fargo (1996)", "Return of the Jedi (1983)"]
 
 
@@ -44,7 +37,7 @@ def task() -> tuple[list[tuple[Interaction, Item]], list[Candidate]]:
     history = [(Interaction(item_id=f"h{n}", liked=True, ts=n), Item(id=f"h{n}", title=t, text=t))
                for n, t in enumerate(LIKED)]
     candidates = [Candidate(item=Item(id=str(n), title=t, text=t), rank=n, score=1.0)
-                  for n, t in enumerate(TITLES)]
+                  for n, t in enumerate(MOVIES)]
     return history, candidates
 
 
