@@ -57,7 +57,6 @@ def engine_model(llm: LLMConfig, settings: Settings) -> tuple[Path, str]:
     """`model` (a Hugging Face folder) or a preset, converted once into HOME/vllm-models as
     `recagent models prepare-vllm` does (with this environment's python, which has vLLM)."""
     from recagent.presets import PRESETS
-    from recagent.vllm_model import VLLMModelPreparer
 
     if llm.model is not None:
         folder = Path(llm.model).expanduser()
@@ -70,9 +69,7 @@ def engine_model(llm: LLMConfig, settings: Settings) -> tuple[Path, str]:
     if preset not in PRESETS:
         raise ConfigError(f"[llm] preset = {preset!r}: engine = 'vllm' takes a preset "
                           f"({', '.join(PRESETS)}) or model = a Hugging Face folder")
-    preparer = VLLMModelPreparer(settings.artifacts, settings.home / "vllm-models",
-                                 python=Path(sys.executable))
-    return preparer.prepare(preset).folder, preset
+    return settings.vllm_preparer(Path(sys.executable)).prepare(preset).folder, preset
 
 
 def evaluate_config(

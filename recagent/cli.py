@@ -157,10 +157,7 @@ def _vllm_python(args: argparse.Namespace) -> Path:
 
 
 def _vllm_preparer(args: argparse.Namespace, settings: Settings) -> VLLMModelPreparer:
-    from recagent.vllm_model import VLLMModelPreparer
-
-    return VLLMModelPreparer(settings.artifacts, settings.home / "vllm-models",
-                             python=_vllm_python(args))
+    return settings.vllm_preparer(_vllm_python(args))
 
 
 def _vllm_server(args: argparse.Namespace, settings: Settings) -> VLLMServer:

@@ -22,6 +22,7 @@ from recagent.presets import DEFAULT_PRESET, resolve_model
 from recagent.prompts import PromptLibrary
 from recagent.ranking import ListwiseRanker
 from recagent.recommender import Recommender
+from recagent.vllm_model import VLLMModelPreparer
 from retrieval.candidates import SemanticRetriever
 from retrieval.embeddings import Embedder, OnnxEmbedder
 from retrieval.store import CatalogStore
@@ -47,6 +48,10 @@ class Settings(BaseModel):
     @property
     def artifacts(self) -> ArtifactStore:
         return ArtifactStore(self.home / "artifacts")
+
+    def vllm_preparer(self, python: Path) -> VLLMModelPreparer:
+        """Presets converted for vLLM with `python`'s transformers, kept in HOME/vllm-models."""
+        return VLLMModelPreparer(self.artifacts, self.home / "vllm-models", python=python)
 
 
 def open_embedder(settings: Settings) -> Embedder:
