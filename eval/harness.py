@@ -28,7 +28,7 @@ from eval.baselines import (
 )
 from eval.config import DatasetConfig, EvalConfig, ProtocolConfig, VariantConfig
 from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
-from eval.fusion import cross_fit
+from eval.fusion import validation_users
 from eval.protocols import (
     Case,
     LeaveOneOut,
@@ -41,7 +41,7 @@ from eval.protocols import (
 from eval.results import ResultLog, UserResult
 from eval.variants import build_ranker, demonstrations
 from recagent.cache import CacheStats, CachingClient
-from recagent.ensemble import LLM_SOURCE, FusionRanker, llm_scores
+from recagent.ensemble import LLM_SOURCE, FusionRanker, fit_weights, llm_scores
 from recagent.errors import ConfigError
 from recagent.llm import LLMClient
 from recagent.prompts import PromptLibrary
@@ -245,7 +245,7 @@ class Harness:
         def recommender_for(case: Case) -> Recommender:
             if not variant.fusion:
                 return plain
-            fused = FusionRanker(ranker, weights[(case.setting, case.user)])
+            fused = FusionRanker(ranker, weights[case.setting])
             return Recommender(self.store, retriever, fused)
 
         def sources(case: Case) -> dict[str, dict[str, float]]:
@@ -267,32 +267,38 @@ class Harness:
 
     def _fit_fusion(
         self, variant: VariantConfig, ranker: Ranker, result: EvalResult
-    ) -> dict[tuple[int, str], dict[str, float]]:
-        """Weights per (setting, user), cross-fitted on validation users (eval.fusion). The
-        LLM's scores come from the variant's own ranker through the response cache, so the
-        fused run that follows pays for no call twice."""
+    ) -> dict[int, dict[str, float]]:
+        """Weights per setting, fitted on validation users outside the LLM sample
+        (eval.fusion). Their LLM scores cost one call each, counted with the variant's
+        calls; the evaluated users' calls are shared with the unfused variant through the
+        response cache."""
         sample, items = set(result.llm_users), result.dataset.items
-        cases = [c for cs in result.cases.values() for c in cs if c.user in sample]
         names = [LLM_SOURCE, *variant.fusion]
-        scores: dict[tuple[int, str], dict[str, dict[str, float]]] = {}
-        with ThreadPoolExecutor(max_workers=self.config.llm.concurrency) as pool:
-            llm = pool.map(lambda c: case_llm_scores(ranker, c, items, self.config.protocol.k)
-                           if c.target in c.candidates else {}, cases)
-            for case, llm_scores_ in tqdm(zip(cases, llm, strict=True), total=len(cases),
-                                          desc=f"{variant.name} (fitting)", unit="user",
-                                          disable=not self.progress):
-                scores[(case.setting, case.user)] = {
-                    LLM_SOURCE: llm_scores_,
-                    **{n: self.scorers[n].score(case) for n in variant.fusion}}
-        weights: dict[tuple[int, str], dict[str, float]] = {}
-        fitted: dict[str, list[dict[str, float]]] = {}
-        for setting, all_cases in result.cases.items():
-            in_sample = [c for c in all_cases if c.user in sample]
-            per_user, per_fold = cross_fit(
-                in_sample, {c.user: scores[(setting, c.user)] for c in in_sample}, names,
-                fit_users=variant.fit_users, seed=self.config.seed)
-            weights.update({(setting, u): w for u, w in per_user.items()})
-            fitted[str(setting)] = per_fold
+        validation = {s: validation_users(cases, sample, variant.fit_users, self.config.seed)
+                      for s, cases in result.cases.items()}
+        empty = [s for s, users in validation.items() if not users]
+        if empty:  # checked before any call is paid for
+            raise ConfigError(
+                f"variant {variant.name!r}: no user outside the LLM sample has the target among "
+                f"the candidates (history settings {empty}) to fit fusion weights on; "
+                "lower users.llm_sample")
+        weights: dict[int, dict[str, float]] = {}
+        fitted: dict[str, dict[str, object]] = {}
+        for setting, cases in result.cases.items():
+            by_user = {c.user: c for c in cases}
+            chosen = [by_user[u] for u in validation[setting]]
+            with ThreadPoolExecutor(max_workers=self.config.llm.concurrency) as pool:
+                llm = list(tqdm(
+                    pool.map(lambda c: case_llm_scores(ranker, c, items, self.config.protocol.k),
+                             chosen),
+                    total=len(chosen), desc=f"{variant.name} (fitting)", unit="user",
+                    disable=not self.progress))
+            examples = [({LLM_SOURCE: scores, **{n: self.scorers[n].score(c)
+                                                 for n in variant.fusion}},
+                         c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
+            weights[setting], ndcg = fit_weights(examples, names)
+            fitted[str(setting)] = {"weights": weights[setting], "validation_ndcg@10": ndcg,
+                                    "users": validation[setting]}
         folder = self.out / "state"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"fusion-{variant.name}.json").write_text(json.dumps(fitted, indent=1))

@@ -16,7 +16,7 @@ from eval.harness import Harness, llm_result
 from eval.protocols import Case
 from eval.report import write_report
 from eval.summary import summarize
-from recagent.errors import TransportError
+from recagent.errors import ConfigError, TransportError
 from recagent.prompts import PromptLibrary
 from recagent.ranking import ListwiseRanker
 from recagent.recommender import Recommender
@@ -168,26 +168,37 @@ def test_report_files_are_written_and_recompute_the_metrics(store, tmp_path: Pat
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["name"] == "tiny"
 
 
-def test_fusion_variant_cross_fits_and_reuses_the_llm_calls(store, tmp_path: Path) -> None:
+def test_fusion_is_fitted_outside_the_sample_and_reuses_the_llm_calls(store, tmp_path) -> None:
     from recagent.types import Completion
 
     top = Completion(text="C", top_logprobs=[{"C": -0.1, "A": -1.0, "E": -2.0}])
-    client = ScriptedClient(*[top] * 8)
-    cfg = config(users={"llm_sample": 6}, variants=[
+    client = ScriptedClient(*[top] * 12)
+    cfg = config(users={"llm_sample": 5}, variants=[
         {"name": "lp", "method": "logprob", "explain": False},
         {"name": "lp-fused", "method": "logprob", "explain": False,
-         "fusion": ["popularity", "itemknn"], "fit_users": 3}])
+         "fusion": ["popularity", "itemknn"], "fit_users": 2}])
     result = harness(cfg, store, tmp_path).run(client)
-    assert len(client.requests) == 6  # one call per user: fitting and fusing hit the cache
+    # one call per sample user, shared by both variants, and one per validation user
+    assert len(client.requests) == 5 + 2
     fused = {r.user: r for r in result.results["lp-fused"][0]}
-    assert len(fused) == 6 and not any(r.failed for r in fused.values())
+    assert set(fused) == set(result.llm_users) and not any(r.failed for r in fused.values())
     cases = {c.user: c for c in result.cases[0]}
     for user, r in fused.items():
         assert len(r.ranking) == 3 and set(r.ranking) <= set(cases[user].candidates)
-    folds = json.loads((tmp_path / "state" / "fusion-lp-fused.json").read_text())["0"]
-    assert len(folds) == 5 and all(set(w) == {"llm", "popularity", "itemknn"} for w in folds)
+    fitted = json.loads((tmp_path / "state" / "fusion-lp-fused.json").read_text())["0"]
+    assert len(fitted["users"]) == 2 and not set(fitted["users"]) & set(result.llm_users)
+    assert set(fitted["weights"]) == {"llm", "popularity", "itemknn"}
     with pytest.raises(ValueError, match=r"not in baselines\.include"):
         config(variants=[{"name": "x", "method": "logprob", "fusion": ["bpr"]}])
+
+
+def test_fusion_without_users_outside_the_sample_fails_before_any_call(store, tmp_path) -> None:
+    client = ScriptedClient()
+    cfg = config(users={"llm_sample": USERS}, variants=[
+        {"name": "lp-fused", "method": "logprob", "fusion": ["popularity"], "fit_users": 2}])
+    with pytest.raises(ConfigError, match=r"lp-fused.*lower users\.llm_sample"):
+        harness(cfg, store, tmp_path).run(client)
+    assert client.requests == []
 
 
 def test_pipeline_calls_the_llm_only_where_the_target_was_retrieved(store, tmp_path) -> None:

@@ -199,25 +199,22 @@ def test_fit_weights_finds_the_informative_source() -> None:
     assert score == pytest.approx(2 / 3)
 
 
-def test_cross_fitting_never_fits_a_user_on_itself() -> None:
-    from eval.fusion import cross_fit, validation_sets
+def test_validation_users_are_outside_the_sample_retrieved_and_nested() -> None:
+    from eval.fusion import validation_users
     from eval.protocols import Case
 
-    users = [f"u{n}" for n in range(23)]
-    fold, sets = validation_sets(users, 6, seed=3)
-    assert sorted(fold.values()).count(0) in (4, 5) and set(fold.values()) == set(range(5))
-    for f, validation in enumerate(sets):
-        assert len(validation) == 6 and all(fold[u] != f for u in validation)
-    larger = validation_sets(users, 9, seed=3)[1]
-    assert all(set(small) <= set(big) for small, big in zip(sets, larger, strict=True))
-    # "good" always puts the target first, "bad" never: every fold must learn that
-    cases = [Case(user=u, setting=0, history=(), target="t", candidates=("x", "t", "y"))
-             for u in users]
-    scores = {u: {"good": {"t": 1.0, "x": 0.0, "y": 0.0}, "bad": {"x": 1.0, "t": 0.0, "y": 0.5}}
-              for u in users}
-    per_user, per_fold = cross_fit(cases, scores, ["good", "bad"], fit_users=6, seed=3)
-    assert set(per_user) == set(users) and len(per_fold) == 5
-    assert all(w["good"] > 0 and w["bad"] == 0 for w in per_fold)
+    def case(n: int) -> Case:  # every third user's target was not retrieved
+        return Case(user=f"u{n}", setting=0, history=(), target="t",
+                    candidates=("x", "y") if n % 3 == 0 else ("x", "t", "y"))
+
+    cases = [case(n) for n in range(30)]
+    sample = {f"u{n}" for n in range(10)}
+    small = validation_users(cases, sample, 6, seed=3)
+    assert len(small) == 6 and not set(small) & sample
+    assert all(int(u[1:]) % 3 for u in small)  # only users whose target can be found
+    large = validation_users(cases, sample, 9, seed=3)
+    assert set(small) <= set(large) and small == validation_users(cases, sample, 6, seed=3)
+    assert len(validation_users(cases, sample, 100, seed=3)) == 14  # all that qualify
 
 
 def test_a_shuffled_pass_sees_the_order_of_the_matching_bootstrap_pass() -> None:
