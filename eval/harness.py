@@ -296,7 +296,7 @@ class Harness:
             examples = [({LLM_SOURCE: scores, **{n: self.scorers[n].score(c)
                                                  for n in variant.fusion}},
                          c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
-            weights[setting], ndcg = fit_weights(examples, names)
+            weights[setting], ndcg = fit_weights(examples, names, seed=self.config.seed)
             fitted[str(setting)] = {"weights": weights[setting], "validation_ndcg@10": ndcg,
                                     "users": validation[setting]}
         folder = self.out / "state"

@@ -199,6 +199,23 @@ def test_fit_weights_finds_the_informative_source() -> None:
     assert score == pytest.approx(2 / 3)
 
 
+def test_bagged_weights_mix_sources_that_each_win_some_users() -> None:
+    # "a" puts the target first for four users, "b" for two: a single search picks "a"
+    # alone; resamples sometimes favour "b", so the bagged weights keep some of it
+    def example(winner: str) -> tuple[dict[str, dict[str, float]], list[str], str]:
+        other = "b" if winner == "a" else "a"
+        return ({winner: {"t": 1.0, "x": 0.0, "y": 0.5}, other: {"t": 0.0, "x": 1.0, "y": 0.5}},
+                ["x", "y", "t"], "t")
+
+    examples = [example("a")] * 4 + [example("b")] * 2
+    single, _ = fit_weights(examples, ["a", "b"], (0.0, 1.0), resamples=0)
+    assert single == {"a": 1.0, "b": 0.0}
+    bagged, score = fit_weights(examples, ["a", "b"], (0.0, 1.0), resamples=50, seed=1)
+    assert bagged["a"] > bagged["b"] > 0 and bagged["a"] + bagged["b"] == pytest.approx(1.0)
+    assert bagged == fit_weights(examples, ["a", "b"], (0.0, 1.0), resamples=50, seed=1)[0]
+    assert 0 < score <= 1
+
+
 def test_validation_users_are_outside_the_sample_retrieved_and_nested() -> None:
     from eval.fusion import validation_users
     from eval.protocols import Case
