@@ -19,7 +19,9 @@ eval report's "best baseline" is. Rules compared:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,8 @@ def capture_fits(config: Path, home: Path) -> list[tuple[list[Any], list[str]]]:
 
     setattr(eval.harness, "fit_weights", spy)  # noqa: B010
     try:
-        with tempfile.TemporaryDirectory() as out:
-            if recagent_main(["eval", str(config), "--home", str(home), "--out", out, "--json"]):
+        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
+            if recagent_main(["eval", str(config), "--home", str(home), "--out", out]):
                 raise SystemExit("the eval run failed")
     finally:
         setattr(eval.harness, "fit_weights", real)  # noqa: B010

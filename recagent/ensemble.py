@@ -230,8 +230,8 @@ def fit_weights(
 
     The best weighting on a few dozen users is a noisy, all-or-nothing choice; averaging
     the choices of resampled users (each scaled to sum 1) is steadier. Measured on
-    validation users alone (benchmarks/fusion_rules.py), bagging held up better on users
-    it was not fitted on than the plain search in 8 of 10 fits. The first best weighting in
+    validation users alone (benchmarks/fusion_rules.py), bagging held up better than the
+    plain search on users it was not fitted on in 7 of 10 fits. The first best weighting in
     grid order wins a search. Returns the weights and their mean NDCG on all examples."""
     if not examples:
         raise ConfigError("fitting fusion weights needs at least one validation example")
