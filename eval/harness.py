@@ -284,21 +284,21 @@ class Harness:
                 "lower users.llm_sample")
         weights: dict[int, dict[str, float]] = {}
         fitted: dict[str, dict[str, object]] = {}
-        for setting, cases in result.cases.items():
-            by_user = {c.user: c for c in cases}
-            chosen = [by_user[u] for u in validation[setting]]
-            with ThreadPoolExecutor(max_workers=self.config.llm.concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=self.config.llm.concurrency) as pool:
+            for setting, cases in result.cases.items():
+                by_user = {c.user: c for c in cases}
+                chosen = [by_user[u] for u in validation[setting]]
                 llm = list(tqdm(
                     pool.map(lambda c: case_llm_scores(ranker, c, items, self.config.protocol.k),
                              chosen),
                     total=len(chosen), desc=f"{variant.name} (fitting)", unit="user",
                     disable=not self.progress))
-            examples = [({LLM_SOURCE: scores, **{n: self.scorers[n].score(c)
-                                                 for n in variant.fusion}},
-                         c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
-            weights[setting], ndcg = fit_weights(examples, names, seed=self.config.seed)
-            fitted[str(setting)] = {"weights": weights[setting], "validation_ndcg@10": ndcg,
-                                    "users": validation[setting]}
+                examples = [({LLM_SOURCE: scores, **{n: self.scorers[n].score(c)
+                                                     for n in variant.fusion}},
+                             c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
+                weights[setting], ndcg = fit_weights(examples, names, seed=self.config.seed)
+                fitted[str(setting)] = {"weights": weights[setting], "validation_ndcg@10": ndcg,
+                                        "users": validation[setting]}
         folder = self.out / "state"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"fusion-{variant.name}.json").write_text(json.dumps(fitted, indent=1))
