@@ -31,9 +31,8 @@ import numpy as np
 import eval.harness
 from eval.config import load_config
 from recagent.cli import main as recagent_main
-from recagent.ensemble import LLM_SOURCE, fit_weights, ndcg_by_weighting
+from recagent.ensemble import LLM_SOURCE, WEIGHT_GRID, fit_weights, ndcg_by_weighting
 
-GRID = (0.0, 0.25, 0.5, 1.0, 2.0)  # fit_weights' default grid
 RULES = ("grid", "single", "1se", "bagged")
 
 
@@ -58,14 +57,14 @@ def capture_fits(config: Path, home: Path) -> list[tuple[list[Any], list[str]]]:
 
 def choose(examples: list[Any], names: list[str], seed: int) -> dict[str, np.ndarray]:
     """The weights each rule picks from these examples."""
-    combos = np.array([c for c in itertools.product(GRID, repeat=len(names)) if any(c)])
+    combos = np.array([c for c in itertools.product(WEIGHT_GRID, repeat=len(names)) if any(c)])
     nd = ndcg_by_weighting(examples, names, combos)
     mean, sizes = nd.mean(0), (combos > 0).sum(1)
     best = int(np.argmax(mean))
     single = max(np.flatnonzero(sizes == 1), key=lambda i: mean[i])
     se = (nd[:, [best]] - nd).std(0, ddof=1) / np.sqrt(len(nd))
     one_se = min(np.flatnonzero(mean >= mean[best] - se), key=lambda i: (sizes[i], -mean[i]))
-    bagged = fit_weights(examples, names, GRID, seed=seed)[0]
+    bagged = fit_weights(examples, names, seed=seed)[0]
     return {"grid": combos[best], "single": combos[single], "1se": combos[one_se],
             "bagged": np.array([bagged[n] for n in names])}
 

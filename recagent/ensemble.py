@@ -22,6 +22,8 @@ from recagent.ranking import LLMRanking, Ranker
 from recagent.types import Candidate, Interaction, Invocation, Item, Usage
 
 LLM_SOURCE = "llm"
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
+"""The weights `fit_weights` tries for every source."""
 
 
 def borda(orders: Sequence[Sequence[str]], n: int) -> dict[str, float]:
@@ -219,7 +221,7 @@ def ndcg_by_weighting(
 def fit_weights(
     examples: Sequence[Example],
     names: Sequence[str],
-    grid: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0),
+    grid: Sequence[float] = WEIGHT_GRID,
     *,
     cutoff: int = 10,
     resamples: int = 25,
