@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import eval.harness
 from eval.config import load_config
 from recagent.cli import main as recagent_main
-from recagent.ensemble import LLM_SOURCE, WEIGHT_GRID, fit_weights, ndcg_by_weighting
+from recagent.ensemble import LLM_SOURCE, fit_weights, grid_weightings, ndcg_by_weighting
 
 RULES = ("grid", "single", "1se", "bagged")
 
@@ -57,7 +56,7 @@ def capture_fits(config: Path, home: Path) -> list[tuple[list[Any], list[str]]]:
 
 def choose(examples: list[Any], names: list[str], seed: int) -> dict[str, np.ndarray]:
     """The weights each rule picks from these examples."""
-    combos = np.array([c for c in itertools.product(WEIGHT_GRID, repeat=len(names)) if any(c)])
+    combos = grid_weightings(len(names))
     nd = ndcg_by_weighting(examples, names, combos)
     mean, sizes = nd.mean(0), (combos > 0).sum(1)
     best = int(np.argmax(mean))

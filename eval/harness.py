@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -248,12 +249,10 @@ class Harness:
             fused = FusionRanker(ranker, weights[case.setting])
             return Recommender(self.store, retriever, fused)
 
-        def sources(case: Case) -> dict[str, dict[str, float]]:
-            return {n: self.scorers[n].score(case) for n in variant.fusion}
-
         with tqdm(total=len(todo), desc=variant.name, unit="user",
                   disable=not self.progress) as bar:
-            for finished in self._map(recommender_for, sources, todo, variant.name, items):
+            for finished in self._map(recommender_for, partial(self._source_scores, variant),
+                                      todo, variant.name, items):
                 log.append(finished)
                 done[(finished.setting, finished.user)] = finished
                 bar.update()
@@ -264,6 +263,10 @@ class Harness:
         per_setting = {s: [done[(s, c.user)] for c in cases if c.user in sample]
                        for s, cases in result.cases.items()}
         return per_setting, session
+
+    def _source_scores(self, variant: VariantConfig, case: Case) -> dict[str, dict[str, float]]:
+        """The scores of the baselines this variant fuses, for one case's candidates."""
+        return {n: self.scorers[n].score(case) for n in variant.fusion}
 
     def _fit_fusion(
         self, variant: VariantConfig, ranker: Ranker, result: EvalResult
@@ -293,8 +296,7 @@ class Harness:
                              chosen),
                     total=len(chosen), desc=f"{variant.name} (fitting)", unit="user",
                     disable=not self.progress))
-                examples = [({LLM_SOURCE: scores, **{n: self.scorers[n].score(c)
-                                                     for n in variant.fusion}},
+                examples = [({LLM_SOURCE: scores, **self._source_scores(variant, c)},
                              c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
                 weights[setting], ndcg = fit_weights(examples, names, seed=self.config.seed)
                 fitted[str(setting)] = {"weights": weights[setting], "validation_ndcg@10": ndcg,

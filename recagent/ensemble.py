@@ -197,6 +197,11 @@ Example = tuple[Mapping[str, Mapping[str, float]], Sequence[str], str]
 """One validation user: scores per source, candidate ids, the item chosen next."""
 
 
+def grid_weightings(sources: int, grid: Sequence[float] = WEIGHT_GRID) -> np.ndarray:
+    """Every combination of grid weights for `sources` sources but all-zero: one per row."""
+    return np.array([c for c in itertools.product(grid, repeat=sources) if any(c)])
+
+
 def ndcg_by_weighting(
     examples: Sequence[Example], names: Sequence[str], weightings: np.ndarray, cutoff: int = 10
 ) -> np.ndarray:
@@ -237,7 +242,7 @@ def fit_weights(
     grid order wins a search. Returns the weights and their mean NDCG on all examples."""
     if not examples:
         raise ConfigError("fitting fusion weights needs at least one validation example")
-    combos = np.array([c for c in itertools.product(grid, repeat=len(names)) if any(c)])
+    combos = grid_weightings(len(names), grid)
     ndcg = ndcg_by_weighting(examples, names, combos, cutoff)
     weights = combos[int(np.argmax(ndcg.mean(axis=0)))]
     informative = np.flatnonzero(ndcg.any(axis=1))  # the others score 0 under every weighting
