@@ -188,6 +188,9 @@ def test_fusion_is_fitted_outside_the_sample_and_reuses_the_llm_calls(store, tmp
     fitted = json.loads((tmp_path / "state" / "fusion-lp-fused.json").read_text())["0"]
     assert len(fitted["users"]) == 2 and not set(fitted["users"]) & set(result.llm_users)
     assert set(fitted["weights"]) == {"llm", "popularity", "itemknn"}
+    pool = [c for c in result.cases[0]
+            if c.user not in result.llm_users and c.target in c.candidates]
+    assert fitted["pool_users"] == len(pool) >= 2  # the collaborative weights' users
     with pytest.raises(ValueError, match=r"not in baselines\.include"):
         config(variants=[{"name": "x", "method": "logprob", "fusion": ["bpr"]}])
 
