@@ -11,11 +11,7 @@ eval report's "best baseline" is. Rules compared:
 - single: the single source best on the fit half
 - 1se:    the weighting with the fewest sources within one paired standard error of grid's
 - bagged: grid's choice averaged over 25 bootstrap resamples of the fit half
-          (`recagent.ensemble.fit_weights`)
-- two-stage: the collaborative weights bagged on the pool (every user outside the LLM
-          sample whose target is among the candidates, less the held-out half), then the
-          LLM's share bagged on the fit half (`recagent.ensemble.fit_llm_share`, what the
-          harness uses)
+          (`recagent.ensemble.fit_weights`, what the harness uses)
 
     .venv/bin/python benchmarks/fusion_rules.py eval/configs/coldstart_ml100k.toml --home .cache
 """
@@ -34,47 +30,32 @@ import numpy as np
 import eval.harness
 from eval.config import load_config
 from recagent.cli import main as recagent_main
-from recagent.ensemble import (
-    LLM_SOURCE,
-    fit_llm_share,
-    fit_weights,
-    grid_weightings,
-    ndcg_by_weighting,
-)
+from recagent.ensemble import LLM_SOURCE, fit_weights, grid_weightings, ndcg_by_weighting
 
-RULES = ("grid", "single", "1se", "bagged", "two-stage")
-Fit = tuple[list[Any], list[Any], list[str]]
+RULES = ("grid", "single", "1se", "bagged")
 
 
-def capture_fits(config: Path, home: Path) -> list[Fit]:
-    """The (LLM-scored examples, pool, source names) of every fusion fit the config makes."""
-    fits: list[Fit] = []
-    real = getattr(eval.harness, "fit_llm_share")  # noqa: B009 - patched where it is used
+def capture_fits(config: Path, home: Path) -> list[tuple[list[Any], list[str]]]:
+    """The (examples, source names) of every fusion fit the config makes."""
+    fits: list[tuple[list[Any], list[str]]] = []
+    real = getattr(eval.harness, "fit_weights")  # noqa: B009 - patched where it is used
 
-    def spy(examples: Any, pool: Any, names: Any, *args: Any, **kwargs: Any) -> Any:
-        fits.append((list(examples), list(pool), list(names)))
-        return real(examples, pool, names, *args, **kwargs)
+    def spy(examples: Any, names: Any, *args: Any, **kwargs: Any) -> Any:
+        fits.append((list(examples), list(names)))
+        return real(examples, names, *args, **kwargs)
 
-    setattr(eval.harness, "fit_llm_share", spy)  # noqa: B010
+    setattr(eval.harness, "fit_weights", spy)  # noqa: B010
     try:
         with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
             if recagent_main(["eval", str(config), "--home", str(home), "--out", out]):
                 raise SystemExit("the eval run failed")
     finally:
-        setattr(eval.harness, "fit_llm_share", real)  # noqa: B010
+        setattr(eval.harness, "fit_weights", real)  # noqa: B010
     return fits
 
 
-def case_key(example: Any) -> tuple[tuple[str, ...], str]:
-    """A user's case, recognised in the pool by its candidates and target."""
-    _, ids, target = example
-    return tuple(ids), target
-
-
-def choose(
-    examples: list[Any], pool: list[Any], names: list[str], seed: int
-) -> dict[str, np.ndarray]:
-    """The weights each rule picks from these examples (two-stage: and this pool)."""
+def choose(examples: list[Any], names: list[str], seed: int) -> dict[str, np.ndarray]:
+    """The weights each rule picks from these examples."""
     combos = grid_weightings(len(names))
     nd = ndcg_by_weighting(examples, names, combos)
     mean, sizes = nd.mean(0), (combos > 0).sum(1)
@@ -83,10 +64,8 @@ def choose(
     se = (nd[:, [best]] - nd).std(0, ddof=1) / np.sqrt(len(nd))
     one_se = min(np.flatnonzero(mean >= mean[best] - se), key=lambda i: (sizes[i], -mean[i]))
     bagged = fit_weights(examples, names, seed=seed)[0]
-    staged = fit_llm_share(examples, pool, names, seed=seed)[0]
     return {"grid": combos[best], "single": combos[single], "1se": combos[one_se],
-            "bagged": np.array([bagged[n] for n in names]),
-            "two-stage": np.array([staged[n] for n in names])}
+            "bagged": np.array([bagged[n] for n in names])}
 
 
 def main() -> None:
@@ -100,10 +79,10 @@ def main() -> None:
     cfg = load_config(args.config)
     labels = [f"{v.name}, history {h}" for v in cfg.variants if v.fusion
               for h in cfg.protocol.history_lengths]  # the order the harness fits in
-    print("| fit | users (target among candidates) | pool |",
+    print("| fit | users (target among candidates) |",
           " | ".join(f"{r}: mean Δ, share ≥ 0" for r in RULES), "|")
-    print("|---|---|---|" + "---|" * len(RULES))
-    for label, (examples, pool, names) in zip(labels, capture_fits(args.config, args.home),
+    print("|---|---|" + "---|" * len(RULES))
+    for label, (examples, names) in zip(labels, capture_fits(args.config, args.home),
                                         strict=True):
         if len(examples) < 40:
             continue
@@ -114,16 +93,14 @@ def main() -> None:
             perm = rng.permutation(len(examples))
             fit = [examples[i] for i in perm[: len(perm) // 2]]
             held = [examples[i] for i in perm[len(perm) // 2:]]
-            unseen = {case_key(e) for e in held}
-            rest = [e for e in pool if case_key(e) not in unseen]
             hindsight = ndcg_by_weighting(held, names, singles).mean(0).max()
-            for rule, w in choose(fit, rest, names, split).items():
+            for rule, w in choose(fit, names, split).items():
                 score = ndcg_by_weighting(held, names, w[None, :]).mean()
                 deltas[rule].append(float(score - hindsight))
         informative = sum(target in ids for _, ids, target in examples)
         cells = " | ".join(f"{np.mean(d):+.4f}, {np.mean(np.array(d) >= -1e-12):.0%}"
                            for d in deltas.values())
-        print(f"| {label} | {len(examples)} ({informative}) | {len(pool)} | {cells} |")
+        print(f"| {label} | {len(examples)} ({informative}) | {cells} |")
 
 
 if __name__ == "__main__":

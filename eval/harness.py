@@ -29,7 +29,7 @@ from eval.baselines import (
 )
 from eval.config import DatasetConfig, EvalConfig, ProtocolConfig, VariantConfig
 from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
-from eval.fusion import pool_cases, validation_users
+from eval.fusion import validation_users
 from eval.protocols import (
     Case,
     LeaveOneOut,
@@ -42,7 +42,7 @@ from eval.protocols import (
 from eval.results import ResultLog, UserResult
 from eval.variants import build_ranker, demonstrations
 from recagent.cache import CacheStats, CachingClient
-from recagent.ensemble import LLM_SOURCE, FusionRanker, fit_llm_share, llm_scores
+from recagent.ensemble import LLM_SOURCE, FusionRanker, fit_weights, llm_scores
 from recagent.errors import ConfigError
 from recagent.llm import LLMClient
 from recagent.prompts import PromptLibrary
@@ -273,10 +273,10 @@ class Harness:
     def _fit_fusion(
         self, variant: VariantConfig, ranker: Ranker, result: EvalResult
     ) -> dict[int, dict[str, float]]:
-        """Weights per setting, fitted on users outside the LLM sample (eval.fusion): the
-        collaborative weights on all of them, the LLM's share on `fit_users` of them. Their
-        LLM scores cost one call each, counted with the variant's calls; the evaluated
-        users' calls are shared with the unfused variant through the response cache."""
+        """Weights per setting, fitted on validation users outside the LLM sample
+        (eval.fusion). Their LLM scores cost one call each, counted with the variant's
+        calls; the evaluated users' calls are shared with the unfused variant through the
+        response cache."""
         sample, items = set(result.llm_users), result.dataset.items
         names = [LLM_SOURCE, *variant.fusion]
         validation = {s: validation_users(cases, sample, variant.fit_users, self.config.seed)
@@ -300,13 +300,9 @@ class Harness:
                     disable=not self.progress))
                 examples = [({LLM_SOURCE: scores, **self._source_scores(variant, c)},
                              c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
-                collaborative = [(self._source_scores(variant, c), c.candidates, c.target)
-                                 for c in pool_cases(cases, sample)]
-                weights[setting], ndcg = fit_llm_share(examples, collaborative, names,
-                                                       seed=self.config.seed)
+                weights[setting], ndcg = fit_weights(examples, names, seed=self.config.seed)
                 fitted[str(setting)] = {"weights": weights[setting], "validation_ndcg@10": ndcg,
-                                        "users": validation[setting],
-                                        "pool_users": len(collaborative)}
+                                        "users": validation[setting]}
         folder = self.out / "state"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"fusion-{variant.name}.json").write_text(json.dumps(fitted, indent=1))

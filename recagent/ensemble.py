@@ -223,22 +223,6 @@ def ndcg_by_weighting(
     return out
 
 
-def bagged_choice(
-    ndcg: np.ndarray, weightings: np.ndarray, resamples: int, seed: int
-) -> np.ndarray:
-    """The weighting (a row) with the best mean NDCG, averaged over the best of
-    `resamples` bootstrap resamples of the examples (rows of `ndcg`), each scaled to sum 1;
-    0 resamples: one plain search, whose first best row wins."""
-    weights: np.ndarray = weightings[int(np.argmax(ndcg.mean(axis=0)))]
-    informative = np.flatnonzero(ndcg.any(axis=1))  # the others score 0 under every weighting
-    if resamples and len(informative):
-        rng = np.random.default_rng(seed)
-        picks = [weightings[int(np.argmax(ndcg[rng.choice(informative, len(informative))]
-                                          .mean(axis=0)))] for _ in range(resamples)]
-        weights = np.sum([p / p.sum() for p in picks], axis=0) / resamples
-    return weights
-
-
 def fit_weights(
     examples: Sequence[Example],
     names: Sequence[str],
@@ -259,44 +243,13 @@ def fit_weights(
     if not examples:
         raise ConfigError("fitting fusion weights needs at least one validation example")
     combos = grid_weightings(len(names), grid)
-    weights = bagged_choice(ndcg_by_weighting(examples, names, combos, cutoff), combos,
-                            resamples, seed)
+    ndcg = ndcg_by_weighting(examples, names, combos, cutoff)
+    weights = combos[int(np.argmax(ndcg.mean(axis=0)))]
+    informative = np.flatnonzero(ndcg.any(axis=1))  # the others score 0 under every weighting
+    if resamples and len(informative):
+        rng = np.random.default_rng(seed)
+        picks = [combos[int(np.argmax(ndcg[rng.choice(informative, len(informative))]
+                                      .mean(axis=0)))] for _ in range(resamples)]
+        weights = np.sum([p / p.sum() for p in picks], axis=0) / resamples
     score = ndcg_by_weighting(examples, names, weights[None, :], cutoff).mean()
     return {n: float(w) for n, w in zip(names, weights, strict=True)}, float(score)
-
-
-LLM_SHARES = tuple(n / 10 for n in range(11))
-"""The shares of the LLM `fit_llm_share` tries."""
-
-
-def fit_llm_share(
-    examples: Sequence[Example],
-    pool: Sequence[Example],
-    names: Sequence[str],
-    *,
-    cutoff: int = 10,
-    resamples: int = 25,
-    seed: int = 0,
-) -> tuple[dict[str, float], float]:
-    """Fusion weights in two stages: the weights among the sources other than the LLM,
-    fitted (`fit_weights`) on `pool`, then the LLM's share of the total, fitted on
-    `examples`, which carry the LLM's scores (bagged over an 11-step grid; on a tie the
-    smaller share wins).
-
-    Scores of the collaborative sources cost nothing, so their weights can be fitted on
-    every past user there is; only the LLM's scores cost a call per user. One share fitted
-    on a few dozen users is far less to guess than every weight at once."""
-    if not examples or not pool:
-        raise ConfigError("fitting fusion weights needs LLM-scored examples and a pool")
-    if LLM_SOURCE not in names:
-        raise ConfigError(f"fit_llm_share needs {LLM_SOURCE!r} among the sources: {names}")
-    others = [n for n in names if n != LLM_SOURCE]
-    base, _ = fit_weights(pool, others, cutoff=cutoff, resamples=resamples, seed=seed)
-    mix = np.array([base[n] for n in others])
-    mix = mix / mix.sum()
-    rows = np.array([[share, *(1 - share) * mix] for share in LLM_SHARES])
-    order = [LLM_SOURCE, *others]
-    weights = bagged_choice(ndcg_by_weighting(examples, order, rows, cutoff), rows,
-                            resamples, seed)
-    score = ndcg_by_weighting(examples, order, weights[None, :], cutoff).mean()
-    return {n: float(w) for n, w in zip(order, weights, strict=True)}, float(score)

@@ -188,11 +188,29 @@ def test_fusion_is_fitted_outside_the_sample_and_reuses_the_llm_calls(store, tmp
     fitted = json.loads((tmp_path / "state" / "fusion-lp-fused.json").read_text())["0"]
     assert len(fitted["users"]) == 2 and not set(fitted["users"]) & set(result.llm_users)
     assert set(fitted["weights"]) == {"llm", "popularity", "itemknn"}
-    pool = [c for c in result.cases[0]
-            if c.user not in result.llm_users and c.target in c.candidates]
-    assert fitted["pool_users"] == len(pool) >= 2  # the collaborative weights' users
     with pytest.raises(ValueError, match=r"not in baselines\.include"):
         config(variants=[{"name": "x", "method": "logprob", "fusion": ["bpr"]}])
+
+
+def test_a_refit_with_other_weights_does_not_reuse_the_fused_results(
+    store, tmp_path, monkeypatch
+) -> None:
+    import eval.harness
+    from recagent.types import Completion
+
+    top = Completion(text="C", top_logprobs=[{"C": -0.1, "A": -1.0, "E": -2.0}])
+    cfg = config(users={"llm_sample": 5}, variants=[
+        {"name": "lp-fused", "method": "logprob", "explain": False,
+         "fusion": ["popularity"], "fit_users": 2}])
+    harness(cfg, store, tmp_path).run(ScriptedClient(*[top] * 7))
+    # the same config and folder, but the fit now gives all the weight to popularity
+    monkeypatch.setattr(eval.harness, "fit_weights",
+                        lambda *a, **k: ({"llm": 0.0, "popularity": 1.0}, 0.0))
+    result = harness(cfg, store, tmp_path).run(ScriptedClient(*[top] * 2))
+    popularity = {r.user: r.ranking[:3] for r in result.results["popularity"][0]}
+    fused = result.results["lp-fused"][0]
+    assert fused and all(r.ranking == popularity[r.user] for r in fused)
+    assert len(list((tmp_path / "state").glob("lp-fused-*.jsonl"))) == 2
 
 
 def test_fusion_without_users_outside_the_sample_fails_before_any_call(store, tmp_path) -> None:

@@ -10,7 +10,6 @@ from recagent.ensemble import (
     BootstrapRanker,
     FusionRanker,
     borda,
-    fit_llm_share,
     fit_weights,
     fuse,
     normalised,
@@ -215,29 +214,6 @@ def test_bagged_weights_mix_sources_that_each_win_some_users() -> None:
     assert bagged["a"] > bagged["b"] > 0 and bagged["a"] + bagged["b"] == pytest.approx(1.0)
     assert bagged == fit_weights(examples, ["a", "b"], (0.0, 1.0), resamples=50, seed=1)[0]
     assert 0 < score <= 1
-
-
-def test_llm_share_is_fitted_on_llm_examples_over_weights_fitted_on_the_pool() -> None:
-    ids = ["x", "y", "t"]
-    good = {"t": 1.0, "x": 0.0, "y": 0.5}  # the target first
-    bad = {"t": 0.0, "x": 1.0, "y": 0.5}  # the target last
-    # in the pool, "cf1" always finds the target and "cf2" never does
-    pool = [({"cf1": good, "cf2": bad}, ids, "t")] * 30
-    # the LLM is right where cf1 is wrong (target among 3 items: cf1's pick is wrong here)
-    llm_wins = [({"llm": good, "cf1": bad, "cf2": bad}, ids, "t")] * 6
-    names = ["llm", "cf1", "cf2"]
-    weights, score = fit_llm_share(llm_wins, pool, names)
-    assert weights["cf2"] == 0.0  # the pool ruled it out, whatever the LLM examples say
-    # t scores share, x 1 - share: 0.6 is the smallest share that puts the target first
-    assert weights["llm"] == pytest.approx(0.6) and score == 1.0
-    # an LLM that is never right gets no share; ties go to the smaller share
-    llm_loses = [({"llm": bad, "cf1": good, "cf2": bad}, ids, "t")] * 6
-    weights, _ = fit_llm_share(llm_loses, pool, names)
-    assert weights == {"llm": 0.0, "cf1": 1.0, "cf2": 0.0}
-    with pytest.raises(ConfigError, match="pool"):
-        fit_llm_share(llm_wins, [], names)
-    with pytest.raises(ConfigError, match="'llm' among"):
-        fit_llm_share(llm_wins, pool, ["cf1", "cf2"])
 
 
 def test_validation_users_are_outside_the_sample_retrieved_and_nested() -> None:
