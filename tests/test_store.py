@@ -14,7 +14,7 @@ from conftest import CountingEmbedder, make_item
 from recagent.errors import ConfigError
 from recagent.types import IngestReport, Item
 from retrieval.embeddings import OnnxEmbedder
-from retrieval.store import CatalogStore
+from retrieval.store import SEARCH_EF, CatalogStore
 
 
 def _open(embedder: Any, tmp_path: Path) -> CatalogStore:
@@ -194,6 +194,20 @@ def test_query_never_returns_excluded_and_fills_up_to_n(
     np.testing.assert_allclose(vector, store.vectors([item.id])[item.id])
 
 
+def test_equal_scores_are_ordered_by_id_also_across_the_cut(
+    embedder: OnnxEmbedder, mini_items: list[Item], tmp_path: Path
+) -> None:
+    # duplicate items (ML-100K lists some films twice) share a text, so a vector
+    twins = [Item(id=i, title="Alien (1979)", text="Alien (1979). Genres: Sci-Fi.")
+             for i in ("twin-z", "twin-a", "twin-m")]  # written in this order
+    store = _open(embedder, tmp_path)
+    store.ingest([*mini_items, *twins])
+    vector = store.vectors(["twin-z"])["twin-z"]
+    assert [i.id for i, _, _ in store.query(vector, 3)] == ["twin-a", "twin-m", "twin-z"]
+    assert [i.id for i, _, _ in store.query(vector, 1)] == ["twin-a"]
+    assert [i.id for i, _, _ in store.query(vector, 1, exclude={"twin-a"})] == ["twin-m"]
+
+
 def test_query_with_metadata_filter(
     embedder: OnnxEmbedder, mini_items: list[Item], tmp_path: Path
 ) -> None:
@@ -220,7 +234,14 @@ def test_open_arguments_and_embedder_mismatch(
     with pytest.raises(ConfigError, match="cannot open"):
         CatalogStore.open(embedder, path=tmp_path / "c", name="x")  # too short for Chroma
 
+    with pytest.raises(ConfigError, match="search_ef"):
+        CatalogStore.open(embedder, path=tmp_path / "chroma", search_ef=0)
+
     _open(embedder, tmp_path).ingest(mini_items[:2])
+    # an existing collection is switched to the search depth asked for (SEARCH_EF)
+    shallow = CatalogStore.open(embedder, path=tmp_path / "chroma", search_ef=50)
+    assert shallow.search_ef == 50
+    assert _open(embedder, tmp_path).search_ef == SEARCH_EF
 
     class Other(CountingEmbedder):
         @property
