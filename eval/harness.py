@@ -237,7 +237,9 @@ class Harness:
             identity.append({str(s): w for s, w in weights.items()})
         log = ResultLog(self.out / "state" / f"{variant.name}-{cfg.fingerprint(*identity)}.jsonl",
                         UserResult)
-        done = {(r.setting, r.user): r for r in log.read()}
+        keys = {(s, c.user): c.key for s, cases in result.cases.items() for c in cases}
+        done = {(r.setting, r.user): r for r in log.read()
+                if r.case == keys.get((r.setting, r.user))}
         todo = [c for s, cases in result.cases.items() for c in cases
                 if c.user in sample and (s, c.user) not in done]
         if cfg.protocol.llm_only_when_retrieved:
@@ -344,7 +346,7 @@ def skipped_result(case: Case, run: str) -> UserResult:
     """A user the LLM was not asked about: its target is not a candidate, so it misses."""
     return UserResult(run=run, user=case.user, setting=case.setting,
                       history_len=len(case.history), ranking=list(case.candidates),
-                      llm_skipped=True)
+                      llm_skipped=True, case=case.key)
 
 
 _FILLED = re.compile(r"filled (\d+) item")
@@ -384,7 +386,7 @@ def llm_result(
 ) -> UserResult:
     """One user through the public API; any exception is a failed user that scores 0."""
     base: dict[str, Any] = {"run": run, "user": case.user, "setting": case.setting,
-                            "history_len": len(case.history)}
+                            "history_len": len(case.history), "case": case.key}
     candidates = case_candidates(case, items, sources)
     try:
         rec = recommender.recommend(to_history(case.user, case.history),

@@ -6,6 +6,8 @@ depend on which other users are evaluated or in what order.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +62,15 @@ class Case:
     @property
     def truncated(self) -> bool:
         return self.setting != FULL
+
+    @property
+    def key(self) -> str:
+        """What a stored answer for this case depends on: the user's history, target and
+        candidates. A re-run whose cases came out otherwise (say, after a retrieval change)
+        must not reuse the answers given to the old ones."""
+        seen = [(r.item, r.rating, r.ts) for r in self.history]
+        blob = json.dumps([self.user, self.setting, seen, self.target, self.candidates])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def is_positive(rating: Rating, threshold: float) -> bool:

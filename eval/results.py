@@ -45,6 +45,8 @@ class UserResult(BaseModel):
     llm_s: float = 0.0
     total_s: float = 0.0
     """Time inside Recommender.recommend; minus llm_s it is our own overhead."""
+    case: str = ""
+    """The `Case.key` answered: a stored result is reused only for the same case."""
 
 
 Record = TypeVar("Record", bound=BaseModel)

@@ -102,6 +102,30 @@ def test_a_rerun_makes_zero_llm_calls_from_the_log_or_from_the_cache(store, tmp_
     assert third.cache is not None and (third.cache.hits, third.cache.misses) == (4, 0)
 
 
+def test_a_stored_answer_is_not_reused_for_other_candidates(
+    store, tmp_path, monkeypatch
+) -> None:
+    import dataclasses
+
+    import eval.harness
+
+    harness(config(), store, tmp_path).run(picks(10))
+    real = eval.harness.llmrank_cases
+
+    def reversed_cases(*args: Any, **kwargs: Any) -> list[Case]:  # as a retrieval change would
+        return [dataclasses.replace(c, candidates=c.candidates[::-1])
+                for c in real(*args, **kwargs)]
+
+    monkeypatch.setattr(eval.harness, "llmrank_cases", reversed_cases)
+    client = picks(10)
+    result = harness(config(), store, tmp_path).run(client)
+    assert len(client.requests) == 4  # every sample user asked again, about the new order
+    for case in result.cases[0]:
+        if case.user in result.llm_users:
+            got = rankings(result)[case.user]
+            assert got == [case.candidates[2], case.candidates[0], case.candidates[1]]
+
+
 def test_ctrl_c_leaves_a_resumable_state(store, tmp_path: Path) -> None:
     def interrupt(messages: list[dict[str, str]]) -> str:
         raise KeyboardInterrupt
