@@ -264,8 +264,10 @@ def test_against_a_chroma_server(
     store = CatalogStore.open(embedder, url=chroma_server, name="server-test")
     assert store.ingest(mini_items, batch_size=7).added == 24
     assert store.ingest(mini_items).unchanged == 24
+    shallow = CatalogStore.open(embedder, url=chroma_server, name="server-test", search_ef=50)
+    assert shallow.search_ef == 50  # switched over HTTP, and back on the next open
     again = CatalogStore.open(embedder, url=chroma_server, name="server-test")
-    assert again.count() == 24
+    assert again.count() == 24 and again.search_ef == SEARCH_EF
     assert again.get(["s1", "r2"]) == {"s1": mini_items[12], "r2": mini_items[19]}
     [query] = embedder.embed(["astronauts in a spaceship"])
     hits = again.query(query, 5, exclude={"s2", "s3", "s6"})
