@@ -3,6 +3,7 @@ client boundary: cache and resume, failures counted as 0, reports written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from ranx import Qrels, Run, evaluate
 
+import eval.harness
 from eval.config import EvalConfig
 from eval.datasets import Dataset, Rating
 from eval.harness import Harness, llm_result
@@ -20,7 +22,7 @@ from recagent.errors import ConfigError, TransportError
 from recagent.prompts import PromptLibrary
 from recagent.ranking import ListwiseRanker
 from recagent.recommender import Recommender
-from recagent.types import Item
+from recagent.types import Completion, Item
 from retrieval.candidates import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.fakes import ScriptedClient
@@ -34,6 +36,8 @@ RATINGS = tuple(
     for u in range(USERS) for k in range(6)
 )
 DATASET = Dataset(name="tiny", ratings=RATINGS, items=ITEMS)
+LOGPROB_ANSWER = Completion(text="C", top_logprobs=[{"C": -0.1, "A": -1.0, "E": -2.0}])
+"""A logprob ranker's answer: the third candidate first."""
 
 
 def config(**over: Any) -> EvalConfig:
@@ -105,10 +109,6 @@ def test_a_rerun_makes_zero_llm_calls_from_the_log_or_from_the_cache(store, tmp_
 def test_a_stored_answer_is_not_reused_for_other_candidates(
     store, tmp_path, monkeypatch
 ) -> None:
-    import dataclasses
-
-    import eval.harness
-
     harness(config(), store, tmp_path).run(picks(10))
     real = eval.harness.llmrank_cases
 
@@ -193,10 +193,7 @@ def test_report_files_are_written_and_recompute_the_metrics(store, tmp_path: Pat
 
 
 def test_fusion_is_fitted_outside_the_sample_and_reuses_the_llm_calls(store, tmp_path) -> None:
-    from recagent.types import Completion
-
-    top = Completion(text="C", top_logprobs=[{"C": -0.1, "A": -1.0, "E": -2.0}])
-    client = ScriptedClient(*[top] * 12)
+    client = ScriptedClient(*[LOGPROB_ANSWER] * 12)
     cfg = config(users={"llm_sample": 5}, variants=[
         {"name": "lp", "method": "logprob", "explain": False},
         {"name": "lp-fused", "method": "logprob", "explain": False,
@@ -219,18 +216,14 @@ def test_fusion_is_fitted_outside_the_sample_and_reuses_the_llm_calls(store, tmp
 def test_a_refit_with_other_weights_does_not_reuse_the_fused_results(
     store, tmp_path, monkeypatch
 ) -> None:
-    import eval.harness
-    from recagent.types import Completion
-
-    top = Completion(text="C", top_logprobs=[{"C": -0.1, "A": -1.0, "E": -2.0}])
     cfg = config(users={"llm_sample": 5}, variants=[
         {"name": "lp-fused", "method": "logprob", "explain": False,
          "fusion": ["popularity"], "fit_users": 2}])
-    harness(cfg, store, tmp_path).run(ScriptedClient(*[top] * 7))
+    harness(cfg, store, tmp_path).run(ScriptedClient(*[LOGPROB_ANSWER] * 7))
     # the same config and folder, but the fit now gives all the weight to popularity
     monkeypatch.setattr(eval.harness, "fit_weights",
                         lambda *a, **k: ({"llm": 0.0, "popularity": 1.0}, 0.0))
-    result = harness(cfg, store, tmp_path).run(ScriptedClient(*[top] * 2))
+    result = harness(cfg, store, tmp_path).run(ScriptedClient(*[LOGPROB_ANSWER] * 2))
     popularity = {r.user: r.ranking[:3] for r in result.results["popularity"][0]}
     fused = result.results["lp-fused"][0]
     assert fused and all(r.ranking == popularity[r.user] for r in fused)
