@@ -80,6 +80,8 @@ class EvalResult:
     """Run (baseline or variant name) → setting → results."""
     sessions: list[Session] = field(default_factory=list)
     cache: CacheStats | None = None
+    llm_model: str | None = None
+    """The model that answered the variants (None: no variant ran)."""
 
     @property
     def baselines(self) -> list[str]:
@@ -213,6 +215,7 @@ class Harness:
     def variants(self, result: EvalResult, client: LLMClient) -> None:
         """Every variant over the LLM sample, through one response cache."""
         cache_path = self.config.llm.cache or self.out / "state" / "llm_cache.sqlite"
+        result.llm_model = client.model
         with CachingClient(client, cache_path) as cached:
             for variant in self.config.variants:
                 result.results[variant.name], session = self._variant(variant, cached, result)

@@ -59,7 +59,8 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['name']}", "",
              f"Data: **{ds['name']}** ({ds['ratings']} interactions, {ds['items']} items, "
              f"{ds['evaluated_users']} users evaluated; skipped: {ds['skipped_users'] or 'none'})."
-             f" Protocol: **{proto['kind']}**, k={proto['k']}, seed {summary['seed']}.", ""]
+             f" Protocol: **{proto['kind']}**, k={proto['k']}, seed {summary['seed']}."
+             + (f" LLM: **{summary['llm_model']}**." if summary["llm_model"] else ""), ""]
     lines += [f"- {n}" for n in summary["notes"]] + [""]
     for pop_name, pop in summary["populations"].items():
         title = "All users" if pop_name == "all" else "LLM sample (fixed seeded sample)"

@@ -63,6 +63,7 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": cfg.name,
         "seed": cfg.seed,
+        "llm_model": result.llm_model,
         "dataset": {"name": ds.name, "partial": ds.partial, "ratings": len(ds.ratings),
                     "items": len(ds.items), "evaluated_users": len(result.loo.splits),
                     "skipped_users": result.loo.skipped},

@@ -209,8 +209,17 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     # The CLI is the application: the one place that may reach the eval package.
+    from eval.config import load_config
     from eval.evaluate import evaluate_config
 
+    llm = load_config(args.config).llm
+    overruled = [f"{flag} {given} (the config says {fixed})" for flag, given, fixed in (
+        ("--model", args.model, llm.preset), ("--llm-base-url", args.llm_base_url, llm.base_url),
+        ("--llm-model", args.llm_model, llm.model)) if given and fixed and given != fixed]
+    if overruled:  # the config's [llm] table wins, so a different flag would be ignored
+        raise ConfigError(f"{args.config}: its [llm] table fixes the model, so "
+                          f"{'; '.join(overruled)} would be ignored; copy the config and "
+                          "change it there")
     summary, folder = evaluate_config(args.config, out=args.out, settings=_settings(args),
                                       progress=True)
     if args.json:

@@ -87,7 +87,9 @@ def test_llmrank_end_to_end_then_a_free_rerun(tmp_path: Path, capsys) -> None:
         assert len(items) == 5 and len(set(items)) == 5
         # candidates are the held-out target and items the user never saw
         assert not set(items) & (history[user] - {targets[user]})
-    assert (out / "ndcg10_by_history.png").is_file() and (out / "metrics.md").is_file()
+    assert (out / "ndcg10_by_history.png").is_file()
+    assert first["llm_model"] == "smollm2-135m"  # the report says which model answered
+    assert "LLM: **smollm2-135m**" in (out / "metrics.md").read_text()
 
     again = run(config, home, out, capsys)
     assert again["throughput"]["zs"]["llm_calls"] == 0
@@ -107,3 +109,12 @@ def test_a_bad_config_exits_2(tmp_path: Path, capsys) -> None:
                    '[protocol]\nkind = "llmrank"\nnegatives = 3\n')
     assert main(["eval", str(bad)]) == 2
     assert "negatives" in capsys.readouterr().err
+
+
+def test_a_model_flag_the_config_overrules_is_an_error(tmp_path: Path, capsys) -> None:
+    config = write_inputs(tmp_path)  # its [llm] table names smollm2-135m
+    out = tmp_path / "report"
+    assert main(["eval", str(config), "--model", "qwen2.5-0.5b", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--model qwen2.5-0.5b" in err and "smollm2-135m" in err
+    assert not out.exists()  # nothing was run or written
