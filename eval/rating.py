@@ -203,7 +203,8 @@ def evaluate_rating(
                     "llm_calls": cached.stats.misses - calls,
                     "users_per_s": len(todo) / elapsed if elapsed else 0.0}
                 results[variant.name] = [done[c.user] for c in cases if c.user in sample]
-    return _summary(config, dataset, results, sample, throughput)
+    return _summary(config, dataset, results, sample, throughput,
+                    client.model if config.variants and client else None)
 
 
 def _map(rater: LLMRater, cases: Sequence[RatingCase], workers: int) -> Iterator[RatingResult]:
@@ -216,7 +217,8 @@ def _map(rater: LLMRater, cases: Sequence[RatingCase], workers: int) -> Iterator
 
 
 def _summary(config: EvalConfig, dataset: Dataset, results: dict[str, list[RatingResult]],
-             sample: set[str], throughput: dict[str, dict[str, float]]) -> dict[str, Any]:
+             sample: set[str], throughput: dict[str, dict[str, float]],
+             llm_model: str | None) -> dict[str, Any]:
     variants = [v.name for v in config.variants if v.name in results]
     baselines = [n for n in results if n not in variants]
     populations: dict[str, Any] = {"all": {n: _scores(results[n]) for n in baselines}}
@@ -239,6 +241,7 @@ def _summary(config: EvalConfig, dataset: Dataset, results: dict[str, list[Ratin
                 "llm_s_per_user": statistics.fmean(r.llm_s for r in results[v])}
             for v in variants if results[v]}
     return {"name": config.name, "seed": config.seed, "dataset": dataset.name,
+            "llm_model": llm_model,
             "notes": [*dataset.notes,
                       f"{config.protocol.n_held_out} latest ratings per user are predicted from "
                       f"the {config.protocol.n_examples} before them; a failed LLM answer "
@@ -252,7 +255,8 @@ def write_rating_report(summary: dict[str, Any], out: Path, config_text: str) ->
     paths = [out / "config.toml", out / "metrics.json", out / "metrics.md"]
     paths[0].write_text(config_text, encoding="utf-8")
     paths[1].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# {summary['name']}", "", *(f"- {n}" for n in summary["notes"]), ""]
+    model = [f"LLM: **{summary['llm_model']}**.", ""] if summary["llm_model"] else []
+    lines = [f"# {summary['name']}", "", *model, *(f"- {n}" for n in summary["notes"]), ""]
     all_rows = summary["populations"]["all"]
     sample = summary["populations"].get("llm_sample")
     for title, rows in [("All users", all_rows)] + (

@@ -55,6 +55,7 @@ def test_llm_rater_scores_and_caches(tmp_path: Path) -> None:
     assert again.requests == []
     paths = write_rating_report(summary, tmp_path / "report", "x = 1\n")
     assert "| rate | 1 | 0.7071 | 0.5000 | 0 |" in paths[2].read_text()
+    assert summary["llm_model"] == "scripted" and "LLM: **scripted**" in paths[2].read_text()
 
 
 def test_an_incomplete_answer_is_a_counted_failure_at_the_midpoint(tmp_path: Path) -> None:
