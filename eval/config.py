@@ -209,6 +209,9 @@ class VariantConfig(_Strict):
     """Baselines whose scores are fused with this variant's LLM scores (eval.fusion)."""
     fit_users: Annotated[int, Field(ge=1)] = 20
     """Fusion: validation users the weights are fitted on (cross-fitted, never the user)."""
+    fuse_llm: bool = True
+    """Fusion: False holds the LLM out (weight 0, never called): the same fit over the other
+    sources alone, a row that shows what the LLM adds to the fusion."""
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     max_history: Annotated[int, Field(ge=1)] = 20
     """History items shown in the prompt (the most recent)."""
@@ -223,6 +226,8 @@ class VariantConfig(_Strict):
         if self.order and self.bootstrap:
             raise ValueError("order (one pass over one shuffle) and bootstrap (several "
                              "passes) exclude each other")
+        if not self.fuse_llm and not self.fusion:
+            raise ValueError("fuse_llm = false needs fusion sources to fuse")
         if self.method == "nir" and self.template is not None:
             raise ValueError("method 'nir' uses its own templates (nir_preferences, "
                              "nir_representative, nir_rank); leave template out")

@@ -82,6 +82,8 @@ class EvalResult:
     cache: CacheStats | None = None
     llm_model: str | None = None
     """The model that answered the variants (None: no variant ran)."""
+    fusion_weights: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    """Fusion variant → setting → the fitted weight of each source."""
 
     @property
     def baselines(self) -> list[str]:
@@ -283,7 +285,7 @@ class Harness:
         calls; the evaluated users' calls are shared with the unfused variant through the
         response cache."""
         sample, items = set(result.llm_users), result.dataset.items
-        names = [LLM_SOURCE, *variant.fusion]
+        names = [LLM_SOURCE, *variant.fusion] if variant.fuse_llm else list(variant.fusion)
         validation = {s: validation_users(cases, sample, variant.fit_users, self.config.seed)
                       for s, cases in result.cases.items()}
         empty = [s for s, users in validation.items() if not users]
@@ -302,7 +304,7 @@ class Harness:
                     pool.map(lambda c: case_llm_scores(ranker, c, items, self.config.protocol.k),
                              chosen),
                     total=len(chosen), desc=f"{variant.name} (fitting)", unit="user",
-                    disable=not self.progress))
+                    disable=not self.progress)) if variant.fuse_llm else [{}] * len(chosen)
                 examples = [({LLM_SOURCE: scores, **self._source_scores(variant, c)},
                              c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
                 weights[setting], ndcg = fit_weights(examples, names, seed=self.config.seed)
@@ -311,6 +313,7 @@ class Harness:
         folder = self.out / "state"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"fusion-{variant.name}.json").write_text(json.dumps(fitted, indent=1))
+        result.fusion_weights[variant.name] = weights
         return weights
 
     def _map(

@@ -82,6 +82,8 @@ def markdown(summary: dict[str, Any]) -> str:
                     cells.append(_sig_cell(sig.get(run)))
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+    if summary.get("fusion"):
+        lines += _fusion_table(summary["fusion"])
     if summary.get("validity"):
         lines += _validity_table(summary)
     if summary.get("cost"):
@@ -111,6 +113,20 @@ def _sig_cell(entry: dict[str, dict[str, Any]] | None) -> str:
         mark = "*" if e["significant"] else ""
         parts.append(f"{e['p']:.3g}{mark} ({e['delta']:+.3f})")
     return " / ".join(parts)
+
+
+def _fusion_table(fusion: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Each source's share of the fitted fusion weights: where the LLM has a say."""
+    sources = list(dict.fromkeys(n for per in fusion.values() for w in per.values() for n in w))
+    lines = ["## Fusion weights (share of each source, fitted on validation users)", "",
+             "| variant | history | " + " | ".join(sources) + " |",
+             "|" + "---|" * (len(sources) + 2)]
+    for variant, per_setting in fusion.items():
+        for label, shares in per_setting.items():
+            lines.append(f"| {variant} | {label} | "
+                         + " | ".join(_f(shares[n], 2) if n in shares else "-" for n in sources)
+                         + " |")
+    return [*lines, ""]
 
 
 def _validity_table(summary: dict[str, Any]) -> list[str]:

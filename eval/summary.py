@@ -82,6 +82,8 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     out["cost"] = {v: _cost([r for rs in result.results[v].values() for r in rs])
                    for v in result.variants}
     out["throughput"] = _throughput(result)
+    out["fusion"] = {v: {setting_label(s): _shares(w) for s, w in by_setting.items()}
+                     for v, by_setting in result.fusion_weights.items()}
     if result.cache is not None:
         out["cache"] = {"hits": result.cache.hits, "misses": result.cache.misses}
     plot_population = "llm_sample" if "llm_sample" in out["populations"] else "all"
@@ -146,6 +148,13 @@ def _source_recall(
                                          if users is None or u in users}, name=source), metrics)
         for source, per_user in rankings.items()
     }
+
+
+def _shares(weights: dict[str, float]) -> dict[str, float]:
+    """Fitted weights as shares of their sum: fused scores are min-max normalised, so a
+    source's share is its say in the order."""
+    total = sum(weights.values())
+    return {n: w / total for n, w in weights.items()}
 
 
 def _validity(results: Sequence[UserResult]) -> dict[str, int]:

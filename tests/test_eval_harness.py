@@ -16,7 +16,7 @@ from eval.config import EvalConfig
 from eval.datasets import Dataset, Rating
 from eval.harness import Harness, llm_result
 from eval.protocols import Case
-from eval.report import write_report
+from eval.report import markdown, write_report
 from eval.summary import summarize
 from recagent.errors import ConfigError, TransportError
 from recagent.prompts import PromptLibrary
@@ -211,6 +211,31 @@ def test_fusion_is_fitted_outside_the_sample_and_reuses_the_llm_calls(store, tmp
     assert set(fitted["weights"]) == {"llm", "popularity", "itemknn"}
     with pytest.raises(ValueError, match=r"not in baselines\.include"):
         config(variants=[{"name": "x", "method": "logprob", "fusion": ["bpr"]}])
+
+
+def test_fusion_without_the_llm_fits_the_same_users_and_never_calls_it(store, tmp_path) -> None:
+    client = ScriptedClient(*[LOGPROB_ANSWER] * 7)
+    fusion = {"method": "logprob", "explain": False, "fusion": ["popularity", "itemknn"],
+              "fit_users": 2}
+    cfg = config(users={"llm_sample": 5}, variants=[
+        {"name": "lp-fused", **fusion}, {"name": "cf-fused", "fuse_llm": False, **fusion}])
+    result = harness(cfg, store, tmp_path).run(client)
+    assert len(client.requests) == 5 + 2  # the LLM variant's calls only
+    state = tmp_path / "state"
+    with_llm, without = (json.loads((state / f"fusion-{v}.json").read_text())["0"]
+                         for v in ("lp-fused", "cf-fused"))
+    assert with_llm["users"] == without["users"]
+    assert set(without["weights"]) == {"popularity", "itemknn"}
+    assert len(result.results["cf-fused"][0]) == 5
+    # the report shows each source's share of the fitted weights, per variant and history
+    summary = summarize(result)
+    shares = summary["fusion"]["cf-fused"]["full"]
+    assert set(shares) == {"popularity", "itemknn"} and sum(shares.values()) == pytest.approx(1)
+    md = markdown(summary)
+    assert "| variant | history | llm | popularity | itemknn |" in md
+    assert "| cf-fused | full | - |" in md
+    with pytest.raises(ValueError, match="fuse_llm = false needs fusion"):
+        config(variants=[{"name": "x", "method": "logprob", "fuse_llm": False}])
 
 
 def test_a_refit_with_other_weights_does_not_reuse_the_fused_results(
