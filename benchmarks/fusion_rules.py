@@ -11,10 +11,7 @@ eval report's "best baseline" is. Rules compared:
 - single: the single source best on the fit half
 - 1se:    the weighting with the fewest sources within one paired standard error of grid's
 - bagged: grid's choice averaged over 25 bootstrap resamples of the fit half
-          (`recagent.ensemble.fit_weights`)
-- gated:  bagged, but the LLM is kept only if it raises 5-fold cross-validated NDCG@10
-          on the fit half (`recagent.ensemble.fit_gated_weights`, margin_se=0)
-- gated-1se: the same, but the gain must exceed one standard error (margin_se=1)
+          (`recagent.ensemble.fit_weights`, what the harness uses)
 
     .venv/bin/python benchmarks/fusion_rules.py eval/configs/coldstart_ml100k.toml --home .cache
 """
@@ -33,15 +30,9 @@ import numpy as np
 import eval.harness
 from eval.config import load_config
 from recagent.cli import main as recagent_main
-from recagent.ensemble import (
-    LLM_SOURCE,
-    fit_gated_weights,
-    fit_weights,
-    grid_weightings,
-    ndcg_by_weighting,
-)
+from recagent.ensemble import LLM_SOURCE, fit_weights, grid_weightings, ndcg_by_weighting
 
-RULES = ("grid", "single", "1se", "bagged", "gated", "gated-1se")
+RULES = ("grid", "single", "1se", "bagged")
 
 
 def capture_fits(config: Path, home: Path) -> list[tuple[list[Any], list[str]]]:
@@ -73,12 +64,8 @@ def choose(examples: list[Any], names: list[str], seed: int) -> dict[str, np.nda
     se = (nd[:, [best]] - nd).std(0, ddof=1) / np.sqrt(len(nd))
     one_se = min(np.flatnonzero(mean >= mean[best] - se), key=lambda i: (sizes[i], -mean[i]))
     bagged = fit_weights(examples, names, seed=seed)[0]
-    gated = fit_gated_weights(examples, names, margin_se=0.0, seed=seed)[0]
-    gated_se = fit_gated_weights(examples, names, margin_se=1.0, seed=seed)[0]
     return {"grid": combos[best], "single": combos[single], "1se": combos[one_se],
-            "bagged": np.array([bagged[n] for n in names]),
-            "gated": np.array([gated[n] for n in names]),
-            "gated-1se": np.array([gated_se[n] for n in names])}
+            "bagged": np.array([bagged[n] for n in names])}
 
 
 def main() -> None:

@@ -4,16 +4,12 @@ with a scripted client at the LLMClient boundary and hand-computed expectations.
 import json
 import math
 
-import numpy as np
 import pytest
 
 from recagent.ensemble import (
     BootstrapRanker,
-    Example,
     FusionRanker,
     borda,
-    cross_validated_ndcg,
-    fit_gated_weights,
     fit_weights,
     fuse,
     normalised,
@@ -218,56 +214,6 @@ def test_bagged_weights_mix_sources_that_each_win_some_users() -> None:
     assert bagged["a"] > bagged["b"] > 0 and bagged["a"] + bagged["b"] == pytest.approx(1.0)
     assert bagged == fit_weights(examples, ["a", "b"], (0.0, 1.0), resamples=50, seed=1)[0]
     assert 0 < score <= 1
-
-
-def test_cross_validation_never_scores_a_user_with_weights_fitted_on_itself() -> None:
-    # each source puts the target first for one user and last for the other: fitted on a
-    # user itself either source scores 1, fitted on the other user it scores the minimum
-    first = ({"a": {"t": 1.0, "x": 0.5, "y": 0.0}, "b": {"t": 0.0, "x": 0.5, "y": 1.0}},
-             ["t", "x", "y"], "t")
-    second = ({"a": {"t": 0.0, "x": 0.5, "y": 1.0}, "b": {"t": 1.0, "x": 0.5, "y": 0.0}},
-              ["t", "x", "y"], "t")
-    assert fit_weights([first], ["a", "b"], (0.0, 1.0))[1] == 1.0
-    held_out = cross_validated_ndcg([first, second], ["a", "b"], folds=2, resamples=0)
-    assert held_out.tolist() == pytest.approx([0.5, 0.5])  # third place: 1 / log2(4)
-
-
-def noisy_examples(llm_bump: float, users: int = 40, seed: int = 9) -> list[Example]:
-    """A collaborative source that favours the target, and an LLM that favours it by
-    `llm_bump` (0: pure noise); 20 candidates each."""
-    rng = np.random.default_rng(seed)
-    examples: list[Example] = []
-    for _ in range(users):
-        ids = [f"i{j}" for j in range(20)]
-        target = ids[int(rng.integers(20))]
-        cf = {i: float(rng.normal()) + 1.5 * (i == target) for i in ids}
-        llm = {i: float(rng.normal()) + llm_bump * (i == target) for i in ids}
-        examples.append(({"cf": cf, "llm": llm}, ids, target))
-    return examples
-
-
-def test_the_gate_leaves_out_an_llm_that_only_fits_noise() -> None:
-    examples = noisy_examples(llm_bump=0.0)
-    assert fit_weights(examples, ["llm", "cf"])[0]["llm"] > 0.1  # in sample it looks useful
-    weights, _, gain = fit_gated_weights(examples, ["llm", "cf"])
-    assert weights == {"llm": 0.0, "cf": 1.0} and gain <= 0
-
-
-def test_the_gate_keeps_an_llm_that_finds_what_the_others_cannot() -> None:
-    # half the users: only the LLM tells the target apart; the other half: only "cf"
-    def user(n: int) -> Example:
-        ids = [f"i{j}" for j in range(19)] + ["t"]  # ties keep this order: the target last
-        ranks, flat = {i: float(j % 7) for j, i in enumerate(ids)}, dict.fromkeys(ids, 1.0)
-        ranks["t"] = 9.0
-        return ({"llm": ranks, "cf": flat} if n % 2 else {"llm": flat, "cf": ranks}, ids, "t")
-
-    weights, score, gain = fit_gated_weights([user(n) for n in range(20)], ["llm", "cf"])
-    assert weights["llm"] > 0 and weights["cf"] > 0 and score == 1.0 and gain > 0.4
-    # strong evidence passes any margin; with one user nothing is held out: left out
-    assert fit_gated_weights([user(n) for n in range(20)], ["llm", "cf"],
-                             margin_se=3.0)[0]["llm"] > 0
-    one, _, gain = fit_gated_weights([user(1)], ["llm", "cf"])
-    assert one["llm"] == 0.0 and one["cf"] > 0 and gain == 0.0
 
 
 def test_validation_users_are_outside_the_sample_retrieved_and_nested() -> None:
