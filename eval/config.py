@@ -208,7 +208,7 @@ class VariantConfig(_Strict):
     fusion: list[BaselineName] = Field(default_factory=list)
     """Baselines whose scores are fused with this variant's LLM scores (eval.fusion)."""
     fit_users: Annotated[int, Field(ge=1)] = 20
-    """Fusion: validation users the weights are fitted on (cross-fitted, never the user)."""
+    """Fusion: validation users outside the LLM sample the weights are fitted on."""
     fuse_llm: bool = True
     """Fusion: False holds the LLM out (weight 0, never called): the same fit over the other
     sources alone, a row that shows what the LLM adds to the fusion."""
