@@ -77,7 +77,8 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = load_config(args.config)
-    labels = [f"{v.name}, history {h}" for v in cfg.variants if v.fusion
+    labels = [f"{v.name}{f', fold {f}' if v.fit_folds else ''}, history {h}"
+              for v in cfg.variants if v.fusion for f in range(v.fit_folds or 1)
               for h in cfg.protocol.history_lengths]  # the order the harness fits in
     print("| fit | users (target among candidates) |",
           " | ".join(f"{r}: mean Δ, share ≥ 0" for r in RULES), "|")

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recagent.errors import ConfigError
 
@@ -125,9 +125,15 @@ class ProtocolConfig(_Strict):
 
 class UsersConfig(_Strict):
     llm_sample: Annotated[int, Field(ge=1)] | None = 200
-    """LLM rows run on this fixed seeded sample of users; None = all users."""
+    """LLM rows run on this fixed seeded sample of users; None (TOML: "all") = all users."""
     baseline_sample: Annotated[int, Field(ge=1)] | None = None
     """Baselines run on all users unless this is set."""
+
+    @field_validator("llm_sample", "baseline_sample", mode="before")
+    @classmethod
+    def _all(cls, value: object) -> object:
+        """TOML has no null: "all" means every user."""
+        return None if value == "all" else value
 
 
 class BPRConfig(_Strict):
@@ -209,6 +215,10 @@ class VariantConfig(_Strict):
     """Baselines whose scores are fused with this variant's LLM scores (eval.fusion)."""
     fit_users: Annotated[int, Field(ge=1)] = 20
     """Fusion: validation users outside the LLM sample the weights are fitted on."""
+    fit_folds: Annotated[int, Field(ge=2)] | None = None
+    """Fusion, cross-fitted: split the LLM sample into this many seeded folds and score
+    each with weights fitted on `fit_users` users outside that fold (None: one fit on users
+    outside the whole sample). Lets every user be evaluated (llm_sample = all)."""
     fuse_llm: bool = True
     """Fusion: False holds the LLM out (weight 0, never called): the same fit over the other
     sources alone, a row that shows what the LLM adds to the fusion."""
@@ -228,6 +238,8 @@ class VariantConfig(_Strict):
                              "passes) exclude each other")
         if not self.fuse_llm and not self.fusion:
             raise ValueError("fuse_llm = false needs fusion sources to fuse")
+        if self.fit_folds and not self.fusion:
+            raise ValueError("fit_folds needs fusion sources to fit weights for")
         if self.method == "nir" and self.template is not None:
             raise ValueError("method 'nir' uses its own templates (nir_preferences, "
                              "nir_representative, nir_rank); leave template out")

@@ -29,7 +29,7 @@ from eval.baselines import (
 )
 from eval.config import DatasetConfig, EvalConfig, ProtocolConfig, VariantConfig
 from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
-from eval.fusion import validation_users
+from eval.fusion import folds, validation_users
 from eval.protocols import (
     Case,
     LeaveOneOut,
@@ -235,11 +235,13 @@ class Harness:
         retriever = SemanticRetriever(self.store)  # unused: every case brings its candidates
         plain = Recommender(self.store, retriever, ranker)
         before, start = client.stats, time.perf_counter()
-        weights = self._fit_fusion(variant, ranker, result) if variant.fusion else {}
+        fits = self._fit_fusion(variant, ranker, result) if variant.fusion else []
+        weights = {user: by_setting for users, by_setting in fits for user in users}
         identity: list[object] = [variant.model_dump(mode="json"), client.model,
                                   cfg.llm.base_url, cfg.degraded_scores_zero]
-        if weights:  # a refit with other weights must not reuse the fused results
-            identity.append({str(s): w for s, w in weights.items()})
+        if fits:  # a refit with other weights must not reuse the fused results
+            per_fold = [{str(s): w for s, w in by_setting.items()} for _, by_setting in fits]
+            identity.append(per_fold if variant.fit_folds else per_fold[0])
         log = ResultLog(self.out / "state" / f"{variant.name}-{cfg.fingerprint(*identity)}.jsonl",
                         UserResult)
         keys = {(s, c.user): c.key for s, cases in result.cases.items() for c in cases}
@@ -255,7 +257,7 @@ class Harness:
         def recommender_for(case: Case) -> Recommender:
             if not variant.fusion:
                 return plain
-            fused = FusionRanker(ranker, weights[case.setting])
+            fused = FusionRanker(ranker, weights[case.user][case.setting])
             return Recommender(self.store, retriever, fused)
 
         with tqdm(total=len(todo), desc=variant.name, unit="user",
@@ -279,23 +281,44 @@ class Harness:
 
     def _fit_fusion(
         self, variant: VariantConfig, ranker: Ranker, result: EvalResult
-    ) -> dict[int, dict[str, float]]:
-        """Weights per setting, fitted on validation users outside the LLM sample
-        (eval.fusion). Their LLM scores cost one call each, counted with the variant's
-        calls; the evaluated users' calls are shared with the unfused variant through the
-        response cache."""
-        sample, items = set(result.llm_users), result.dataset.items
-        names = [LLM_SOURCE, *variant.fusion] if variant.fuse_llm else list(variant.fusion)
-        validation = {s: validation_users(cases, sample, variant.fit_users, self.config.seed)
-                      for s, cases in result.cases.items()}
-        empty = [s for s, users in validation.items() if not users]
+    ) -> list[tuple[list[str], dict[int, dict[str, float]]]]:
+        """(evaluated users, their weights per setting) per fold, fitted on validation users
+        outside the LLM sample (eval.fusion) or, cross-fitted, outside the fold. Their LLM
+        scores cost one call each, counted with the variant's calls; the evaluated users'
+        calls are shared with the unfused variant through the response cache."""
+        seed = self.config.seed
+        groups = (folds(result.llm_users, variant.fit_folds, seed) if variant.fit_folds
+                  else [result.llm_users])
+        validation = [{s: validation_users(cases, set(g), variant.fit_users, seed)
+                       for s, cases in result.cases.items()} for g in groups]
+        empty = sorted({s for by_setting in validation for s, us in by_setting.items() if not us})
         if empty:  # checked before any call is paid for
             raise ConfigError(
-                f"variant {variant.name!r}: no user outside the LLM sample has the target among "
-                f"the candidates (history settings {empty}) to fit fusion weights on; "
-                "lower users.llm_sample")
-        weights: dict[int, dict[str, float]] = {}
-        fitted: dict[str, dict[str, object]] = {}
+                f"variant {variant.name!r}: no user outside the LLM sample (or the fold) has the "
+                f"target among the candidates (history settings {empty}) to fit fusion weights "
+                "on; lower users.llm_sample or set fit_folds")
+        fits = [self._fit_group(variant, ranker, result, users) for users in validation]
+        folder = self.out / "state"
+        folder.mkdir(parents=True, exist_ok=True)
+        record = [{str(s): {"weights": w, "validation_ndcg@10": nd, "users": users[s]}
+                   for s, (w, nd) in fit.items()} for fit, users in zip(fits, validation,
+                                                                       strict=True)]
+        (folder / f"fusion-{variant.name}.json").write_text(
+            json.dumps(record[0] if len(record) == 1 else record, indent=1))
+        per_setting = {s: [fit[s][0] for fit in fits] for s in result.cases}
+        result.fusion_weights[variant.name] = {
+            s: {n: sum(w[n] for w in ws) / len(ws) for n in ws[0]} for s, ws in per_setting.items()}
+        return [(group, {s: w for s, (w, _) in fit.items()})
+                for group, fit in zip(groups, fits, strict=True)]
+
+    def _fit_group(
+        self, variant: VariantConfig, ranker: Ranker, result: EvalResult,
+        validation: dict[int, list[str]],
+    ) -> dict[int, tuple[dict[str, float], float]]:
+        """One fit per setting on the given validation users: (weights, their NDCG@10)."""
+        items = result.dataset.items
+        names = [LLM_SOURCE, *variant.fusion] if variant.fuse_llm else list(variant.fusion)
+        fitted: dict[int, tuple[dict[str, float], float]] = {}
         with ThreadPoolExecutor(max_workers=self.config.llm.concurrency) as pool:
             for setting, cases in result.cases.items():
                 by_user = {c.user: c for c in cases}
@@ -307,14 +330,8 @@ class Harness:
                     disable=not self.progress)) if variant.fuse_llm else [{}] * len(chosen)
                 examples = [({LLM_SOURCE: scores, **self._source_scores(variant, c)},
                              c.candidates, c.target) for c, scores in zip(chosen, llm, strict=True)]
-                weights[setting], ndcg = fit_weights(examples, names, seed=self.config.seed)
-                fitted[str(setting)] = {"weights": weights[setting], "validation_ndcg@10": ndcg,
-                                        "users": validation[setting]}
-        folder = self.out / "state"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"fusion-{variant.name}.json").write_text(json.dumps(fitted, indent=1))
-        result.fusion_weights[variant.name] = weights
-        return weights
+                fitted[setting] = fit_weights(examples, names, seed=self.config.seed)
+        return fitted
 
     def _map(
         self, recommender_for: Callable[[Case], Recommender],

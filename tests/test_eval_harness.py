@@ -14,6 +14,7 @@ from ranx import Qrels, Run, evaluate
 import eval.harness
 from eval.config import EvalConfig
 from eval.datasets import Dataset, Rating
+from eval.fusion import folds
 from eval.harness import Harness, llm_result
 from eval.protocols import Case
 from eval.report import markdown, write_report
@@ -253,6 +254,43 @@ def test_a_refit_with_other_weights_does_not_reuse_the_fused_results(
     fused = result.results["lp-fused"][0]
     assert fused and all(r.ranking == popularity[r.user] for r in fused)
     assert len(list((tmp_path / "state").glob("lp-fused-*.jsonl"))) == 2
+
+
+def test_cross_fitted_fusion_scores_every_user_with_weights_fitted_outside_its_fold(
+    store, tmp_path, monkeypatch
+) -> None:
+    fits: list[list[str]] = []
+
+    def by_fold(examples: Any, names: Any, **_: Any) -> tuple[dict[str, float], float]:
+        # the first fold's fit trusts popularity alone, the second the LLM alone
+        fits.append([target for _, _, target in examples])
+        return ({"llm": 0.0, "popularity": 1.0} if len(fits) == 1
+                else {"llm": 1.0, "popularity": 0.0}), 0.0
+
+    monkeypatch.setattr(eval.harness, "fit_weights", by_fold)
+    client = ScriptedClient(*[LOGPROB_ANSWER] * USERS)
+    cfg = config(users={"llm_sample": "all"}, variants=[
+        {"name": "lp-fused", "method": "logprob", "explain": False,
+         "fusion": ["popularity"], "fit_users": 2, "fit_folds": 2}])
+    result = harness(cfg, store, tmp_path).run(client)
+    assert len(result.llm_users) == USERS
+    assert len(client.requests) <= USERS  # a validation user's call is its evaluation call
+    groups = folds(result.llm_users, 2, cfg.seed)
+    assert sorted(u for g in groups for u in g) == sorted(result.llm_users)
+    record = json.loads((tmp_path / "state" / "fusion-lp-fused.json").read_text())
+    assert len(record) == 2 == len(fits)
+    for group, fit in zip(groups, record, strict=True):
+        assert len(fit["0"]["users"]) == 2 and not set(fit["0"]["users"]) & set(group)
+    popularity = {r.user: r.ranking[:3] for r in result.results["popularity"][0]}
+    cases = {c.user: c for c in result.cases[0]}
+    fused = {r.user: r.ranking for r in result.results["lp-fused"][0]}
+    assert set(fused) == set(result.llm_users)
+    assert all(fused[u] == popularity[u] for u in groups[0])
+    assert all(fused[u][0] == cases[u].candidates[2] for u in groups[1])  # the LLM's "C"
+    shares = summarize(result)["fusion"]["lp-fused"]["full"]
+    assert shares == pytest.approx({"llm": 0.5, "popularity": 0.5})
+    with pytest.raises(ValueError, match="fit_folds needs fusion"):
+        config(variants=[{"name": "x", "method": "logprob", "fit_folds": 2}])
 
 
 def test_fusion_without_users_outside_the_sample_fails_before_any_call(store, tmp_path) -> None:

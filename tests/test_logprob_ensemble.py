@@ -234,6 +234,17 @@ def test_validation_users_are_outside_the_sample_retrieved_and_nested() -> None:
     assert len(validation_users(cases, sample, 100, seed=3)) == 14  # all that qualify
 
 
+def test_folds_partition_the_users_evenly_and_by_seed() -> None:
+    from eval.fusion import folds
+
+    users = [f"u{n}" for n in range(23)]
+    groups = folds(users, 5, seed=3)
+    assert sorted(u for g in groups for u in g) == sorted(users)  # each user exactly once
+    assert sorted(len(g) for g in groups) == [4, 4, 5, 5, 5]
+    assert all(g == sorted(g, key=users.index) for g in groups)  # input order kept
+    assert groups == folds(users, 5, seed=3) and groups != folds(users, 5, seed=4)
+
+
 def test_a_shuffled_pass_sees_the_order_of_the_matching_bootstrap_pass() -> None:
     from recagent.ensemble import ShuffledRanker
 
