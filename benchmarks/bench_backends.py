@@ -20,15 +20,15 @@ from pathlib import Path
 
 from bench_llm import MOVIES  # run as a script: benchmarks/ is on sys.path
 
-from recagent.artifacts import ArtifactStore
-from recagent.llm import OpenAIClient
-from recagent.local_llm import LocalLLMServer
-from recagent.presets import resolve_model
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker, LLMRanking
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.presets import resolve_model
+from recagent.llm.backends.vllm_model import VLLMModelPreparer
+from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
+from recagent.llm.client import OpenAIClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker, LLMRanking
 from recagent.types import Candidate, Interaction, Item
-from recagent.vllm_model import VLLMModelPreparer
-from recagent.vllm_server import VLLMServer, usable_cores
 
 LIKED = ["Star Wars (1977)", "Fargo (1996)", "Return of the Jedi (1983)"]
 

@@ -15,12 +15,12 @@ import statistics
 import time
 from pathlib import Path
 
-from recagent.chat import ChatSession
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.chat.session import ChatSession
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
-from recagent.stack import Settings, open_llm, open_store
-from retrieval.candidates import SemanticRetriever
+from recagent.wiring import Settings, open_llm, open_store
+from retrieval.semantic import SemanticRetriever
 
 CONVERSATIONS = (
     ("I loved Alien and Heat, something tense but no horror", "more like the second one",

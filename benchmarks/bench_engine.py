@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from recagent.logprob_ranking import LogprobRanker
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.llm.backends.vllm_engine import VLLMEngineClient, load_engine, shutdown_engine
+from recagent.llm.backends.vllm_server import usable_cores
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
+from recagent.rank.logprob import LogprobRanker
 from recagent.types import Candidate, Interaction, Item
-from recagent.vllm_engine import VLLMEngineClient, load_engine, shutdown_engine
-from recagent.vllm_server import usable_cores
 
 TITLES = [
     "Toy Story (1995): animated toys come to life", "Finding Nemo (2003): a lost clownfish",

@@ -18,9 +18,9 @@ from typing import Any
 
 from openai import OpenAI
 
-from recagent.artifacts import ArtifactStore
-from recagent.local_llm import LocalLLMServer
-from recagent.presets import PRESETS, resolve_model
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.presets import PRESETS, resolve_model
 
 MOVIES = [
     "Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Get Shorty (1995)",

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from bench_recommend import sparse_histories
 
-from recagent.logprob_ranking import LogprobRanker
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker, Ranker
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker, Ranker
+from recagent.rank.logprob import LogprobRanker
 from recagent.recommender import Recommender
-from recagent.stack import Settings, open_llm, open_store
-from retrieval.candidates import SemanticRetriever
+from recagent.wiring import Settings, open_llm, open_store
+from retrieval.semantic import SemanticRetriever
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from recagent.stack import Settings, open_recommender
 from recagent.types import UserHistory
+from recagent.wiring import Settings, open_recommender
 
 
 def sparse_histories(ratings: Path, n: int, seed: int) -> list[UserHistory]:

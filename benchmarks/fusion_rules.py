@@ -11,7 +11,7 @@ eval report's "best baseline" is. Rules compared:
 - single: the single source best on the fit half
 - 1se:    the weighting with the fewest sources within one paired standard error of grid's
 - bagged: grid's choice averaged over 25 bootstrap resamples of the fit half
-          (`recagent.ensemble.fit_weights`, what the harness uses)
+          (`recagent.rank.ensemble.fit_weights`, what the harness uses)
 
     .venv/bin/python benchmarks/fusion_rules.py eval/configs/coldstart_ml100k.toml --home .cache
 """
@@ -29,8 +29,8 @@ import numpy as np
 
 import eval.harness
 from eval.config import load_config
-from recagent.cli import main as recagent_main
-from recagent.ensemble import LLM_SOURCE, fit_weights, grid_weightings, ndcg_by_weighting
+from recagent.cli.main import main as recagent_main
+from recagent.rank.ensemble import LLM_SOURCE, fit_weights, grid_weightings, ndcg_by_weighting
 
 RULES = ("grid", "single", "1se", "bagged")
 

@@ -19,8 +19,8 @@ from eval.rating import evaluate_rating, write_rating_report
 from eval.report import write_report
 from eval.summary import summarize
 from recagent.errors import ConfigError
-from recagent.llm import LLMClient
-from recagent.stack import Settings, open_llm, open_store
+from recagent.llm.client import LLMClient
+from recagent.wiring import Settings, open_llm, open_store
 
 DEFAULT_REPORTS = Path("eval") / "reports"
 
@@ -41,8 +41,8 @@ def open_eval_llm(llm: LLMConfig, settings: Settings) -> Iterator[LLMClient]:
         with open_llm(llm_settings(llm, settings)) as client:
             yield client
         return
-    from recagent import vllm_engine
-    from recagent.vllm_server import usable_cores
+    from recagent.llm.backends import vllm_engine
+    from recagent.llm.backends.vllm_server import usable_cores
 
     vllm_engine.check_vllm()  # before converting a preset that could not be loaded
     folder, name = engine_model(llm, settings)
@@ -56,7 +56,7 @@ def open_eval_llm(llm: LLMConfig, settings: Settings) -> Iterator[LLMClient]:
 def engine_model(llm: LLMConfig, settings: Settings) -> tuple[Path, str]:
     """`model` (a Hugging Face folder) or a preset, converted once into HOME/vllm-models as
     `recagent models prepare-vllm` does (with this environment's python, which has vLLM)."""
-    from recagent.presets import PRESETS
+    from recagent.llm.backends.presets import PRESETS
 
     if llm.model is not None:
         folder = Path(llm.model).expanduser()

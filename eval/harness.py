@@ -41,18 +41,19 @@ from eval.protocols import (
 )
 from eval.results import ResultLog, UserResult
 from eval.variants import build_ranker, demonstrations
-from recagent.cache import CacheStats, CachingClient
-from recagent.ensemble import LLM_SOURCE, FusionRanker, fit_weights, llm_scores
 from recagent.errors import ConfigError
-from recagent.llm import LLMClient
-from recagent.prompts import PromptLibrary
-from recagent.ranking import Ranker
+from recagent.llm.cache import CacheStats, CachingClient
+from recagent.llm.client import LLMClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.ensemble import LLM_SOURCE, FusionRanker, fit_weights, llm_scores
+from recagent.rank.listwise import Ranker
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Item, Recommendation
-from retrieval.candidates import Retriever, SemanticRetriever
 from retrieval.collaborative import CoOccurrenceRetriever, PopularityRetriever
 from retrieval.hybrid import HybridRetriever
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
+from retrieval.types import Retriever
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from eval.datasets import Dataset, Rating
 from recagent.types import Candidate, Interaction, UserHistory
-from retrieval.candidates import Retriever
 from retrieval.hybrid import HybridRetriever
+from retrieval.types import Retriever
 
 FULL = 0
 """History length setting meaning "the whole history" (still capped by max_history)."""

@@ -25,10 +25,10 @@ from eval.config import EvalConfig, VariantConfig
 from eval.datasets import Dataset, Rating
 from eval.protocols import RatingCase, rating_split, sample_users
 from eval.results import ResultLog
-from recagent.cache import CachingClient
-from recagent.llm import LLMClient
-from recagent.prompts import PromptLibrary
-from recagent.rating import RatingPredictor
+from recagent.llm.cache import CachingClient
+from recagent.llm.client import LLMClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.rating import RatingPredictor
 from recagent.types import Item
 
 SCALE_MAX = 5

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 
 from eval.config import VariantConfig
 from eval.protocols import Split, llmrank_candidates, sample_users
-from recagent.demonstrations import DemonstrationSelector, DemonstrationSource
-from recagent.ensemble import BootstrapRanker, ShuffledRanker
-from recagent.llm import LLMClient
-from recagent.logprob_ranking import LogprobRanker
-from recagent.nir import NIRRanker
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker, Ranker
+from recagent.llm.client import LLMClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.demonstrations import DemonstrationSelector, DemonstrationSource
+from recagent.rank.ensemble import BootstrapRanker, ShuffledRanker
+from recagent.rank.listwise import ListwiseRanker, Ranker
+from recagent.rank.logprob import LogprobRanker
+from recagent.rank.nir import NIRRanker
 from recagent.types import Demonstration, Item
 
 PROFILE_ITEMS = 50

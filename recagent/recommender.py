@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from recagent.errors import ConfigError, EmptyCatalogError, UnknownItemError
-from recagent.ranking import LLMRanking, Ranker
-from recagent.repair import assemble
+from recagent.gate import assemble
+from recagent.rank.listwise import LLMRanking, Ranker
 from recagent.types import Candidate, Interaction, Recommendation, Trace, UserHistory
-from retrieval.candidates import Retriever
 from retrieval.store import CatalogStore
+from retrieval.types import Retriever
 
 log = logging.getLogger(__name__)
 

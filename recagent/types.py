@@ -8,96 +8,38 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-MetadataValue = str | int | float | bool
-"""Chroma metadata values are scalars; lists (e.g. genres) are stored joined by '|'."""
-
-POSITIVE_RATING = 4.0
-NEGATIVE_RATING = 2.0
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Item(_Frozen):
-    """A catalog entry: the text is what gets embedded and shown to the LLM."""
-
-    id: Annotated[str, Field(min_length=1, max_length=256)]
-    title: Annotated[str, Field(min_length=1)]
-    text: str
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
-
-
-class Interaction(_Frozen):
-    """One thing a user did with an item: a rating, a like/dislike, or just a view."""
-
-    item_id: Annotated[str, Field(min_length=1)]
-    rating: Annotated[float, Field(ge=0, le=10)] | None = None
-    liked: bool | None = None
-    ts: int | None = None
-
-    @property
-    def polarity(self) -> int:
-        """+1 liked, -1 disliked, 0 neutral: explicit likes win over ratings."""
-        if self.liked is not None:
-            return 1 if self.liked else -1
-        if self.rating is None:
-            return 1  # a bare interaction (a view, a purchase) is implicit positive feedback
-        if self.rating >= POSITIVE_RATING:
-            return 1
-        if self.rating <= NEGATIVE_RATING:
-            return -1
-        return 0
+from retrieval.types import (  # the catalog shapes, re-exported: import them from here
+    NEGATIVE_RATING as NEGATIVE_RATING,
+)
+from retrieval.types import (
+    POSITIVE_RATING as POSITIVE_RATING,
+)
+from retrieval.types import (
+    Candidate as Candidate,
+)
+from retrieval.types import (
+    Frozen,
+)
+from retrieval.types import (
+    IngestReport as IngestReport,
+)
+from retrieval.types import (
+    Interaction as Interaction,
+)
+from retrieval.types import (
+    Item as Item,
+)
+from retrieval.types import (
+    MetadataValue as MetadataValue,
+)
+from retrieval.types import (
+    UserHistory as UserHistory,
+)
 
 
-class UserHistory(_Frozen):
-    """A user's interactions; order is chronological when timestamps are present."""
-
-    user_id: str | None = None
-    interactions: list[Interaction]
-
-    @model_validator(mode="after")
-    def _no_duplicate_items(self) -> UserHistory:
-        seen: set[str] = set()
-        dupes: set[str] = set()
-        for interaction in self.interactions:
-            (dupes if interaction.item_id in seen else seen).add(interaction.item_id)
-        if dupes:
-            raise ValueError(f"history lists these item ids more than once: {sorted(set(dupes))}")
-        return self
-
-    @classmethod
-    def from_ids(cls, item_ids: list[str], user_id: str | None = None) -> UserHistory:
-        """A history of liked items in the given order (oldest first)."""
-        return cls(
-            user_id=user_id,
-            interactions=[Interaction(item_id=i, liked=True, ts=n) for n, i in enumerate(item_ids)],
-        )
-
-    def chronological(self) -> list[Interaction]:
-        """Oldest first; without full timestamps the given order is taken as chronological."""
-        if any(i.ts is None for i in self.interactions):
-            return list(self.interactions)
-        return sorted(self.interactions, key=lambda i: i.ts or 0)
-
-    @property
-    def seen_ids(self) -> set[str]:
-        return {i.item_id for i in self.interactions}
-
-
-class Candidate(_Frozen):
-    """An item proposed by retrieval, with where it came from and how strongly."""
-
-    item: Item
-    rank: int
-    score: float
-    scores_by_source: dict[str, float] = Field(default_factory=dict)
-    nearest_history_id: str | None = None
-
-
-class Demonstration(_Frozen):
+class Demonstration(Frozen):
     """A few-shot example: a short history and the item that user chose next.
 
     The ids are optional; when present they let a selector match histories and refuse a
@@ -114,7 +56,7 @@ class Demonstration(_Frozen):
     chosen_id: str | None = None
 
 
-class RankedItem(_Frozen):
+class RankedItem(Frozen):
     item_id: str
     title: str
     score: float
@@ -123,7 +65,7 @@ class RankedItem(_Frozen):
     """'llm' when the model placed and explained it; 'retrieval' when it was filled in."""
 
 
-class Usage(_Frozen):
+class Usage(Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -134,7 +76,7 @@ class Usage(_Frozen):
         )
 
 
-class Completion(_Frozen):
+class Completion(Frozen):
     """What one LLM call returned: raw text, token usage, and top logprobs if asked."""
 
     text: str
@@ -144,7 +86,7 @@ class Completion(_Frozen):
     """Per generated token: candidate token → logprob."""
 
 
-class Invocation(_Frozen):
+class Invocation(Frozen):
     """A structured LLM call with everything needed to audit it."""
 
     template: str
@@ -161,7 +103,7 @@ class Invocation(_Frozen):
     """What was used instead of an unusable answer in an intermediate step, if anything."""
 
 
-class Trace(_Frozen):
+class Trace(Frozen):
     """How a recommendation came about: enough to reproduce and to count failures."""
 
     template: str | None = None
@@ -180,7 +122,7 @@ class Trace(_Frozen):
     """Each LLM call of a multi-step ranker (template, hash, raw output, usage, latency)."""
 
 
-class Recommendation(_Frozen):
+class Recommendation(Frozen):
     items: list[RankedItem]
     trace: Trace
 
@@ -196,16 +138,6 @@ class Recommendation(_Frozen):
         return self
 
 
-class IngestReport(_Frozen):
-    """What one ingestion did: only `added` and `updated` items were embedded and written."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    total: int = 0
-    """Items in the input (added + updated + unchanged), not the collection size."""
-
-
 # ---- chat: a conversation's structured preference profile --------------------------------
 
 MESSAGE_MAX_CHARS = 2000
@@ -213,7 +145,7 @@ MESSAGE_MAX_CHARS = 2000
 YEAR_MIN, YEAR_MAX = 1800, 2100
 
 
-class ItemRef(_Frozen):
+class ItemRef(Frozen):
     """A catalog item a user referred to, with the words that matched it (shown back)."""
 
     item_id: str
@@ -226,7 +158,7 @@ class ItemRef(_Frozen):
 Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX)]
 
 
-class ProfileDelta(_Frozen):
+class ProfileDelta(Frozen):
     """What one message changes, before titles are looked up in the catalog."""
 
     liked: list[str] = Field(default_factory=list)
@@ -247,7 +179,7 @@ class ProfileDelta(_Frozen):
         return self == ProfileDelta()
 
 
-class PreferenceProfile(_Frozen):
+class PreferenceProfile(Frozen):
     """A chat session's state: what the user liked, ruled out and asked for so far.
 
     Genre and year limits and every liked/disliked/seen item are hard constraints:
@@ -268,7 +200,7 @@ class PreferenceProfile(_Frozen):
         return {r.item_id for r in (*self.liked, *self.disliked, *self.seen)}
 
 
-class ChatTurn(_Frozen):
+class ChatTurn(Frozen):
     """One exchange: the reply, the list shown, and the profile after this message."""
 
     message: str
@@ -285,14 +217,14 @@ class ChatTurn(_Frozen):
     trace: Trace | None = None
 
 
-class ShownItem(_Frozen):
+class ShownItem(Frozen):
     """An item of the list last shown in a chat, for "the second one"."""
 
     item_id: str
     title: str
 
 
-class ChatState(_Frozen):
+class ChatState(Frozen):
     """A chat session as saved to JSON: enough to go on where it stopped."""
 
     version: Annotated[int, Field(ge=1, le=1)] = 1

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recagent.errors import ConfigError, DataFormatError
-from recagent.types import Item, MetadataValue
+from retrieval.errors import ConfigError, DataFormatError
+from retrieval.types import Item, MetadataValue
 
 ML1M_GENRES = (
     "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recagent.errors import ConfigError
-from recagent.types import Candidate, UserHistory
+from retrieval.errors import ConfigError
 from retrieval.store import CatalogStore
+from retrieval.types import Candidate, UserHistory
 
 Pairs = Iterable[tuple[str, str]]
 """Training interactions as (user id, item id); repeats of a pair count once for item-kNN."""

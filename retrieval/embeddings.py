@@ -16,7 +16,7 @@ import openai
 from openai.types import Embedding
 from tokenizers import Tokenizer
 
-from recagent.errors import ConfigError, ModelArtifactError, TransportError
+from retrieval.errors import ConfigError, ModelArtifactError, TransportError
 
 
 @runtime_checkable

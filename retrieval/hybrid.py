@@ -11,9 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from recagent.errors import ConfigError
-from recagent.types import Candidate, UserHistory
-from retrieval.candidates import Retriever
+from retrieval.errors import ConfigError
+from retrieval.types import Candidate, Retriever, UserHistory
 
 RRF = "rrf"
 """Key of the fused score in a fused Candidate's scores_by_source."""

@@ -24,9 +24,9 @@ from chromadb.config import Settings
 from chromadb.errors import ChromaError
 from tqdm import tqdm
 
-from recagent.errors import ConfigError
-from recagent.types import IngestReport, Item, MetadataValue
 from retrieval.embeddings import Embedder
+from retrieval.errors import ConfigError
+from retrieval.types import IngestReport, Item, MetadataValue
 
 INTERNAL_PREFIX = "_ra_"
 """Metadata keys the store adds; an Item's own metadata may not use this prefix."""

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recagent.artifacts import ArtifactStore
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.vllm_model import PreparedModel, VLLMModelPreparer
 from recagent.types import Item
-from recagent.vllm_model import PreparedModel, VLLMModelPreparer
 from retrieval.embeddings import Embedder, OnnxEmbedder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from recagent.artifacts import ARTIFACTS, ArtifactStore
 from recagent.errors import ConfigError, ModelArtifactError
-from recagent.presets import DEFAULT_PRESET, PRESETS, resolve_model
+from recagent.llm.backends.artifacts import ARTIFACTS, ArtifactStore
+from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, resolve_model
 
 
 @pytest.fixture

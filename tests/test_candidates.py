@@ -11,10 +11,11 @@ from conftest import DATA, needs_data
 
 from recagent.errors import ConfigError, EmptyCatalogError, UnknownItemError
 from recagent.types import Candidate, Interaction, Item, UserHistory
-from retrieval.candidates import Retriever, SemanticRetriever
 from retrieval.catalog_files import load_movielens
 from retrieval.embeddings import OnnxEmbedder
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
+from retrieval.types import Retriever
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from recagent.chat_extract import ExtractionAnswer, LLMExtractor, extraction_schema, ground
-from recagent.chat_parse import parse_message
+from recagent.chat.extract import ExtractionAnswer, LLMExtractor, extraction_schema, ground
+from recagent.chat.parse import parse_message
 from recagent.errors import ResponseError
-from recagent.prompts import PromptLibrary
+from recagent.llm.prompts import PromptLibrary
 from tests.fakes import ScriptedClient
 
 GENRES = ["Comedy", "Horror", "Romance", "Thriller"]

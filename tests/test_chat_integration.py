@@ -17,18 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from recagent.artifacts import ArtifactStore
-from recagent.chat import ChatSession
-from recagent.llm import OpenAIClient
-from recagent.local_llm import LocalLLMServer
-from recagent.presets import resolve_model
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.chat.session import ChatSession
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.presets import resolve_model
+from recagent.llm.client import OpenAIClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
 from recagent.types import ChatTurn, Item, RankedItem
-from retrieval.candidates import SemanticRetriever
 from retrieval.catalog_files import load_movielens
 from retrieval.embeddings import Embedder
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 
 pytestmark = pytest.mark.integration

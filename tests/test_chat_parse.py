@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recagent.chat_parse import genre_words, is_pronoun, list_position, parse_message, wish_words
+from recagent.chat.parse import genre_words, is_pronoun, list_position, parse_message, wish_words
 
 GENRES = ["Action", "Animation", "Children's", "Comedy", "Crime", "Horror", "Romance", "Sci-Fi",
           "Thriller", "War", "Western"]

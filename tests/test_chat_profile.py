@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recagent.profile import MAX_ITEMS, describe, merge, violations, where_filter
+from recagent.chat.profile import MAX_ITEMS, describe, merge, violations, where_filter
 from recagent.types import Item, ItemRef, PreferenceProfile, ProfileDelta
 
 
@@ -108,7 +108,7 @@ def test_describe_lists_the_limits() -> None:
 
 
 def test_the_final_check_drops_and_tops_up() -> None:
-    from recagent.profile_recommend import check
+    from recagent.chat.profile_recommend import check
     from recagent.types import Candidate, RankedItem
 
     candidates = [Candidate(item=movie(i, y, *g), rank=n, score=1.0)

@@ -12,14 +12,14 @@ from collections.abc import Callable
 import pytest
 from conftest import GENRES, make_item
 
-from recagent.catalog_lookup import TitleResolver, catalog_genres, normalise_title
-from recagent.chat import ChatSession
+from recagent.chat.lookup import TitleResolver, catalog_genres, normalise_title
+from recagent.chat.session import ChatSession
 from recagent.errors import ConfigError, EmptyCatalogError, TransportError
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
 from recagent.types import ChatTurn, Item, ItemRef, ShownItem
-from retrieval.candidates import SemanticRetriever
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.fakes import ScriptedClient
 

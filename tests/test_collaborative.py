@@ -10,10 +10,10 @@ import pytest
 
 from recagent.errors import ConfigError
 from recagent.types import Candidate, Interaction, Item, UserHistory
-from retrieval.candidates import Retriever
 from retrieval.collaborative import CoOccurrenceRetriever, ItemSimilarity, PopularityRetriever
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.store import CatalogStore
+from retrieval.types import Retriever
 
 # 'ghost' is in the training data but not in the catalog: it must never be returned.
 # Users per item: h1 4 (u1 u2 u3 u5), ghost 5, h2 2, a1 2, h3 1, a2 1.

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from recagent.demonstrations import (
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.demonstrations import (
     DemonstrationSelector,
     estimate_tokens,
     jaccard,
 )
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker, demonstration_vars
+from recagent.rank.listwise import ListwiseRanker, demonstration_vars
 from recagent.types import Candidate, Demonstration, Interaction, Item
 from tests.fakes import ScriptedClient
 

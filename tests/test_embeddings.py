@@ -13,8 +13,8 @@ import numpy as np
 import openai
 import pytest
 
-from recagent.artifacts import ArtifactStore
 from recagent.errors import ConfigError, ModelArtifactError, TransportError
+from recagent.llm.backends.artifacts import ArtifactStore
 from retrieval.embeddings import Embedder, OnnxEmbedder, OpenAIEmbedder, l2_normalise
 
 

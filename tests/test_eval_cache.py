@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recagent.cache import CachingClient
 from recagent.errors import TransportError
+from recagent.llm.cache import CachingClient
 from tests.fakes import ScriptedClient
 
 A = [{"role": "user", "content": "rank these"}]

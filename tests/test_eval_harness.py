@@ -20,11 +20,11 @@ from eval.protocols import Case
 from eval.report import markdown, write_report
 from eval.summary import summarize
 from recagent.errors import ConfigError, TransportError
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
 from recagent.types import Completion, Item
-from retrieval.candidates import SemanticRetriever
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.fakes import ScriptedClient
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recagent.cli import main
+from recagent.cli.main import main
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

@@ -16,12 +16,12 @@ from eval.datasets import Dataset, Rating, load_ml100k
 from eval.harness import Harness
 from eval.protocols import leave_one_out, llmrank_cases, sample_users
 from eval.variants import build_ranker, demonstration_pool, demonstrations
-from recagent.demonstrations import DemonstrationSelector, jaccard
-from recagent.ensemble import BootstrapRanker
 from recagent.errors import ConfigError
-from recagent.nir import NIRRanker
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.demonstrations import DemonstrationSelector, jaccard
+from recagent.rank.ensemble import BootstrapRanker
+from recagent.rank.listwise import ListwiseRanker
+from recagent.rank.nir import NIRRanker
 from recagent.types import Candidate, Interaction, Item
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.store import CatalogStore

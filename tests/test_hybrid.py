@@ -9,11 +9,12 @@ import pytest
 
 from recagent.errors import ConfigError
 from recagent.types import Candidate, Interaction, Item, UserHistory
-from retrieval.candidates import Retriever, SemanticRetriever
 from retrieval.collaborative import CoOccurrenceRetriever, PopularityRetriever
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.hybrid import HybridRetriever
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
+from retrieval.types import Retriever
 
 ITEMS = {i: Item(id=i, title=i.upper(), text=i) for i in "wxyz"}
 H = UserHistory.from_ids(["h"])

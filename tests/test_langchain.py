@@ -12,7 +12,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableLambda
 from pydantic import ValidationError
 
-from recagent.langchain_tools import (
+from recagent.integrations.langchain import (
     CatalogRetriever,
     RecommendArgs,
     format_documents,
@@ -20,7 +20,7 @@ from recagent.langchain_tools import (
 )
 from recagent.recommender import Recommender
 from recagent.types import Item
-from retrieval.candidates import SemanticRetriever
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 
 

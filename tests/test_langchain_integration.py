@@ -18,17 +18,17 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
-from recagent.langchain_tools import CatalogRetriever, format_documents, recommend_tool
-from recagent.llm import OpenAIClient
-from recagent.local_llm import LocalLLMServer
-from recagent.presets import resolve_model
-from recagent.profile import violations
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.chat.profile import violations
+from recagent.integrations.langchain import CatalogRetriever, format_documents, recommend_tool
+from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.presets import resolve_model
+from recagent.llm.client import OpenAIClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
 from recagent.types import Item, PreferenceProfile
-from retrieval.candidates import SemanticRetriever
 from retrieval.catalog_files import load_movielens
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.test_chat_integration import ML100K, ml100k_home
 

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from recagent.errors import ConfigError, LLMError, TransportError
-from recagent.llm import OpenAIClient
+from recagent.llm.client import OpenAIClient
 
 OK_BODY = {
     "id": "x", "object": "chat.completion", "created": 0, "model": "m",

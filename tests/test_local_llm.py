@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from recagent.artifacts import ArtifactStore
 from recagent.errors import ConfigError, LLMError, ModelArtifactError
-from recagent.local_llm import LocalLLMServer
-from recagent.presets import resolve_model
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.presets import resolve_model
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,7 @@ def test_serve_forever_prints_the_url_and_stops_on_ctrl_c(smollm2: tuple[str, Pa
     name, path = smollm2
     code = (
         "import sys; from pathlib import Path\n"
-        "from recagent.local_llm import LocalLLMServer, serve_forever\n"
+        "from recagent.llm.backends.llamacpp import LocalLLMServer, serve_forever\n"
         "serve_forever(LocalLLMServer(Path(sys.argv[1]), model_name=sys.argv[2], n_ctx=512,"
         " n_parallel=1))\n"
     )

@@ -6,7 +6,10 @@ import math
 
 import pytest
 
-from recagent.ensemble import (
+from recagent.errors import ConfigError, ResponseError
+from recagent.gate import assemble
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.ensemble import (
     BootstrapRanker,
     FusionRanker,
     borda,
@@ -14,11 +17,8 @@ from recagent.ensemble import (
     fuse,
     normalised,
 )
-from recagent.errors import ConfigError, ResponseError
-from recagent.logprob_ranking import LogprobRanker, label_scores
-from recagent.prompts import PromptLibrary
-from recagent.ranking import LLMRanking
-from recagent.repair import assemble
+from recagent.rank.listwise import LLMRanking
+from recagent.rank.logprob import LogprobRanker, label_scores
 from recagent.types import Candidate, Completion, Interaction, Invocation, Item, Usage
 from tests.fakes import ScriptedClient
 
@@ -246,7 +246,7 @@ def test_folds_partition_the_users_evenly_and_by_seed() -> None:
 
 
 def test_a_shuffled_pass_sees_the_order_of_the_matching_bootstrap_pass() -> None:
-    from recagent.ensemble import ShuffledRanker
+    from recagent.rank.ensemble import ShuffledRanker
 
     boot_inner, one_inner = OrderRanker(["13"]), OrderRanker(["13"])
     BootstrapRanker(boot_inner, 3, seed=4).rank(HISTORY, cands(11, 12, 13, 14, 15), 1)

@@ -11,13 +11,13 @@ import pytest
 from jinja2 import UndefinedError
 
 from recagent.errors import ResponseError
-from recagent.nir import PREFERENCES_MAX_CHARS, NIRRanker
-from recagent.prompts import PromptLibrary
+from recagent.gate import assemble
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.nir import PREFERENCES_MAX_CHARS, NIRRanker
 from recagent.recommender import Recommender
-from recagent.repair import assemble
 from recagent.types import Candidate, Interaction, Item, UserHistory
-from retrieval.candidates import SemanticRetriever
 from retrieval.embeddings import OnnxEmbedder
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.fakes import ScriptedClient
 

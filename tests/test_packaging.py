@@ -16,13 +16,13 @@ def test_wheel_contains_templates_and_renders_from_them(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     templates = sorted(p.name for p in (REPO / "prompts").glob("*.j2"))
     assert templates and all(f"prompts/{t}" in names for t in templates)
-    assert "recagent/cli.py" in names and "retrieval/__init__.py" in names
-    assert "recagent/gguf_to_hf.py" in names  # run by the vLLM environment's python
+    assert "recagent/cli/main.py" in names and "retrieval/__init__.py" in names
+    assert "recagent/llm/backends/gguf_to_hf.py" in names  # run by the vLLM environment's python
     assert not any(n.startswith("tests/") for n in names)
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import recagent.prompts as p; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import recagent.llm.prompts as p; "
             "assert p.__file__.startswith(sys.argv[1]); "
             "r = p.PromptLibrary().render('rank_zero_shot', history=[], "
             "candidates=[{'label': 'A', 'text': 'x'}], k=1, explain=True, demonstrations=[]); "

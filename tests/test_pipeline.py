@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from recagent.llm import OpenAIClient
-from recagent.local_llm import LocalLLMServer
-from recagent.presets import resolve_model
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.presets import resolve_model
+from recagent.llm.client import OpenAIClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
 from recagent.types import Interaction, Recommendation, UserHistory
-from retrieval.candidates import SemanticRetriever
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ import pytest
 from jinja2 import UndefinedError
 
 from recagent.errors import ConfigError
-from recagent.prompts import PromptLibrary, split_messages
-from recagent.ranking import demonstration_vars
+from recagent.llm.prompts import PromptLibrary, split_messages
+from recagent.rank.listwise import demonstration_vars
 from recagent.types import Demonstration
 
 HISTORY = [{"text": "Alien (1979). Genres: Horror, Sci-Fi.", "feeling": "liked"},

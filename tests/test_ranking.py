@@ -3,9 +3,9 @@ import json
 import pytest
 
 from recagent.errors import ResponseError, TransportError
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker, answer_schema, labels_for, normalize_label
-from recagent.repair import assemble
+from recagent.gate import assemble
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker, answer_schema, labels_for, normalize_label
 from recagent.types import Candidate, Interaction, Item
 from tests.fakes import ScriptedClient
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from recagent.errors import ConfigError, ResponseError
-from recagent.prompts import PromptLibrary
-from recagent.rating import RatingPredictor
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.rating import RatingPredictor
 from recagent.types import Item
 from tests.fakes import ScriptedClient
 

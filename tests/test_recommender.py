@@ -8,11 +8,11 @@ import json
 import pytest
 
 from recagent.errors import ConfigError, TransportError, UnknownItemError
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
 from recagent.types import Interaction, Item, UserHistory
-from retrieval.candidates import SemanticRetriever
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.fakes import ScriptedClient
 
@@ -126,7 +126,7 @@ def test_async_twin_gives_the_same_answer(store) -> None:
 
 
 def test_cli_history_parsing() -> None:
-    from recagent.cli import parse_history
+    from recagent.cli.main import parse_history
     h = parse_history("1, 50=2,181=4.5")
     assert [i.item_id for i in h.interactions] == ["1", "50", "181"]
     assert [i.polarity for i in h.interactions] == [1, -1, 1]

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from recagent.llm import OpenAIClient
-from recagent.logprob_ranking import LogprobRanker
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker, RankingAnswer, labels_for
+from recagent.llm.backends.vllm_model import PreparedModel, VLLMModelPreparer
+from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
+from recagent.llm.client import OpenAIClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker, RankingAnswer, labels_for
+from recagent.rank.logprob import LogprobRanker
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Interaction, Item, UserHistory
-from recagent.vllm_model import PreparedModel, VLLMModelPreparer
-from recagent.vllm_server import VLLMServer, usable_cores
-from retrieval.candidates import SemanticRetriever
 from retrieval.embeddings import OnnxEmbedder
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 
 pytestmark = pytest.mark.vllm

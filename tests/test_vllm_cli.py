@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from recagent.artifacts import ArtifactStore
-from recagent.vllm_model import PreparedModel
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.vllm_model import PreparedModel
 
 pytestmark = pytest.mark.vllm
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from recagent.ranking import RankingAnswer, labels_for
-from recagent.vllm_model import PreparedModel
+from recagent.llm.backends.vllm_model import PreparedModel
+from recagent.rank.listwise import RankingAnswer, labels_for
 
 pytestmark = pytest.mark.vllm
 

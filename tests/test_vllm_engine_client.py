@@ -23,19 +23,19 @@ import pytest
 
 from eval.config import LLMConfig
 from eval.evaluate import engine_model, open_eval_llm
-from recagent import vllm_engine
+from recagent.llm.backends import vllm_engine
 from recagent.errors import ConfigError, LLMError
-from recagent.llm import LLMClient
-from recagent.stack import Settings
-from recagent.types import Completion
-from recagent.vllm_engine import (
+from recagent.llm.backends.vllm_engine import (
     LOGPROB_FLOOR,
     SamplingRequest,
     VLLMEngineClient,
     check_vllm,
     to_completion,
 )
-from recagent.vllm_model import VLLMModelPreparer
+from recagent.llm.backends.vllm_model import VLLMModelPreparer
+from recagent.llm.client import LLMClient
+from recagent.types import Completion
+from recagent.wiring import Settings
 
 WAIT_S = 30.0
 """Only a guard against a hung test, never a measurement."""

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from recagent.artifacts import ArtifactStore
 from recagent.errors import ConfigError, ModelArtifactError, TransportError
-from recagent.vllm_model import VLLMModelPreparer, convert
-from recagent.vllm_server import VLLMServer
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.vllm_model import VLLMModelPreparer, convert
+from recagent.llm.backends.vllm_server import VLLMServer
 
 
 def server(**overrides: object) -> VLLMServer:

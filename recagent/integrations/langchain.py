@@ -18,10 +18,10 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.catalog_lookup import TitleResolver, catalog_genres
-from recagent.chat_parse import parse_message
-from recagent.profile import merge
-from recagent.profile_recommend import ProfileRecommender
+from recagent.chat.lookup import TitleResolver, catalog_genres
+from recagent.chat.parse import parse_message
+from recagent.chat.profile import merge
+from recagent.chat.profile_recommend import ProfileRecommender
 from recagent.recommender import Recommender
 from recagent.types import ItemRef, PreferenceProfile, ProfileDelta
 from retrieval.store import CatalogStore

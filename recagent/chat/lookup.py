@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from recagent.chat_parse import is_pronoun, list_position
+from recagent.chat.parse import is_pronoun, list_position
 from recagent.types import Item, ItemRef, ShownItem
 from retrieval.store import CatalogStore
 

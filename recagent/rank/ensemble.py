@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from recagent.errors import ConfigError, ResponseError
-from recagent.ranking import LLMRanking, Ranker
+from recagent.rank.listwise import LLMRanking, Ranker
 from recagent.types import Candidate, Interaction, Invocation, Item, Usage
 
 LLM_SOURCE = "llm"

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from recagent.errors import ConfigError, RecagentError
-from recagent.stack import Settings, open_recommender, open_store
 from recagent.types import Interaction, Recommendation, UserHistory
+from recagent.wiring import Settings, open_recommender, open_store
 
 if TYPE_CHECKING:
-    from recagent.vllm_model import VLLMModelPreparer
-    from recagent.vllm_server import VLLMServer
+    from recagent.llm.backends.vllm_model import VLLMModelPreparer
+    from recagent.llm.backends.vllm_server import VLLMServer
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -137,8 +137,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_llm(args: argparse.Namespace) -> int:
-    from recagent.local_llm import LocalLLMServer, serve_forever
-    from recagent.presets import resolve_model
+    from recagent.llm.backends.llamacpp import LocalLLMServer, serve_forever
+    from recagent.llm.backends.presets import resolve_model
 
     settings = _settings(args)
     if args.backend == "vllm":
@@ -163,8 +163,8 @@ def _vllm_preparer(args: argparse.Namespace, settings: Settings) -> VLLMModelPre
 def _vllm_server(args: argparse.Namespace, settings: Settings) -> VLLMServer:
     """A preset is converted (once) to a folder; a folder or a model name is served as is,
     under --llm-model if given, else the preset's or the folder's name."""
-    from recagent.presets import PRESETS
-    from recagent.vllm_server import VLLMServer, usable_cores
+    from recagent.llm.backends.presets import PRESETS
+    from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
 
     spec = settings.preset
     folder = _vllm_preparer(args, settings).prepare(spec).folder if spec in PRESETS else None
@@ -177,8 +177,8 @@ def _vllm_server(args: argparse.Namespace, settings: Settings) -> VLLMServer:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from recagent.artifacts import ARTIFACTS
-    from recagent.presets import PRESETS
+    from recagent.llm.backends.artifacts import ARTIFACTS
+    from recagent.llm.backends.presets import PRESETS
 
     settings = _settings(args)
     if args.action == "list":
@@ -234,14 +234,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """A conversation: interactive, or one message per line of --script."""
     from contextlib import ExitStack
 
-    from recagent.chat import ChatSession
-    from recagent.chat_console import print_turn, script_messages, typed_messages
-    from recagent.llm import LLMClient
-    from recagent.prompts import PromptLibrary
-    from recagent.ranking import ListwiseRanker
+    from recagent.chat.console import print_turn, script_messages, typed_messages
+    from recagent.chat.session import ChatSession
+    from recagent.llm.client import LLMClient
+    from recagent.llm.prompts import PromptLibrary
+    from recagent.rank.listwise import ListwiseRanker
     from recagent.recommender import Recommender
-    from recagent.stack import open_llm
-    from retrieval.candidates import SemanticRetriever
+    from recagent.wiring import open_llm
+    from retrieval.semantic import SemanticRetriever
 
     settings = _settings(args)
     script = script_messages(args.script) if args.script else None

@@ -14,17 +14,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.artifacts import ArtifactStore
 from recagent.errors import ConfigError
-from recagent.llm import OpenAIClient
-from recagent.local_llm import LocalLLMServer
-from recagent.presets import DEFAULT_PRESET, resolve_model
-from recagent.prompts import PromptLibrary
-from recagent.ranking import ListwiseRanker
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.presets import DEFAULT_PRESET, resolve_model
+from recagent.llm.backends.vllm_model import VLLMModelPreparer
+from recagent.llm.client import OpenAIClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
-from recagent.vllm_model import VLLMModelPreparer
-from retrieval.candidates import SemanticRetriever
 from retrieval.embeddings import Embedder, OnnxEmbedder
+from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 
 

@@ -17,10 +17,10 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recagent.demonstrations import DemonstrationSource, check_demonstration
 from recagent.errors import ResponseError
-from recagent.llm import JsonSchema, LLMClient
-from recagent.prompts import PromptLibrary
+from recagent.llm.client import JsonSchema, LLMClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.demonstrations import DemonstrationSource, check_demonstration
 from recagent.types import Candidate, Demonstration, Interaction, Invocation, Item, Usage
 
 REASON_MAX_CHARS = 160

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recagent.errors import ConfigError, ResponseError
-from recagent.llm import JsonSchema, LLMClient
-from recagent.prompts import PromptLibrary
-from recagent.ranking import labels_for, normalize_label
+from recagent.llm.client import JsonSchema, LLMClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import labels_for, normalize_label
 from recagent.types import Item, Usage
 
 

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from recagent.catalog_lookup import TitleResolver, catalog_genres, normalise_title
-from recagent.chat_extract import LLMExtractor, ground
-from recagent.chat_parse import parse_message
+from recagent.chat.extract import LLMExtractor, ground
+from recagent.chat.lookup import TitleResolver, catalog_genres, normalise_title
+from recagent.chat.parse import parse_message
+from recagent.chat.profile import describe, merge
+from recagent.chat.profile_recommend import ProfileRecommender
 from recagent.errors import ConfigError, EmptyCatalogError, LLMError
-from recagent.llm import LLMClient
-from recagent.profile import describe, merge
-from recagent.profile_recommend import ProfileRecommender
-from recagent.prompts import PromptLibrary
+from recagent.llm.client import LLMClient
+from recagent.llm.prompts import PromptLibrary
 from recagent.recommender import Recommender
 from recagent.types import (
     MESSAGE_MAX_CHARS,

@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from recagent.artifacts import ARTIFACTS, ArtifactStore
 from recagent.errors import ConfigError, ModelArtifactError
-from recagent.presets import PRESETS, Preset
+from recagent.llm.backends.artifacts import ARTIFACTS, ArtifactStore
+from recagent.llm.backends.presets import PRESETS, Preset
 
 CONVERTER = Path(__file__).with_name("gguf_to_hf.py")
 """Run by the vLLM environment's python; imports nothing from recagent."""

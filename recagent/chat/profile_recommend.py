@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recagent.profile import violations, where_filter
+from recagent.chat.profile import violations, where_filter
+from recagent.gate import retrieval_reason
 from recagent.recommender import Recommender
-from recagent.repair import retrieval_reason
 from recagent.types import (
     Candidate,
     Interaction,

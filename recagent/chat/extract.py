@@ -16,11 +16,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recagent.catalog_lookup import normalise_title
-from recagent.chat_parse import ParsedMessage, wish_words
+from recagent.chat.lookup import normalise_title
+from recagent.chat.parse import ParsedMessage, wish_words
 from recagent.errors import ResponseError
-from recagent.llm import JsonSchema, LLMClient
-from recagent.prompts import PromptLibrary
+from recagent.llm.client import JsonSchema, LLMClient
+from recagent.llm.prompts import PromptLibrary
 from recagent.types import YEAR_MAX, YEAR_MIN, ProfileDelta
 
 TITLE_MAX_CHARS = 80

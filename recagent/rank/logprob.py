@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recagent.errors import ResponseError
-from recagent.llm import JsonSchema, LLMClient
-from recagent.prompts import PromptLibrary
-from recagent.ranking import (
+from recagent.llm.client import JsonSchema, LLMClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import (
     REASON_MAX_CHARS,
     LLMRanking,
     describe_history,

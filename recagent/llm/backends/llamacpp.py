@@ -209,7 +209,7 @@ def check_gguf(path: Path) -> None:
 
 
 class ManagedServer(Protocol):
-    """What `serve_forever` needs: LocalLLMServer and recagent.vllm_server.VLLMServer."""
+    """What `serve_forever` needs: LocalLLMServer and vllm_server.VLLMServer."""
 
     startup_s: float
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from recagent.artifacts import ArtifactStore
 from recagent.errors import ConfigError
-from recagent.local_llm import check_gguf
+from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.llm.backends.llamacpp import check_gguf
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from recagent.llm import JsonSchema, LLMClient, Message
+from recagent.llm.client import JsonSchema, LLMClient, Message
 from recagent.types import Completion
 
 _SCHEMA = """

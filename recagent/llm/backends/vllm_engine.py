@@ -24,9 +24,9 @@ from types import TracebackType
 from typing import Any
 
 from recagent.errors import ConfigError, LLMError
-from recagent.llm import JsonSchema, Message
+from recagent.llm.backends.vllm_server import Device, engine_environment, engine_options
+from recagent.llm.client import JsonSchema, Message
 from recagent.types import Completion, Usage
-from recagent.vllm_server import Device, engine_environment, engine_options
 
 LOGPROB_FLOOR = -9999.0
 """vLLM's server clamps -inf logprobs to this (JSON has no -inf); so does this client."""

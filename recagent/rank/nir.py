@@ -24,9 +24,9 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recagent.errors import ResponseError
-from recagent.llm import JsonSchema, LLMClient
-from recagent.prompts import PromptLibrary
-from recagent.ranking import (
+from recagent.llm.client import JsonSchema, LLMClient
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.listwise import (
     LLMRanking,
     RankingAnswer,
     answer_schema,

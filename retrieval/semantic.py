@@ -6,22 +6,14 @@ the history items, so a query costs one Chroma search.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from recagent.errors import ConfigError, EmptyCatalogError, UnknownItemError
-from recagent.types import Candidate, UserHistory
 from retrieval.embeddings import l2_normalise
+from retrieval.errors import ConfigError, EmptyCatalogError, UnknownItemError
 from retrieval.store import CatalogStore
-
-
-class Retriever(Protocol):
-    """Proposes up to n unseen items for a history, best first."""
-
-    def retrieve(
-        self, history: UserHistory, n: int = 20, *, where: dict[str, Any] | None = None
-    ) -> list[Candidate]: ...
+from retrieval.types import Candidate, UserHistory
 
 
 class SemanticRetriever:
