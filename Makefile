@@ -40,6 +40,7 @@ demo: venv
 test: venv vllm-venv
 	$(VENV)/bin/ruff check recagent retrieval eval tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 clean:

@@ -27,8 +27,9 @@ from recagent.llm.backends.vllm_model import VLLMModelPreparer
 from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
 from recagent.llm.client import OpenAIClient
 from recagent.llm.prompts import PromptLibrary
-from recagent.rank.listwise import ListwiseRanker, LLMRanking
+from recagent.rank.listwise import LLMRanking
 from recagent.types import Candidate, Interaction, Item
+from recagent.wiring import RankerSpec, build_ranker
 
 LIKED = ["Star Wars (1977)", "Fargo (1996)", "Return of the Jedi (1983)"]
 
@@ -44,7 +45,7 @@ def task() -> tuple[list[tuple[Interaction, Item]], list[Candidate]]:
 def measure(client: OpenAIClient, runs: int, workers: int) -> tuple[float, float, float]:
     """(mean seconds per ranking, rankings per minute, completion tokens per second)."""
     history, candidates = task()
-    ranker = ListwiseRanker(client, PromptLibrary())
+    ranker = build_ranker(RankerSpec(), client, PromptLibrary())
 
     def one(_: int) -> tuple[LLMRanking, float]:
         began = time.perf_counter()

@@ -16,11 +16,7 @@ import time
 from pathlib import Path
 
 from recagent.chat.session import ChatSession
-from recagent.llm.prompts import PromptLibrary
-from recagent.rank.listwise import ListwiseRanker
-from recagent.recommender import Recommender
-from recagent.wiring import Settings, open_llm, open_store
-from retrieval.semantic import SemanticRetriever
+from recagent.wiring import LLMSpec, Settings, open_parts
 
 CONVERSATIONS = (
     ("I loved Alien and Heat, something tense but no horror", "more like the second one",
@@ -45,15 +41,12 @@ def main() -> None:
                         help="rules only for reading messages (the model still ranks)")
     args = parser.parse_args()
 
-    settings = Settings(home=args.home, preset=args.model, llm_threads=args.threads)
-    store = open_store(settings)
+    settings = Settings(home=args.home, llm=LLMSpec(preset=args.model, threads=args.threads))
     started = time.perf_counter()
-    with open_llm(settings) as client:
+    with open_parts(settings) as parts:
         startup = time.perf_counter() - started
-        prompts = PromptLibrary()
-        recommender = Recommender(store, SemanticRetriever(store),
-                                  ListwiseRanker(client, prompts), n_candidates=20)
-        reader = None if args.no_extract else client
+        recommender, prompts = parts.recommender, parts.prompts
+        reader = None if args.no_extract else parts.client
         ChatSession(recommender, reader, prompts, k=5).send(CONVERSATIONS[0][0])  # warm-up
         turns, ranking, degraded, extract_failed = [], [], 0, 0
         for _ in range(args.rounds):

@@ -23,9 +23,8 @@ from typing import Any
 from recagent.llm.backends.vllm_engine import VLLMEngineClient, load_engine, shutdown_engine
 from recagent.llm.backends.vllm_server import usable_cores
 from recagent.llm.prompts import PromptLibrary
-from recagent.rank.listwise import ListwiseRanker
-from recagent.rank.logprob import LogprobRanker
 from recagent.types import Candidate, Interaction, Item
+from recagent.wiring import RankerSpec, build_ranker
 
 TITLES = [
     "Toy Story (1995): animated toys come to life", "Finding Nemo (2003): a lost clownfish",
@@ -56,8 +55,10 @@ def job_candidates(first: int) -> list[Candidate]:
 def run_job(client: VLLMEngineClient, first: int, k: int, explain: bool) -> dict[str, Any]:
     candidates = job_candidates(first)
     prompts = PromptLibrary()
-    listwise = ListwiseRanker(client, prompts, explain=explain).rank(history(), candidates, k)
-    logprob = LogprobRanker(client, prompts).rank(history(), candidates, k)
+    listwise = build_ranker(RankerSpec(explain=explain), client, prompts).rank(
+        history(), candidates, k)
+    logprob = build_ranker(RankerSpec(method="logprob", explain=False), client, prompts).rank(
+        history(), candidates, k)
     return {
         "candidates": [c.item.id for c in candidates], "k": k,
         "listwise": {"attempts": listwise.invocation.attempts, "raw": listwise.invocation.raw,

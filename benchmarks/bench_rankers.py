@@ -17,12 +17,8 @@ from pathlib import Path
 
 from bench_recommend import sparse_histories
 
-from recagent.llm.prompts import PromptLibrary
-from recagent.rank.listwise import ListwiseRanker, Ranker
-from recagent.rank.logprob import LogprobRanker
 from recagent.recommender import Recommender
-from recagent.wiring import Settings, open_llm, open_store
-from retrieval.semantic import SemanticRetriever
+from recagent.wiring import LLMSpec, RankerSpec, Settings, build_ranker, open_parts
 
 
 def main() -> None:
@@ -36,20 +32,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    settings = Settings(home=args.home, preset=args.model, llm_threads=args.threads)
+    settings = Settings(home=args.home, llm=LLMSpec(preset=args.model, threads=args.threads))
     histories = sparse_histories(args.data, args.n, args.seed)
-    store = open_store(settings)
-    retriever = SemanticRetriever(store)
-    prompts = PromptLibrary()
-    with open_llm(settings) as client:
-        rankers: dict[str, Ranker] = {
-            "listwise": ListwiseRanker(client, prompts, explain=False),
-            "listwise+reasons": ListwiseRanker(client, prompts, explain=True),
-            "logprob": LogprobRanker(client, prompts, explain=False),
-            "logprob+reasons": LogprobRanker(client, prompts, explain=True),
-        }
-        for name, ranker in rankers.items():
-            recommender = Recommender(store, retriever, ranker)
+    specs = {
+        "listwise": RankerSpec(explain=False),
+        "listwise+reasons": RankerSpec(explain=True),
+        "logprob": RankerSpec(method="logprob", explain=False),
+        "logprob+reasons": RankerSpec(method="logprob", explain=True),
+    }
+    with open_parts(settings) as parts:
+        assert parts.client is not None
+        for name, spec in specs.items():
+            ranker = build_ranker(spec, parts.client, parts.prompts)
+            recommender = Recommender(parts.store, parts.recommender.retriever, ranker)
             recommender.recommend(histories[0], k=10)  # warm-up, not counted
             times, completion = [], []
             started = time.perf_counter()

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from recagent.types import UserHistory
-from recagent.wiring import Settings, open_recommender
+from recagent.wiring import LLMSpec, Settings, open_recommender
 
 
 def sparse_histories(ratings: Path, n: int, seed: int) -> list[UserHistory]:
@@ -48,7 +48,7 @@ def main() -> None:
 
     histories = sparse_histories(args.data, args.n, args.seed)
     started = time.perf_counter()
-    with open_recommender(Settings(home=args.home, preset=args.model)) as recommender:
+    with open_recommender(Settings(home=args.home, llm=LLMSpec(preset=args.model))) as recommender:
         startup = time.perf_counter() - started
         recommender.recommend(histories[0], k=10)  # warm-up, not counted
         times, completion = [], []

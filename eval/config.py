@@ -15,10 +15,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recagent.errors import ConfigError
+from recagent.wiring import HybridSpec, LLMSpec, RankerSpec, RetrieverSpec
 
 BaselineName = Literal["random", "popularity", "itemknn", "embedding", "bpr"]
-SourceName = Literal["semantic", "cooccurrence", "popularity"]
-"""Candidate sources a hybrid pipeline can fuse."""
 
 
 def _full_only() -> list[int | Literal["full"]]:
@@ -48,30 +47,6 @@ class DatasetConfig(_Strict):
         return self
 
 
-def _all_sources() -> dict[SourceName, float]:
-    return {"semantic": 1.0, "cooccurrence": 1.0, "popularity": 1.0}
-
-
-class HybridConfig(_Strict):
-    """The hybrid retriever: which sources, how much each counts (weighted RRF)."""
-
-    weights: dict[SourceName, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=_all_sources)
-    """Sources to fuse and their weights; a source left out is not used."""
-    k_rrf: Annotated[int, Field(ge=0)] = 60
-    depth: Annotated[int, Field(ge=1, le=1000)] = 100
-    """Items asked of each source before fusing (and the longest list recall is
-    measured on: keep it >= 50 for recall@50)."""
-
-    @model_validator(mode="after")
-    def _semantic_needed(self) -> HybridConfig:
-        # Without the text source an item nobody interacted with could never be proposed.
-        if self.weights.get("semantic", 0.0) <= 0:
-            raise ValueError("weights.semantic must be > 0: it is the only source that can "
-                             "propose items without interactions")
-        return self
-
-
 class ProtocolConfig(_Strict):
     kind: Literal["llmrank", "pipeline", "rating"]
     n_negatives: Annotated[int, Field(ge=1)] = 19
@@ -79,7 +54,7 @@ class ProtocolConfig(_Strict):
     """Pipeline: candidates retrieved per user."""
     retriever: Literal["semantic", "hybrid"] = "semantic"
     """Pipeline: where candidates come from; 'hybrid' fuses the sources of [protocol.hybrid]."""
-    hybrid: HybridConfig | None = None
+    hybrid: HybridSpec | None = None
     """Pipeline with retriever = "hybrid" only (default: all sources, weight 1)."""
     llm_only_when_retrieved: bool = False
     """Pipeline: call the LLM only for users whose target is among their candidates. For
@@ -119,8 +94,13 @@ class ProtocolConfig(_Strict):
         return self
 
     @property
-    def hybrid_or_default(self) -> HybridConfig:
-        return self.hybrid or HybridConfig()
+    def hybrid_or_default(self) -> HybridSpec:
+        return self.hybrid or HybridSpec()
+
+    @property
+    def retriever_spec(self) -> RetrieverSpec:
+        """The pipeline's retriever as the product's wiring builds it."""
+        return RetrieverSpec(kind=self.retriever, hybrid=self.hybrid_or_default)
 
 
 class UsersConfig(_Strict):
@@ -148,69 +128,18 @@ class BaselinesConfig(_Strict):
     bpr: BPRConfig = BPRConfig()
 
 
-_ENGINE_ONLY = ("device", "max_model_len", "kv_cache_gib")
+class LLMConfig(LLMSpec):
+    """The model that answers the variants (recagent.wiring.LLMSpec), and how hard to push it."""
 
-
-class LLMConfig(_Strict):
-    engine: Literal["http", "vllm"] = "http"
-    """http: an OpenAI-compatible server (base_url) or the embedded llama.cpp one; vllm: the
-    model loaded in this process by vLLM, concurrent requests batched (recagent/vllm_engine.py)."""
-    preset: str | None = Field(default=None, description="embedded model preset or .gguf path")
-    base_url: str | None = Field(default=None, description="an OpenAI-compatible server instead")
-    model: str | None = Field(default=None, description="model name on that server; with "
-                              "engine = 'vllm' a Hugging Face folder")
-    threads: Annotated[int, Field(ge=1)] | None = None
     concurrency: Annotated[int, Field(ge=1, le=64)] = 2
     cache: Path | None = Field(default=None, description="SQLite response cache; default in --out")
-    device: Literal["cpu", "gpu"] = "cpu"
-    """engine = 'vllm': cpu (float32, eager, threads bound to this process's cores) or gpu
-    (vLLM's defaults plus prefix caching), as `serve-llm --backend vllm --device`."""
-    max_model_len: Annotated[int, Field(ge=64)] = 2048
-    """engine = 'vllm': the longest prompt plus answer, in tokens."""
-    kv_cache_gib: Annotated[int, Field(ge=1)] = 1
-    """engine = 'vllm' on cpu: the KV cache (VLLM_CPU_KVCACHE_SPACE)."""
-
-    @model_validator(mode="after")
-    def _engine_options(self) -> LLMConfig:
-        # As for variants: a setting the chosen path would ignore is an error.
-        if self.engine == "http":
-            ignored = sorted(set(_ENGINE_ONLY) & self.model_fields_set)
-            if ignored:
-                raise ValueError(f"{', '.join(ignored)} apply to engine = 'vllm' only")
-        elif self.base_url is not None or self.threads is not None:
-            raise ValueError("engine = 'vllm' loads the model in this process: base_url and "
-                             "threads (llama.cpp's) do not apply")
-        elif self.model is not None and self.preset is not None:
-            raise ValueError("engine = 'vllm' loads model (a folder) or preset, not both")
-        return self
 
 
-class VariantConfig(_Strict):
-    """A prompt variant: a template plus parameters."""
+class VariantConfig(RankerSpec):
+    """A prompt variant: a ranker (recagent.wiring.RankerSpec, the same spec the product runs)
+    under a name, optionally fused with baselines' scores."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
-    method: Literal["listwise", "logprob", "nir"] = "listwise"
-    """listwise: one structured answer with the top k; logprob: every candidate scored from
-    the first answer token's logprobs in one forward pass (template default rank_logprob);
-    nir: NIR's three calls (preferences, representative items, ranking; recagent/nir.py)."""
-    template: str | None = None
-    """Default: rank_zero_shot (listwise; rank_few_shot with few_shot > 0) or rank_logprob
-    (logprob); nir has its own three templates."""
-    few_shot: Annotated[int, Field(ge=0, le=10)] = 0
-    """Listwise: k demonstrations from users outside the LLM sample."""
-    demos: Literal["random", "similar"] = "random"
-    """random: the same seeded donors for every user; similar: per user, the donors whose
-    histories overlap most (Jaccard over items). Both skip a donor whose choice is in the
-    user's history or candidates."""
-    demo_budget: Annotated[int, Field(ge=50, le=8000)] = 1000
-    """Most tokens (estimated as characters / 4) the demonstrations may add to a prompt."""
-    explain: bool = True
-    """False: candidate letters only, no reasons (throughput); logprob: no explanation call."""
-    bootstrap: Annotated[int, Field(ge=0, le=20)] = 0
-    """Rank this many seeded shuffles of the candidates and aggregate by Borda count."""
-    order: Annotated[int, Field(ge=0, le=20)] = 0
-    """One pass over the order-th seeded shuffle of the candidates (0: as given; p: the
-    order a bootstrap's pass p sees), to measure position sensitivity."""
     fusion: list[BaselineName] = Field(default_factory=list)
     """Baselines whose scores are fused with this variant's LLM scores (eval.fusion)."""
     fit_users: Annotated[int, Field(ge=1)] = 20
@@ -222,27 +151,13 @@ class VariantConfig(_Strict):
     fuse_llm: bool = True
     """Fusion: False holds the LLM out (weight 0, never called): the same fit over the other
     sources alone, a row that shows what the LLM adds to the fusion."""
-    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
-    max_history: Annotated[int, Field(ge=1)] = 20
-    """History items shown in the prompt (the most recent)."""
 
     @model_validator(mode="after")
-    def _method_options(self) -> VariantConfig:
-        # An option the method would ignore is an error, like an unknown key.
-        if self.few_shot and self.method != "listwise":
-            raise ValueError(f"few_shot applies to method 'listwise' only, not {self.method!r}")
-        if self.demos != "random" and not self.few_shot:
-            raise ValueError(f"demos = {self.demos!r} needs few_shot > 0")
-        if self.order and self.bootstrap:
-            raise ValueError("order (one pass over one shuffle) and bootstrap (several "
-                             "passes) exclude each other")
+    def _fusion_options(self) -> VariantConfig:
         if not self.fuse_llm and not self.fusion:
             raise ValueError("fuse_llm = false needs fusion sources to fuse")
         if self.fit_folds and not self.fusion:
             raise ValueError("fit_folds needs fusion sources to fit weights for")
-        if self.method == "nir" and self.template is not None:
-            raise ValueError("method 'nir' uses its own templates (nir_preferences, "
-                             "nir_representative, nir_rank); leave template out")
         return self
 
 

@@ -1,15 +1,13 @@
 """One call from a config file to a written report: what `recagent eval` runs.
 
-This is where the parts are wired and their lifetimes owned: the Chroma collection of
-the data set, and the LLM (an embedded server, or with `engine = "vllm"` an in-process
-vLLM engine, is started only if a variant needs it).
+The parts come from the product's wiring (recagent.wiring), whose context managers own
+their lifetimes: the data set's Chroma collection, and the LLM (an embedded server, or
+with `engine = "vllm"` an in-process vLLM engine), started only if a variant needs it.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,58 +16,23 @@ from eval.harness import Harness, load_dataset
 from eval.rating import evaluate_rating, write_rating_report
 from eval.report import write_report
 from eval.summary import summarize
-from recagent.errors import ConfigError
 from recagent.llm.client import LLMClient
-from recagent.wiring import Settings, open_llm, open_store
+from recagent.wiring import LLMSpec, Settings, open_llm, open_store
 
 DEFAULT_REPORTS = Path("eval") / "reports"
 
 
-def llm_settings(llm: LLMConfig, settings: Settings) -> Settings:
-    """The config's [llm] table wins over the command line's defaults."""
-    update = {k: v for k, v in {"preset": llm.preset, "llm_base_url": llm.base_url,
-                                "llm_model": llm.model, "llm_threads": llm.threads}.items()
-              if v is not None}
-    return settings.model_copy(update=update)
-
-
-@contextmanager
-def open_eval_llm(llm: LLMConfig, settings: Settings) -> Iterator[LLMClient]:
-    """The [llm] table's client for the duration: over HTTP (a server, or the embedded one
-    started here), or with engine = "vllm" a vLLM engine loaded in this process."""
+def eval_llm_spec(llm: LLMConfig, settings: Settings) -> LLMSpec:
+    """The [llm] table's model: what it sets wins over the command line's settings."""
+    fields = llm.model_dump(include=set(LLMSpec.model_fields), exclude_unset=True)
     if llm.engine == "http":
-        with open_llm(llm_settings(llm, settings)) as client:
-            yield client
-        return
-    from recagent.llm.backends import vllm_engine
-    from recagent.llm.backends.vllm_server import usable_cores
-
-    vllm_engine.check_vllm()  # before converting a preset that could not be loaded
-    folder, name = engine_model(llm, settings)
-    with vllm_engine.open_engine_client(
-        str(folder), name=name, device=llm.device, max_model_len=llm.max_model_len,
-        kv_cache_gib=llm.kv_cache_gib, cpu_cores=usable_cores() if llm.device == "cpu" else None,
-    ) as engine:
-        yield engine
+        fields = settings.llm.model_dump(exclude_unset=True) | {
+            k: v for k, v in fields.items() if v is not None}
+    return LLMSpec.model_validate(fields)
 
 
-def engine_model(llm: LLMConfig, settings: Settings) -> tuple[Path, str]:
-    """`model` (a Hugging Face folder) or a preset, converted once into HOME/vllm-models as
-    `recagent models prepare-vllm` does (with this environment's python, which has vLLM)."""
-    from recagent.llm.backends.presets import PRESETS
-
-    if llm.model is not None:
-        folder = Path(llm.model).expanduser()
-        if not (folder / "config.json").is_file():
-            raise ConfigError(f"[llm] model = {llm.model!r}: engine = 'vllm' loads a local "
-                              "Hugging Face folder (with config.json) or a preset; nothing is "
-                              "fetched from a hub")
-        return folder, folder.name
-    preset = llm.preset or settings.preset
-    if preset not in PRESETS:
-        raise ConfigError(f"[llm] preset = {preset!r}: engine = 'vllm' takes a preset "
-                          f"({', '.join(PRESETS)}) or model = a Hugging Face folder")
-    return settings.vllm_preparer(Path(sys.executable)).prepare(preset).folder, preset
+def open_eval_llm(llm: LLMConfig, settings: Settings) -> AbstractContextManager[LLMClient]:
+    return open_llm(settings, eval_llm_spec(llm, settings))
 
 
 def evaluate_config(
@@ -88,7 +51,7 @@ def evaluate_config(
             rating = evaluate_rating(config, dataset, None, out=folder, progress=progress)
         write_rating_report(rating, folder, config_text)
         return rating, folder
-    store = open_store(settings.model_copy(update={"collection": f"eval-{dataset.name}"}))
+    store = open_store(settings, collection=f"eval-{dataset.name}")
     harness = Harness(config, dataset=dataset, store=store, out=folder, progress=progress)
     if config.variants:
         result = harness.prepare()

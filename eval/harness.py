@@ -27,8 +27,8 @@ from eval.baselines import (
     RandomScorer,
     Scorer,
 )
-from eval.config import DatasetConfig, EvalConfig, ProtocolConfig, VariantConfig
-from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
+from eval.config import DatasetConfig, EvalConfig, VariantConfig
+from eval.datasets import Dataset, load_interactions, load_ml1m, load_ml100k
 from eval.fusion import folds, validation_users
 from eval.protocols import (
     Case,
@@ -40,7 +40,7 @@ from eval.protocols import (
     to_history,
 )
 from eval.results import ResultLog, UserResult
-from eval.variants import build_ranker, demonstrations
+from eval.variants import demonstrations
 from recagent.errors import ConfigError
 from recagent.llm.cache import CacheStats, CachingClient
 from recagent.llm.client import LLMClient
@@ -49,11 +49,8 @@ from recagent.rank.ensemble import LLM_SOURCE, FusionRanker, fit_weights, llm_sc
 from recagent.rank.listwise import Ranker
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Item, Recommendation
-from retrieval.collaborative import CoOccurrenceRetriever, PopularityRetriever
-from retrieval.hybrid import HybridRetriever
-from retrieval.semantic import SemanticRetriever
+from recagent.wiring import build_ranker, build_retriever
 from retrieval.store import CatalogStore
-from retrieval.types import Retriever
 
 
 @dataclass(frozen=True)
@@ -104,26 +101,6 @@ def load_dataset(config: DatasetConfig) -> Dataset:
     return load_interactions(config.ratings, config.path)
 
 
-def build_retriever(
-    protocol: ProtocolConfig, store: CatalogStore, train: Sequence[Rating]
-) -> Retriever:
-    """The pipeline's retriever; collaborative sources learn from `train` only (the
-    leave-one-out training interactions: never a test target)."""
-    semantic = SemanticRetriever(store)
-    if protocol.retriever == "semantic":
-        return semantic
-    fusion = protocol.hybrid_or_default
-    pairs = [(r.user, r.item) for r in train]
-    factories: dict[str, Callable[[], Retriever]] = {  # in this order: ties favour semantic
-        "semantic": lambda: semantic,
-        "cooccurrence": lambda: CoOccurrenceRetriever(store, pairs),
-        "popularity": lambda: PopularityRetriever(store, pairs),
-    }
-    weights = {str(name): w for name, w in fusion.weights.items()}
-    sources = {name: make() for name, make in factories.items() if name in weights}
-    return HybridRetriever(sources, weights, k_rrf=fusion.k_rrf, depth=fusion.depth)
-
-
 class Harness:
     """Runs one config over a data set. The catalog store and the LLM client are given,
     not made here: the caller owns their lifetimes (see eval.evaluate)."""
@@ -167,7 +144,8 @@ class Harness:
         cases: dict[int, list[Case]] = {}
         rankings: dict[int, dict[str, dict[str, tuple[str, ...]]]] = {}
         proto = cfg.protocol
-        retriever = (build_retriever(proto, self.store, loo.train)
+        pairs = [(r.user, r.item) for r in loo.train]  # collaborative sources learn from these
+        retriever = (build_retriever(proto.retriever_spec, self.store, pairs)
                      if proto.kind == "pipeline" else None)
         for setting in proto.settings:
             if retriever is None:
@@ -233,8 +211,7 @@ class Harness:
         demos = demonstrations(variant, result.loo.splits, items, result.dataset.rated_items(),
                                exclude=sample, seed=cfg.seed)
         ranker = build_ranker(variant, client, PromptLibrary(), demos, seed=cfg.seed)
-        retriever = SemanticRetriever(self.store)  # unused: every case brings its candidates
-        plain = Recommender(self.store, retriever, ranker)
+        plain = Recommender(self.store, None, ranker)  # every case brings its candidates
         before, start = client.stats, time.perf_counter()
         fits = self._fit_fusion(variant, ranker, result) if variant.fusion else []
         weights = {user: by_setting for users, by_setting in fits for user in users}
@@ -259,7 +236,7 @@ class Harness:
             if not variant.fusion:
                 return plain
             fused = FusionRanker(ranker, weights[case.user][case.setting])
-            return Recommender(self.store, retriever, fused)
+            return Recommender(self.store, None, fused)
 
         with tqdm(total=len(todo), desc=variant.name, unit="user",
                   disable=not self.progress) as bar:

@@ -1,7 +1,7 @@
-"""From a `[[variants]]` table to a ranker: method, template, demonstrations, explain, sampling.
+"""A variant's few-shot demonstrations, drawn from donors outside the LLM sample.
 
-Nothing here knows a particular variant: any template in the prompt library with any
-parameters is a variant.
+The ranker itself is built by the product's wiring (recagent.wiring.build_ranker) from the
+variant, which is a RankerSpec: nothing here knows a particular variant.
 """
 
 from __future__ import annotations
@@ -11,13 +11,7 @@ from collections.abc import Sequence
 
 from eval.config import VariantConfig
 from eval.protocols import Split, llmrank_candidates, sample_users
-from recagent.llm.client import LLMClient
-from recagent.llm.prompts import PromptLibrary
 from recagent.rank.demonstrations import DemonstrationSelector, DemonstrationSource
-from recagent.rank.ensemble import BootstrapRanker, ShuffledRanker
-from recagent.rank.listwise import ListwiseRanker, Ranker
-from recagent.rank.logprob import LogprobRanker
-from recagent.rank.nir import NIRRanker
 from recagent.types import Demonstration, Item
 
 PROFILE_ITEMS = 50
@@ -72,27 +66,3 @@ def demonstrations(
     return DemonstrationSelector(donors, variant.few_shot, similar=variant.demos == "similar",
                                  budget_tokens=variant.demo_budget, exclude_users=exclude)
 
-
-def build_ranker(
-    variant: VariantConfig, client: LLMClient, prompts: PromptLibrary,
-    demos: Sequence[Demonstration] | DemonstrationSource, *, seed: int,
-) -> Ranker:
-    """The ranker for one variant; explain=False asks for candidate letters only."""
-    ranker: Ranker
-    if variant.method == "logprob":
-        ranker = LogprobRanker(client, prompts, template=variant.template or "rank_logprob",
-                               explain=variant.explain, max_history=variant.max_history,
-                               seed=seed)
-    elif variant.method == "nir":
-        ranker = NIRRanker(client, prompts, max_history=variant.max_history,
-                           temperature=variant.temperature, seed=seed, explain=variant.explain)
-    else:
-        default = "rank_few_shot" if variant.few_shot else "rank_zero_shot"
-        ranker = ListwiseRanker(
-            client, prompts, template=variant.template or default,
-            demonstrations=demos, max_history=variant.max_history,
-            temperature=variant.temperature, seed=seed, explain=variant.explain,
-        )
-    if variant.bootstrap:
-        return BootstrapRanker(ranker, variant.bootstrap, seed=seed)
-    return ShuffledRanker(ranker, variant.order, seed=seed) if variant.order else ranker

@@ -38,7 +38,7 @@ class Recommender:
     def __init__(
         self,
         store: CatalogStore,
-        retriever: Retriever,
+        retriever: Retriever | None,
         ranker: Ranker | None,
         *,
         n_candidates: int = 20,
@@ -108,6 +108,8 @@ class Recommender:
         if missing:
             raise UnknownItemError(missing)
         if candidates is None:
+            if self.retriever is None:
+                raise ConfigError("this recommender has no retriever: pass candidates=")
             candidates = self.retriever.retrieve(history, self.n_candidates, where=where)
         else:
             candidates = [c for c in candidates if c.item.id not in history.seen_ids]

@@ -1,49 +1,182 @@
-"""Wire the parts together from one settings object.
+"""The one place that turns settings into running parts: store, retriever, LLM client, ranker.
 
-The CLI (and anyone embedding recagent) fills `Settings` explicitly; nothing here
-reads the environment. `open_recommender` owns the lifetimes: the embedded LLM
-server is started only when no server URL is given, and stopped on exit.
+The CLI, chat, the Python API, eval and the benchmarks all build through here, so any
+configuration eval can measure (hybrid retrieval, NIR, logprob ranking, a bootstrap, the
+vLLM engine) the product can run too, chosen by `Settings`. Nothing here reads the
+environment (the CLI does); context managers own lifetimes: an embedded LLM server or a
+vLLM engine is started only when no server URL is given, and stopped on exit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recagent.errors import ConfigError
 from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.backends.llamacpp import LocalLLMServer
-from recagent.llm.backends.presets import DEFAULT_PRESET, resolve_model
+from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, resolve_model
 from recagent.llm.backends.vllm_model import VLLMModelPreparer
-from recagent.llm.client import OpenAIClient
+from recagent.llm.client import LLMClient, OpenAIClient
 from recagent.llm.prompts import PromptLibrary
-from recagent.rank.listwise import ListwiseRanker
+from recagent.rank.demonstrations import DemonstrationSource
+from recagent.rank.ensemble import BootstrapRanker, FusionRanker, ShuffledRanker
+from recagent.rank.listwise import ListwiseRanker, Ranker
+from recagent.rank.logprob import LogprobRanker
+from recagent.rank.nir import NIRRanker
 from recagent.recommender import Recommender
+from recagent.types import Demonstration
+from retrieval.collaborative import CoOccurrenceRetriever, PopularityRetriever
 from retrieval.embeddings import Embedder, OnnxEmbedder
+from retrieval.hybrid import HybridRetriever
 from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
+from retrieval.types import Retriever
+
+SourceName = Literal["semantic", "cooccurrence", "popularity"]
+"""Candidate sources a hybrid retriever can fuse."""
 
 
-class Settings(BaseModel):
-    """Everything that decides which parts run; unknown keys are an error."""
-
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _all_sources() -> dict[SourceName, float]:
+    return {"semantic": 1.0, "cooccurrence": 1.0, "popularity": 1.0}
+
+
+class HybridSpec(_Strict):
+    """The hybrid retriever: which sources, how much each counts (weighted RRF)."""
+
+    weights: dict[SourceName, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=_all_sources)
+    """Sources to fuse and their weights; a source left out is not used."""
+    k_rrf: Annotated[int, Field(ge=0)] = 60
+    depth: Annotated[int, Field(ge=1, le=1000)] = 100
+    """Items asked of each source before fusing (and the longest list recall is
+    measured on: keep it >= 50 for recall@50)."""
+
+    @model_validator(mode="after")
+    def _semantic_needed(self) -> HybridSpec:
+        # Without the text source an item nobody interacted with could never be proposed.
+        if self.weights.get("semantic", 0.0) <= 0:
+            raise ValueError("weights.semantic must be > 0: it is the only source that can "
+                             "propose items without interactions")
+        return self
+
+
+class RetrieverSpec(_Strict):
+    kind: Literal["semantic", "hybrid"] = "semantic"
+    hybrid: HybridSpec = HybridSpec()
+    """Used when kind = "hybrid"; its collaborative sources learn from interactions."""
+
+
+class RankerSpec(_Strict):
+    """A ranker: method, template and parameters (an eval variant is one of these)."""
+
+    method: Literal["listwise", "logprob", "nir"] = "listwise"
+    """listwise: one structured answer with the top k; logprob: every candidate scored from
+    the first answer token's logprobs in one forward pass (template default rank_logprob);
+    nir: NIR's three calls (preferences, representative items, ranking; recagent/rank/nir.py)."""
+    template: str | None = None
+    """Default: rank_zero_shot (listwise; rank_few_shot with few_shot > 0) or rank_logprob
+    (logprob); nir has its own three templates."""
+    few_shot: Annotated[int, Field(ge=0, le=10)] = 0
+    """Listwise: k demonstrations from other users."""
+    demos: Literal["random", "similar"] = "random"
+    """random: the same seeded donors for every user; similar: per user, the donors whose
+    histories overlap most (Jaccard over items). Both skip a donor whose choice is in the
+    user's history or candidates."""
+    demo_budget: Annotated[int, Field(ge=50, le=8000)] = 1000
+    """Most tokens (estimated as characters / 4) the demonstrations may add to a prompt."""
+    explain: bool = True
+    """False: candidate letters only, no reasons (throughput); logprob: no explanation call."""
+    bootstrap: Annotated[int, Field(ge=0, le=20)] = 0
+    """Rank this many seeded shuffles of the candidates and aggregate by Borda count."""
+    order: Annotated[int, Field(ge=0, le=20)] = 0
+    """One pass over the order-th seeded shuffle of the candidates (0: as given; p: the
+    order a bootstrap's pass p sees), to measure position sensitivity."""
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    max_history: Annotated[int, Field(ge=1)] = 20
+    """History items shown in the prompt (the most recent)."""
+
+    @model_validator(mode="after")
+    def _method_options(self) -> RankerSpec:
+        # An option the method would ignore is an error, like an unknown key.
+        if self.few_shot and self.method != "listwise":
+            raise ValueError(f"few_shot applies to method 'listwise' only, not {self.method!r}")
+        if self.demos != "random" and not self.few_shot:
+            raise ValueError(f"demos = {self.demos!r} needs few_shot > 0")
+        if self.order and self.bootstrap:
+            raise ValueError("order (one pass over one shuffle) and bootstrap (several "
+                             "passes) exclude each other")
+        if self.method == "nir" and self.template is not None:
+            raise ValueError("method 'nir' uses its own templates (nir_preferences, "
+                             "nir_representative, nir_rank); leave template out")
+        return self
+
+
+_ENGINE_ONLY = ("device", "max_model_len", "kv_cache_gib")
+
+
+class LLMSpec(_Strict):
+    """Which model answers, and how it is reached."""
+
+    engine: Literal["http", "vllm"] = "http"
+    """http: an OpenAI-compatible server (base_url) or the embedded llama.cpp one; vllm: the
+    model loaded in this process by vLLM, concurrent requests batched."""
+    preset: str | None = Field(default=None, description="embedded model preset or .gguf path "
+                               "(default: the default preset)")
+    base_url: str | None = Field(default=None, description="an OpenAI-compatible server instead")
+    model: str | None = Field(default=None, description="model name on that server; with "
+                              "engine = 'vllm' a Hugging Face folder")
+    threads: Annotated[int, Field(ge=1)] | None = None
+    device: Literal["cpu", "gpu"] = "cpu"
+    """engine = 'vllm': cpu (float32, eager, threads bound to this process's cores) or gpu
+    (vLLM's defaults plus prefix caching), as `serve-llm --backend vllm --device`."""
+    max_model_len: Annotated[int, Field(ge=64)] = 2048
+    """engine = 'vllm': the longest prompt plus answer, in tokens."""
+    kv_cache_gib: Annotated[int, Field(ge=1)] = 1
+    """engine = 'vllm' on cpu: the KV cache (VLLM_CPU_KVCACHE_SPACE)."""
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> LLMSpec:
+        # A setting the chosen path would ignore is an error.
+        if self.engine == "http":
+            ignored = sorted(set(_ENGINE_ONLY) & self.model_fields_set)
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)} apply to engine = 'vllm' only")
+        elif self.base_url is not None or self.threads is not None:
+            raise ValueError("engine = 'vllm' loads the model in this process: base_url and "
+                             "threads (llama.cpp's) do not apply")
+        elif self.model is not None and self.preset is not None:
+            raise ValueError("engine = 'vllm' loads model (a folder) or preset, not both")
+        return self
+
+
+class Settings(_Strict):
+    """Everything that decides which parts run; unknown keys are an error."""
 
     home: Path = Field(description="cache folder: model files and the embedded Chroma")
     chroma_url: str | None = Field(None, description="a `chroma run` server instead of embedded")
     collection: str = "catalog"
-    llm_base_url: str | None = Field(None, description="OpenAI-compatible server; else embedded")
-    llm_model: str | None = None
+    llm: LLMSpec = LLMSpec()
     llm_api_key: str = "not-needed"
-    preset: str = Field(DEFAULT_PRESET, description="embedded model preset or a .gguf path")
-    llm_threads: int | None = None
-    template: str = "rank_zero_shot"
+    retriever: RetrieverSpec = RetrieverSpec()
+    ranker: RankerSpec | None = RankerSpec()
+    """None: no LLM; the answer is the retrieval order, explained from its evidence."""
     n_candidates: int = Field(20, ge=1, le=100)
-    ranker: Literal["llm", "none"] = "llm"
+    seed: int = 0
+
+    @property
+    def preset(self) -> str:
+        return self.llm.preset or DEFAULT_PRESET
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -54,39 +187,179 @@ class Settings(BaseModel):
         return VLLMModelPreparer(self.artifacts, self.home / "vllm-models", python=python)
 
 
+# ---- the catalog ---------------------------------------------------------------------
+
+
 def open_embedder(settings: Settings) -> Embedder:
     store = settings.artifacts
     return OnnxEmbedder(store.path("minilm-onnx"), store.path("minilm-tokenizer"))
 
 
-def open_store(settings: Settings) -> CatalogStore:
-    embedder = open_embedder(settings)
+def open_store(settings: Settings, collection: str | None = None) -> CatalogStore:
+    """The catalog collection (default `settings.collection`), embedded or on a server."""
+    embedder, name = open_embedder(settings), collection or settings.collection
     if settings.chroma_url:
-        return CatalogStore.open(embedder, url=settings.chroma_url, name=settings.collection)
-    return CatalogStore.open(embedder, path=settings.home / "chroma", name=settings.collection)
+        return CatalogStore.open(embedder, url=settings.chroma_url, name=name)
+    return CatalogStore.open(embedder, path=settings.home / "chroma", name=name)
+
+
+def build_retriever(
+    spec: RetrieverSpec, store: CatalogStore, interactions: Sequence[tuple[str, str]] = ()
+) -> Retriever:
+    """The semantic retriever, or the hybrid one whose collaborative sources learn from
+    `interactions` ((user, item) pairs: in eval the training interactions only)."""
+    semantic = SemanticRetriever(store)
+    if spec.kind == "semantic":
+        return semantic
+    pairs = list(interactions)
+    weights = {str(name): w for name, w in spec.hybrid.weights.items()}
+    if not pairs and set(weights) - {"semantic"}:
+        raise ConfigError("the hybrid retriever's collaborative sources need interactions, "
+                          "and none were given; use retriever kind 'semantic'")
+    factories: dict[str, Callable[[], Retriever]] = {  # in this order: ties favour semantic
+        "semantic": lambda: semantic,
+        "cooccurrence": lambda: CoOccurrenceRetriever(store, pairs),
+        "popularity": lambda: PopularityRetriever(store, pairs),
+    }
+    sources = {name: make() for name, make in factories.items() if name in weights}
+    return HybridRetriever(sources, weights, k_rrf=spec.hybrid.k_rrf, depth=spec.hybrid.depth)
+
+
+# ---- the ranker ----------------------------------------------------------------------
+
+
+def build_ranker(
+    spec: RankerSpec, client: LLMClient, prompts: PromptLibrary,
+    demonstrations: Sequence[Demonstration] | DemonstrationSource = (), *, seed: int = 0,
+    fusion: dict[str, float] | None = None,
+) -> Ranker:
+    """The ranker a spec names; `fusion` (source → fitted weight) fuses its scores with the
+    candidates' other scores. Few-shot needs `demonstrations` (donors from other users)."""
+    if spec.few_shot and not demonstrations:
+        raise ConfigError(f"few_shot = {spec.few_shot} needs demonstrations from other users, "
+                          "and none were given")
+    ranker: Ranker
+    if spec.method == "logprob":
+        ranker = LogprobRanker(client, prompts, template=spec.template or "rank_logprob",
+                               explain=spec.explain, max_history=spec.max_history, seed=seed)
+    elif spec.method == "nir":
+        ranker = NIRRanker(client, prompts, max_history=spec.max_history,
+                           temperature=spec.temperature, seed=seed, explain=spec.explain)
+    else:
+        default = "rank_few_shot" if spec.few_shot else "rank_zero_shot"
+        ranker = ListwiseRanker(
+            client, prompts, template=spec.template or default,
+            demonstrations=demonstrations, max_history=spec.max_history,
+            temperature=spec.temperature, seed=seed, explain=spec.explain,
+        )
+    prompts.check(ranker_templates(spec))
+    if spec.bootstrap:
+        ranker = BootstrapRanker(ranker, spec.bootstrap, seed=seed)
+    elif spec.order:
+        ranker = ShuffledRanker(ranker, spec.order, seed=seed)
+    return FusionRanker(ranker, fusion) if fusion else ranker
+
+
+def ranker_templates(spec: RankerSpec) -> list[str]:
+    """The prompt templates a ranker spec will render: named before any call is paid for."""
+    if spec.method == "nir":
+        return ["nir_preferences", "nir_representative", "nir_rank"]
+    if spec.method == "logprob":
+        return [spec.template or "rank_logprob"]
+    return [spec.template or ("rank_few_shot" if spec.few_shot else "rank_zero_shot")]
+
+
+# ---- the LLM -------------------------------------------------------------------------
 
 
 @contextmanager
-def open_llm(settings: Settings) -> Iterator[OpenAIClient]:
-    """A client for the configured server, or for an embedded one started for the duration."""
-    if settings.llm_base_url:
-        if not settings.llm_model:
+def open_llm(settings: Settings, spec: LLMSpec | None = None) -> Iterator[LLMClient]:
+    """A client for `spec` (default `settings.llm`) for the duration: over HTTP (a server, or
+    the embedded llama.cpp one started here), or with engine = "vllm" a vLLM engine loaded
+    in this process."""
+    spec = spec or settings.llm
+    if spec.engine == "vllm":
+        with _open_vllm_engine(spec, settings) as engine:
+            yield engine
+        return
+    if spec.base_url:
+        if not spec.model:
             raise ConfigError("a model name is required with an LLM server URL (--llm-model)")
-        yield OpenAIClient(base_url=settings.llm_base_url, model=settings.llm_model,
+        yield OpenAIClient(base_url=spec.base_url, model=spec.model,
                            api_key=settings.llm_api_key)
         return
-    name, path = resolve_model(settings.preset, settings.artifacts)
-    with LocalLLMServer(path, model_name=name, n_threads=settings.llm_threads) as server:
+    name, path = resolve_model(spec.preset or DEFAULT_PRESET, settings.artifacts)
+    with LocalLLMServer(path, model_name=name, n_threads=spec.threads) as server:
         yield OpenAIClient(base_url=server.base_url, model=server.model)
 
 
 @contextmanager
-def open_recommender(settings: Settings) -> Iterator[Recommender]:
+def _open_vllm_engine(spec: LLMSpec, settings: Settings) -> Iterator[LLMClient]:
+    from recagent.llm.backends import vllm_engine
+    from recagent.llm.backends.vllm_server import usable_cores
+
+    vllm_engine.check_vllm()  # before converting a preset that could not be loaded
+    folder, name = engine_model(spec, settings)
+    with vllm_engine.open_engine_client(
+        str(folder), name=name, device=spec.device, max_model_len=spec.max_model_len,
+        kv_cache_gib=spec.kv_cache_gib,
+        cpu_cores=usable_cores() if spec.device == "cpu" else None,
+    ) as engine:
+        yield engine
+
+
+def engine_model(spec: LLMSpec, settings: Settings) -> tuple[Path, str]:
+    """`model` (a Hugging Face folder) or a preset, converted once into HOME/vllm-models as
+    `recagent models prepare-vllm` does (with this environment's python, which has vLLM)."""
+    if spec.model is not None:
+        folder = Path(spec.model).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"[llm] model = {spec.model!r}: engine = 'vllm' loads a local "
+                              "Hugging Face folder (with config.json) or a preset; nothing is "
+                              "fetched from a hub")
+        return folder, folder.name
+    preset = spec.preset or settings.preset
+    if preset not in PRESETS:
+        raise ConfigError(f"[llm] preset = {preset!r}: engine = 'vllm' takes a preset "
+                          f"({', '.join(PRESETS)}) or model = a Hugging Face folder")
+    return settings.vllm_preparer(Path(sys.executable)).prepare(preset).folder, preset
+
+
+# ---- the product ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a running recagent is made of; `client` is None when no LLM runs."""
+
+    store: CatalogStore
+    client: LLMClient | None
+    prompts: PromptLibrary
+    recommender: Recommender
+
+
+@contextmanager
+def open_parts(
+    settings: Settings, *, interactions: Sequence[tuple[str, str]] = ()
+) -> Iterator[Parts]:
+    """Store, retriever, LLM and ranker as `settings` say, for the duration."""
     store = open_store(settings)
-    retriever = SemanticRetriever(store)
-    if settings.ranker == "none":
-        yield Recommender(store, retriever, None, n_candidates=settings.n_candidates)
-        return
-    with open_llm(settings) as client:
-        ranker = ListwiseRanker(client, PromptLibrary(), template=settings.template)
-        yield Recommender(store, retriever, ranker, n_candidates=settings.n_candidates)
+    retriever = build_retriever(settings.retriever, store, interactions)
+    prompts = PromptLibrary()
+    if settings.ranker is not None:
+        prompts.check(ranker_templates(settings.ranker))  # a typo fails before the LLM starts
+    with ExitStack() as stack:
+        client: LLMClient | None = None
+        ranker: Ranker | None = None
+        if settings.ranker is not None:
+            client = stack.enter_context(open_llm(settings))
+            ranker = build_ranker(settings.ranker, client, prompts, seed=settings.seed)
+        recommender = Recommender(store, retriever, ranker, n_candidates=settings.n_candidates)
+        yield Parts(store, client, prompts, recommender)
+
+
+@contextmanager
+def open_recommender(settings: Settings) -> Iterator[Recommender]:
+    """The Python API's entry point: a Recommender as `settings` say, for the duration."""
+    with open_parts(settings) as parts:
+        yield parts.recommender

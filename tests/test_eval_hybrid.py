@@ -13,13 +13,14 @@ import pytest
 from eval.baselines import EmbeddingScorer
 from eval.config import EvalConfig, load_config
 from eval.datasets import Dataset, Rating
-from eval.harness import EvalResult, Harness, build_retriever
+from eval.harness import EvalResult, Harness
 from eval.protocols import FULL, FUSION, Case, LeaveOneOut, Split, to_history
 from eval.report import markdown
 from eval.results import UserResult
 from eval.summary import summarize
 from recagent.errors import ConfigError
 from recagent.types import Item
+from recagent.wiring import build_retriever
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.hybrid import HybridRetriever
 from retrieval.store import CatalogStore
@@ -171,7 +172,8 @@ def test_harness_builds_hybrid_cases_from_training_data_only(
         assert not any("s6" in ids for ids in rankings[source].values()), source
     assert "s6" in rankings["semantic"]["u1"]  # reachable through its text
 
-    retriever = build_retriever(result.config.protocol, store, result.loo.train)
+    retriever = build_retriever(result.config.protocol.retriever_spec, store,
+                                [(r.user, r.item) for r in result.loo.train])
     assert isinstance(retriever, HybridRetriever)
     for user, case in cases.items():
         history = {r.item for r in case.history}

@@ -15,13 +15,9 @@ from eval.config import EvalConfig, VariantConfig, load_config
 from eval.datasets import Dataset, Rating, load_ml100k
 from eval.harness import Harness
 from eval.protocols import leave_one_out, llmrank_cases, sample_users
-from eval.variants import build_ranker, demonstration_pool, demonstrations
+from eval.variants import demonstration_pool, demonstrations
 from recagent.errors import ConfigError
-from recagent.llm.prompts import PromptLibrary
 from recagent.rank.demonstrations import DemonstrationSelector, jaccard
-from recagent.rank.ensemble import BootstrapRanker
-from recagent.rank.listwise import ListwiseRanker
-from recagent.rank.nir import NIRRanker
 from recagent.types import Candidate, Interaction, Item
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.store import CatalogStore
@@ -93,20 +89,6 @@ def test_the_methods_config_loads_with_its_four_variants() -> None:
 
 
 # ---- rankers and the donor pool -----------------------------------------------------------
-
-def test_build_ranker_per_method() -> None:
-    prompts, client = PromptLibrary(), ScriptedClient()
-    nir = build_ranker(VariantConfig(name="n", method="nir", explain=False, max_history=7),
-                       client, prompts, [], seed=3)
-    assert isinstance(nir, NIRRanker) and not nir.explain and nir.max_history == 7
-    few = build_ranker(VariantConfig(name="f", few_shot=2), client, prompts, [], seed=3)
-    assert isinstance(few, ListwiseRanker) and few.template == "rank_few_shot"
-    zero = build_ranker(VariantConfig(name="z"), client, prompts, [], seed=3)
-    assert isinstance(zero, ListwiseRanker) and zero.template == "rank_zero_shot"
-    wrapped = build_ranker(VariantConfig(name="b", method="nir", bootstrap=2), client, prompts,
-                           [], seed=3)
-    assert isinstance(wrapped, BootstrapRanker)
-
 
 def test_pool_is_outside_the_sample_and_only_before_each_donors_target() -> None:
     loo = leave_one_out(DATASET)

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from eval.config import LLMConfig
-from eval.evaluate import engine_model, open_eval_llm
-from recagent.llm.backends import vllm_engine
+from eval.evaluate import open_eval_llm
 from recagent.errors import ConfigError, LLMError
+from recagent.llm.backends import vllm_engine
 from recagent.llm.backends.vllm_engine import (
     LOGPROB_FLOOR,
     SamplingRequest,
@@ -35,7 +35,7 @@ from recagent.llm.backends.vllm_engine import (
 from recagent.llm.backends.vllm_model import VLLMModelPreparer
 from recagent.llm.client import LLMClient
 from recagent.types import Completion
-from recagent.wiring import Settings
+from recagent.wiring import Settings, engine_model
 
 WAIT_S = 30.0
 """Only a guard against a hung test, never a measurement."""

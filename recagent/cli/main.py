@@ -12,14 +12,23 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from recagent.errors import ConfigError, RecagentError
 from recagent.types import Interaction, Recommendation, UserHistory
-from recagent.wiring import Settings, open_recommender, open_store
+from recagent.wiring import (
+    LLMSpec,
+    RankerSpec,
+    RetrieverSpec,
+    Settings,
+    open_parts,
+    open_recommender,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from recagent.llm.backends.vllm_model import VLLMModelPreparer
@@ -38,27 +47,33 @@ ENV_HELP = """environment (flags win):
 """
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags first, then the environment, then the defaults."""
     env = os.environ
     home = args.home or env.get("RECAGENT_HOME") or Path.home() / ".cache" / "recagent"
-    values = {
+    llm = {
+        "base_url": args.llm_base_url or env.get("RECAGENT_LLM_BASE_URL") or None,
+        "model": args.llm_model or env.get("RECAGENT_LLM_MODEL") or None,
+        "preset": args.model or env.get("RECAGENT_MODEL") or None,
+        "threads": args.threads,
+    }
+    values: dict[str, Any] = {
         "home": Path(home),
         "chroma_url": args.chroma_url or env.get("RECAGENT_CHROMA_URL") or None,
         "collection": args.collection,
-        "llm_base_url": args.llm_base_url or env.get("RECAGENT_LLM_BASE_URL") or None,
-        "llm_model": args.llm_model or env.get("RECAGENT_LLM_MODEL") or None,
+        "llm": LLMSpec(**{k: v for k, v in llm.items() if v is not None}),
         "llm_api_key": env.get("RECAGENT_LLM_API_KEY") or env.get("OPENAI_API_KEY")
         or "not-needed",
-        "llm_threads": args.threads,
     }
-    model = args.model or env.get("RECAGENT_MODEL")
-    if model:
-        values["preset"] = model
-    for key in ("template", "n_candidates"):
-        if getattr(args, key, None) is not None:
-            values[key] = getattr(args, key)
+    if getattr(args, "n_candidates", None) is not None:
+        values["n_candidates"] = args.n_candidates
+    if getattr(args, "retriever", None):
+        values["retriever"] = RetrieverSpec(kind=args.retriever)
     if getattr(args, "no_llm", False):
-        values["ranker"] = "none"
+        values["ranker"] = None
+    elif hasattr(args, "method"):
+        ranker = {"method": args.method, "template": args.template, "bootstrap": args.bootstrap}
+        values["ranker"] = RankerSpec(**{k: v for k, v in ranker.items() if v is not None})
     return Settings(**values)
 
 
@@ -92,7 +107,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not source.exists():
         raise ConfigError(f"{source} does not exist")
     items = load_movielens(source) if args.movielens else load_catalog(source)
-    store = open_store(_settings(args))
+    store = open_store(settings_from_args(args))
     report = store.ingest(items, progress=not args.json and sys.stderr.isatty())
     if args.json:
         print(report.model_dump_json())
@@ -116,7 +131,7 @@ def _print_recommendation(rec: Recommendation) -> None:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     history = parse_history(args.history)
-    settings = _settings(args)
+    settings = settings_from_args(args)
     with open_recommender(settings) as recommender:
         rec = recommender.recommend(history, k=args.k)
     if args.json:
@@ -140,7 +155,7 @@ def cmd_serve_llm(args: argparse.Namespace) -> int:
     from recagent.llm.backends.llamacpp import LocalLLMServer, serve_forever
     from recagent.llm.backends.presets import resolve_model
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if args.backend == "vllm":
         serve_forever(_vllm_server(args, settings))
         return EXIT_OK
@@ -180,7 +195,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from recagent.llm.backends.artifacts import ARTIFACTS
     from recagent.llm.backends.presets import PRESETS
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if args.action == "list":
         rows = [{"preset": p.name, "artifact": p.artifact,
                  "size_mb": round(ARTIFACTS[p.artifact].size / 1e6),
@@ -207,53 +222,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    # The CLI is the application: the one place that may reach the eval package.
-    from eval.config import load_config
-    from eval.evaluate import evaluate_config
-
-    llm = load_config(args.config).llm
-    overruled = [f"{flag} {given} (the config says {fixed})" for flag, given, fixed in (
-        ("--model", args.model, llm.preset), ("--llm-base-url", args.llm_base_url, llm.base_url),
-        ("--llm-model", args.llm_model, llm.model)) if given and fixed and given != fixed]
-    if overruled:  # the config's [llm] table wins, so a different flag would be ignored
-        raise ConfigError(f"{args.config}: its [llm] table fixes the model, so "
-                          f"{'; '.join(overruled)} would be ignored; copy the config and "
-                          "change it there")
-    summary, folder = evaluate_config(args.config, out=args.out, settings=_settings(args),
-                                      progress=True)
-    if args.json:
-        print(json.dumps(summary, indent=2, default=float))
-    else:
-        print((folder / "metrics.md").read_text(encoding="utf-8"))
-        print(f"report written to {folder}")
-    return EXIT_OK
-
-
 def cmd_chat(args: argparse.Namespace) -> int:
     """A conversation: interactive, or one message per line of --script."""
-    from contextlib import ExitStack
-
     from recagent.chat.console import print_turn, script_messages, typed_messages
     from recagent.chat.session import ChatSession
-    from recagent.llm.client import LLMClient
-    from recagent.llm.prompts import PromptLibrary
-    from recagent.rank.listwise import ListwiseRanker
-    from recagent.recommender import Recommender
-    from recagent.wiring import open_llm
-    from retrieval.semantic import SemanticRetriever
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     script = script_messages(args.script) if args.script else None
-    store = open_store(settings)
-    prompts = PromptLibrary()
-    with ExitStack() as stack:
-        client: LLMClient | None = None
-        if settings.ranker == "llm":
-            client = stack.enter_context(open_llm(settings))
-        ranker = ListwiseRanker(client, prompts, template=settings.template) if client else None
-        recommender = Recommender(store, SemanticRetriever(store), ranker,
-                                  n_candidates=settings.n_candidates)
+    with open_parts(settings) as parts:
+        recommender, client, prompts = parts.recommender, parts.client, parts.prompts
         if args.session and args.session.exists():
             session = ChatSession.from_json(args.session.read_text(encoding="utf-8"),
                                             recommender, client, prompts, k=args.k)
@@ -274,6 +251,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
             if args.session:
                 args.session.write_text(session.to_json(), encoding="utf-8")
     return EXIT_OK
+
+
+def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
+    """How candidates are found and ranked (recagent.wiring's specs)."""
+    p.add_argument("--retriever", choices=["semantic", "hybrid"],
+                   help="candidate source (default semantic; hybrid needs interactions)")
+    p.add_argument("--method", choices=["listwise", "logprob", "nir"],
+                   help="LLM ranking method (default listwise)")
+    p.add_argument("--template", help="prompt template (rank_zero_shot, rank_recency, ...)")
+    p.add_argument("--bootstrap", type=int,
+                   help="rank this many shuffles of the candidates and aggregate (Borda)")
+    p.add_argument("--no-llm", action="store_true", help="retrieval order only, no LLM")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,8 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="how many items (default 10)")
     p.add_argument("--candidates", dest="n_candidates", type=int,
                    help="candidates retrieved for the LLM to rank (default 20)")
-    p.add_argument("--template", help="prompt template (rank_zero_shot, rank_recency, ...)")
-    p.add_argument("--no-llm", action="store_true", help="retrieval order only, no LLM")
+    add_pipeline_flags(p)
     p.add_argument("--strict", action="store_true", help="exit 3 when the answer is degraded")
     p.set_defaults(func=cmd_recommend)
 
@@ -342,13 +330,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "folders under HOME/vllm-models (default: the default preset)")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("eval", parents=[common], help="offline evaluation from a config file",
-                       description="Run baselines and prompt variants over a data set (see "
-                                   "eval/configs/*.toml); stop and re-run to resume.")
-    p.add_argument("config", type=Path, help="a TOML evaluation config")
-    p.add_argument("--out", type=Path, help="report folder (default eval/reports/NAME)")
-    p.set_defaults(func=cmd_eval)
-
     p = sub.add_parser("chat", parents=[common], help="refine recommendations in a conversation",
                        description="Chat: say what you liked and what to avoid; each message "
                                    "refines the list. Interactive unless --script is given.")
@@ -358,9 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="items per answer (default 5)")
     p.add_argument("--candidates", dest="n_candidates", type=int,
                    help="candidates retrieved for the LLM to rank (default 20)")
-    p.add_argument("--template", help="ranking prompt template (default rank_zero_shot)")
-    p.add_argument("--no-llm", action="store_true", help="rules and retrieval only, no LLM")
+    add_pipeline_flags(p)
     p.set_defaults(func=cmd_chat)
+    for plugin in entry_points(group="recagent.commands"):  # e.g. `eval`, from the eval package
+        plugin.load()(sub, common)
     return parser
 
 

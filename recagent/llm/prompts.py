@@ -21,7 +21,6 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from recagent.errors import ConfigError
 
-ROLES = ("system", "user", "assistant")
 _MARKER = re.compile(r"^<<(system|user|assistant)>>\s*$", re.MULTILINE)
 
 
@@ -69,6 +68,13 @@ class PromptLibrary:
     def names(self) -> list[str]:
         return sorted(n[:-3] for n in self._env.list_templates() if n.endswith(".j2")
                       and not n.startswith("_"))
+
+    def check(self, names: list[str]) -> None:
+        """A ConfigError naming the templates that do not exist (before any work starts)."""
+        missing = [n for n in names if n not in self.names()]
+        if missing:
+            raise ConfigError(f"no prompt template {', '.join(map(repr, missing))}; "
+                              f"available: {', '.join(self.names())}")
 
     def source_hash(self, name: str) -> str:
         """Hash of the template and everything it includes, so traces pin the exact prompt."""
