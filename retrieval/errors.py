@@ -1,5 +1,8 @@
 """A small error tree: what went wrong decides what the caller can do about it."""
 
+from collections.abc import Sequence
+from typing import Protocol
+
 
 class RecagentError(Exception):
     """Base of every error recagent raises on purpose."""
@@ -42,9 +45,26 @@ class TransportError(LLMError):
     """Timeouts, connection failures, 429 and 5xx: worth retrying."""
 
 
-class ResponseError(LLMError):
-    """The model answered, but not in a usable form; carries the raw output."""
+class TokenUsage(Protocol):
+    """Tokens spent (recagent's `Usage` is one); a protocol, as this module imports nothing
+    of recagent."""
 
-    def __init__(self, message: str, raw: str, attempts: int) -> None:
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+
+class ResponseError(LLMError):
+    """The model answered, but not in a usable form; carries the raw output.
+
+    `raw` is the last answer, `raws` every attempt's answer in order, `usage` the tokens
+    of all attempts together (None when the raiser did not count them)."""
+
+    def __init__(self, message: str, raw: str, attempts: int, *,
+                 raws: Sequence[str] | None = None, usage: TokenUsage | None = None) -> None:
         self.raw, self.attempts = raw, attempts
+        self.raws: list[str] = list(raws) if raws is not None else [raw]
+        self.usage = usage
         super().__init__(f"{message} (after {attempts} attempt(s))")

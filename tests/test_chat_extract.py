@@ -52,9 +52,18 @@ def test_extractor_sends_the_schema_and_parses_the_answer() -> None:
 @pytest.mark.parametrize("raw", ["not json", '{"liked": "Heat"}',
                                  json.dumps({"liked": ["x"] * 9}), '{"year_min": 3000}'])
 def test_unusable_answers_raise_a_response_error_with_the_raw_text(raw: str) -> None:
+    client = ScriptedClient(raw, raw)  # the first is re-asked once
     with pytest.raises(ResponseError) as caught:
-        LLMExtractor(ScriptedClient(raw), PromptLibrary(), GENRES).extract("hi")
-    assert caught.value.raw == raw
+        LLMExtractor(client, PromptLibrary(), GENRES).extract("hi")
+    assert caught.value.raw == raw and caught.value.raws == [raw, raw]
+    assert len(client.requests) == 2
+
+
+def test_an_unusable_answer_is_reasked_once() -> None:
+    reply = json.dumps({"liked": ["Heat"]})
+    client = ScriptedClient("not json", reply)
+    assert LLMExtractor(client, PromptLibrary(), GENRES).extract("I loved Heat").liked == ["Heat"]
+    assert client.requests[1]["messages"][-2] == {"role": "assistant", "content": "not json"}
 
 
 def test_message_cannot_open_a_new_chat_role() -> None:

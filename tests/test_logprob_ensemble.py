@@ -84,9 +84,13 @@ def test_logprob_explanations_only_for_the_final_top_k() -> None:
 
 
 def test_logprob_bad_explanations_leave_items_to_the_evidence() -> None:
-    client = ScriptedClient(logprobs({"A": -0.1}), "not json")
+    client = ScriptedClient(logprobs({"A": -0.1}), "not json", "still not json")
     result = LogprobRanker(client, PromptLibrary(), explain=True).rank(HISTORY, cands(11, 12), 1)
     assert result.order == [("11", None)]
+    assert len(client.requests) == 3  # the explanations were re-asked once
+    inv = result.invocation
+    assert inv.fallback is not None and "unusable explanations" in inv.fallback
+    assert inv.attempts == 2 and inv.usage.prompt_tokens == 250
     items, repairs = assemble(result.order, cands(11, 12), set(), 1, {"100": "Movie 100"})
     assert items[0].explanation and repairs == []
 

@@ -85,3 +85,12 @@ def test_split_messages_rejects_text_outside_roles() -> None:
         split_messages("stray\n<<user>>\nhi")
     with pytest.raises(ConfigError):
         split_messages("<<user>>\nhi\n<<assistant>>\nyo")
+
+
+def test_reask_template_renders_with_strict_undefined(library: PromptLibrary) -> None:
+    prompt = library.render("reask", error="ranking: Field required", example='{"ranking": []}')
+    assert [m["role"] for m in prompt.messages] == ["user"]
+    assert "ranking: Field required" in prompt.messages[0]["content"]
+    assert '{"ranking": []}' in prompt.messages[0]["content"]
+    with pytest.raises(UndefinedError):
+        library.render("reask", error="x")

@@ -37,9 +37,15 @@ def test_partial_off_scale_and_duplicate_answers_leave_targets_missing() -> None
     assert out.ratings == {"3": 3} and out.missing == ["4"]
 
 
-def test_unparseable_answer_is_a_response_error_with_the_raw_text() -> None:
+def test_unparseable_answer_is_reasked_once_then_a_response_error_with_the_raw_text() -> None:
     with pytest.raises(ResponseError) as err:
-        RatingPredictor(ScriptedClient("five stars"), PromptLibrary()).predict([], [HEAT])
-    assert err.value.raw == "five stars"
+        RatingPredictor(ScriptedClient("five stars", "four stars"), PromptLibrary()).predict(
+            [], [HEAT])
+    assert err.value.raw == "four stars" and err.value.raws == ["five stars", "four stars"]
+    assert err.value.attempts == 2
+    client = ScriptedClient("five stars", rated(("A", 4)))
+    out = RatingPredictor(client, PromptLibrary()).predict([], [HEAT])
+    assert out.ratings == {"3": 4} and out.attempts == 2
+    assert out.usage.prompt_tokens == 200 and out.raw == rated(("A", 4))
     with pytest.raises(ConfigError):
         RatingPredictor(ScriptedClient(), PromptLibrary()).predict([(ALIEN, 5)], [])

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.chat.lookup import normalise_title
 from recagent.chat.parse import ParsedMessage, wish_words
-from recagent.errors import ResponseError
 from recagent.llm.client import JsonSchema, LLMClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.llm.structured import structured_call
 from recagent.types import YEAR_MAX, YEAR_MIN, ProfileDelta
 
 TITLE_MAX_CHARS = 80
@@ -29,6 +29,9 @@ MAX_TITLES = 3
 MAX_GENRES = 3
 
 Title = Annotated[str, Field(max_length=TITLE_MAX_CHARS)]
+EXTRACTION_EXAMPLE = ('{"liked": [], "disliked": [], "seen": [], "genres": [], "not_genres": [], '
+                      '"year_min": null, "year_max": null, "wish": ""}')
+"""The answer's JSON shape, shown again when an extraction is re-asked."""
 
 
 class ExtractionAnswer(BaseModel):
@@ -64,7 +67,8 @@ def extraction_schema(genres: Sequence[str]) -> JsonSchema:
 
 
 class LLMExtractor:
-    """One structured call per message; no re-ask (the rule-based pass is the fallback)."""
+    """One structured call per message, re-asked once when unusable (then the rule-based
+    pass is the fallback)."""
 
     def __init__(self, client: LLMClient, prompts: PromptLibrary, genres: Sequence[str], *,
                  template: str = "chat_extract", max_tokens: int = 160) -> None:
@@ -75,15 +79,14 @@ class LLMExtractor:
         self.max_tokens = max_tokens
 
     def extract(self, message: str) -> ExtractionAnswer:
-        """The model's reading; raises LLMError (ResponseError when unparseable)."""
+        """The model's reading; raises LLMError (ResponseError when still unusable after
+        the re-ask)."""
         prompt = self.prompts.render(self.template, message=message, genres=self.genres)
-        completion = self.client.complete(prompt.messages, schema=extraction_schema(self.genres),
-                                          max_tokens=self.max_tokens, temperature=0.0)
-        try:
-            return ExtractionAnswer.model_validate_json(completion.text)
-        except ValidationError as e:
-            raise ResponseError(f"unusable preference extraction: {e.error_count()} error(s)",
-                                completion.text, 1) from e
+        answer, _ = structured_call(
+            self.client, self.prompts, prompt, ExtractionAnswer,
+            schema=extraction_schema(self.genres), example=EXTRACTION_EXAMPLE,
+            max_tokens=self.max_tokens, temperature=0.0, failure="unusable preference extraction")
+        return answer
 
 
 def ground(answer: ExtractionAnswer, message: str, parsed: ParsedMessage,

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import string
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.errors import ResponseError
 from recagent.llm.client import JsonSchema, LLMClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.llm.structured import structured_call
 from recagent.rank.demonstrations import DemonstrationSource, check_demonstration
-from recagent.types import Candidate, Demonstration, Interaction, Invocation, Item, Usage
+from recagent.types import Candidate, Demonstration, Interaction, Invocation, Item
 
 REASON_MAX_CHARS = 160
 
@@ -151,6 +150,12 @@ def order_from_answer(
     return order, unknown
 
 
+def ranking_example(explain: bool) -> str:
+    """The answer's JSON shape, shown again when a ranking is re-asked."""
+    entry = '{"id": "<letter>", "reason": "<short reason>"}' if explain else '{"id": "<letter>"}'
+    return f'{{"ranking": [{entry}, ...]}}'
+
+
 class ListwiseRanker:
     """LLMRank-style listwise ranking by one structured LLM call (plus one re-ask)."""
 
@@ -204,42 +209,11 @@ class ListwiseRanker:
             explain=self.explain,
             demonstrations=[demonstration_vars(d, self.explain) for d in demos],
         )
-        schema = answer_schema(labels, k, explain=self.explain)
-        messages = list(prompt.messages)
-        usage, latency, raw = Usage(), 0.0, ""
-        start = time.perf_counter()
-        for attempt in (1, 2):
-            completion = self.client.complete(
-                messages, schema=schema, max_tokens=40 + self.tokens_per_item * k,
-                temperature=self.temperature, seed=self.seed,
-            )
-            usage, latency, raw = usage + completion.usage, latency + completion.latency_s, \
-                completion.text
-            try:
-                answer = RankingAnswer.model_validate_json(raw)
-            except ValidationError as e:
-                if attempt == 2:
-                    raise ResponseError(f"unparseable ranking: {_short(e)}", raw, attempt) from e
-                # Re-ask once, showing the model its own answer and what was wrong with it.
-                messages = [*prompt.messages, {"role": "assistant", "content": raw[:2000]},
-                            {"role": "user", "content": _reask_text(e, k, self.explain)}]
-                continue
-            invocation = Invocation(
-                template=prompt.template, template_hash=prompt.template_hash,
-                model=self.client.model, messages=messages, raw=raw, attempts=attempt,
-                usage=usage, latency_s=latency or time.perf_counter() - start,
-            )
-            order, unknown = order_from_answer(answer, by_label, explain=self.explain)
-            return LLMRanking(order=order, invocation=invocation, unknown=unknown)
-        raise AssertionError("unreachable")
-
-
-def _short(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}"
-                     for e in error.errors()[:3])
-
-
-def _reask_text(error: ValidationError, k: int, explain: bool) -> str:
-    entry = '{"id": "<letter>", "reason": "<short reason>"}' if explain else '{"id": "<letter>"}'
-    return (f"That answer was not valid ({_short(error)}). Reply again with JSON only: "
-            f'{{"ranking": [{entry}, ...]}} with {k} entries.')
+        answer, invocation = structured_call(
+            self.client, self.prompts, prompt, RankingAnswer,
+            schema=answer_schema(labels, k, explain=self.explain),
+            example=ranking_example(self.explain), max_tokens=40 + self.tokens_per_item * k,
+            temperature=self.temperature, seed=self.seed, failure="unparseable ranking",
+        )
+        order, unknown = order_from_answer(answer, by_label, explain=self.explain)
+        return LLMRanking(order=order, invocation=invocation, unknown=unknown)

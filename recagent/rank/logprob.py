@@ -4,21 +4,25 @@ The candidates are labelled with single-token letters and the model is asked for
 letter; the `top_logprobs` of its first answer token score all candidates at once. There
 is no generation to wait for, nothing to parse and nothing the model can invent: a
 label that is not among the top logprobs simply scores lowest. Explanations, if wanted,
-are asked for afterwards and only for the final top k.
+are asked for afterwards and only for the final top k, in one structured call (re-asked
+once); explanations still unusable after that leave the items to be explained from
+retrieval evidence, recorded in the invocation's `fallback`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.errors import ResponseError
 from recagent.llm.client import JsonSchema, LLMClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.llm.structured import StructuredResponseError, structured_call
 from recagent.rank.listwise import (
     REASON_MAX_CHARS,
     LLMRanking,
@@ -26,7 +30,9 @@ from recagent.rank.listwise import (
     labels_for,
     normalize_label,
 )
-from recagent.types import Candidate, Completion, Interaction, Invocation, Item
+from recagent.types import Candidate, Interaction, Invocation, Item
+
+log = logging.getLogger(__name__)
 
 MAX_TOP_LOGPROBS = 20
 """The OpenAI API's limit; with more candidates than this some labels are never scored."""
@@ -41,6 +47,10 @@ class _Reason(BaseModel):
 class _Reasons(BaseModel):
     model_config = ConfigDict(extra="ignore")
     reasons: list[_Reason]
+
+
+REASONS_EXAMPLE = '{"reasons": [{"id": "<letter>", "reason": "<short reason>"}, ...]}'
+"""The explanations' JSON shape, shown again when they are re-asked."""
 
 
 def label_scores(top: Mapping[str, float], labels: Sequence[str]) -> dict[str, float]:
@@ -130,18 +140,21 @@ class LogprobRanker:
         # Unscored labels keep the given candidate order (sorted() is stable).
         ranked = sorted(range(len(candidates)), key=lambda n: -scores[candidates[n].item.id])
         top = ranked[:k]
-        usage, latency = completion.usage, completion.latency_s
+        usage, latency, attempts = completion.usage, completion.latency_s, 1
         raw: dict[str, object] = {"top_logprobs": completion.top_logprobs[0]}
         reasons: dict[int, str] = {}
+        fallback: str | None = None
         if self.explain:
             by_position, extra = self._explain(rows, [candidates[n] for n in top])
             usage, latency = usage + extra.usage, latency + extra.latency_s
-            raw["explanations"] = extra.text
+            attempts, fallback = max(attempts, extra.attempts), extra.fallback
+            raw["explanations"] = extra.raw
             reasons = {top[pos]: text for pos, text in by_position.items()}
         invocation = Invocation(
             template=prompt.template, template_hash=prompt.template_hash,
             model=self.client.model, messages=list(prompt.messages), raw=json.dumps(raw),
-            attempts=1, usage=usage, latency_s=latency or time.perf_counter() - start,
+            attempts=attempts, usage=usage, latency_s=latency or time.perf_counter() - start,
+            fallback=fallback,
         )
         return LLMRanking(
             order=[(candidates[n].item.id, reasons.get(n)) for n in top],
@@ -150,27 +163,31 @@ class LogprobRanker:
 
     def _explain(
         self, rows: list[dict[str, str]], chosen: Sequence[Candidate]
-    ) -> tuple[dict[int, str], Completion]:
-        """One call for reasons of the final top k. A failed or partial answer leaves
-        those items unexplained (the facade explains them from retrieval evidence)."""
+    ) -> tuple[dict[int, str], Invocation]:
+        """One structured call for reasons of the final top k. An answer still unusable
+        after the re-ask, or a partial one, leaves those items unexplained (the facade
+        explains them from retrieval evidence); the unusable one is logged and recorded
+        in the returned invocation's `fallback`."""
         labels = labels_for(len(chosen))
         prompt = self.prompts.render(
             self.explain_template, history=rows,
             candidates=[{"label": lab, "text": c.item.text or c.item.title}
                         for lab, c in zip(labels, chosen, strict=True)],
         )
-        completion = self.client.complete(
-            list(prompt.messages), schema=reasons_schema(labels),
-            max_tokens=40 + 60 * len(chosen), temperature=0.0, seed=self.seed,
-        )
         try:
-            answer = _Reasons.model_validate_json(completion.text)
-        except ValidationError:
-            return {}, completion
+            answer, invocation = structured_call(
+                self.client, self.prompts, prompt, _Reasons, schema=reasons_schema(labels),
+                example=REASONS_EXAMPLE, max_tokens=40 + 60 * len(chosen), temperature=0.0,
+                seed=self.seed, failure="unusable explanations",
+            )
+        except StructuredResponseError as e:
+            log.warning("explanations unusable, explaining from retrieval evidence: %s", e)
+            note = f"unusable explanations ({e.problem}); explained from retrieval evidence"
+            return {}, e.invocation.model_copy(update={"fallback": note})
         position = {lab: n for n, lab in enumerate(labels)}
         reasons: dict[int, str] = {}
         for entry in answer.reasons:
             n = position.get(normalize_label(entry.id))
             if n is not None and n not in reasons:
                 reasons[n] = entry.reason.strip()[:REASON_MAX_CHARS]
-        return reasons, completion
+        return reasons, invocation

@@ -16,16 +16,15 @@ step's `Invocation.fallback`, and ranking goes on.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from recagent.errors import ResponseError
 from recagent.llm.client import JsonSchema, LLMClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.llm.structured import StructuredResponseError, structured_call
 from recagent.rank.listwise import (
     LLMRanking,
     RankingAnswer,
@@ -34,6 +33,7 @@ from recagent.rank.listwise import (
     labels_for,
     normalize_label,
     order_from_answer,
+    ranking_example,
 )
 from recagent.types import Candidate, Interaction, Invocation, Item, Usage
 
@@ -41,16 +41,43 @@ PREFERENCES_MAX_CHARS = 240
 """Longest step-1 summary, in the schema and cut to it when a server ignores maxLength."""
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Preferences(BaseModel):
+    """Step 1's answer: the summary, stripped and cut to PREFERENCES_MAX_CHARS."""
+
     model_config = ConfigDict(extra="ignore")
     preferences: Annotated[str, Field(min_length=1)]
 
+    @field_validator("preferences")
+    @classmethod
+    def _stripped(cls, text: str) -> str:
+        text = text.strip()
+        if not text:
+            raise ValueError("empty summary")
+        return text[:PREFERENCES_MAX_CHARS]
+
 
 class _Representative(BaseModel):
+    """Step 2's answer, validated with context {"labels": history labels, "n": most to
+    keep}: known labels, first mention only, at most n; none at all is an error."""
+
     model_config = ConfigDict(extra="ignore")
     representative: list[str]
+
+    @field_validator("representative")
+    @classmethod
+    def _known(cls, raw: list[str], info: ValidationInfo) -> list[str]:
+        context: dict[str, Any] = info.context or {}
+        labels: Sequence[str] = context.get("labels", ())
+        known, picked = set(labels), []
+        for label in map(normalize_label, raw):
+            if label in known and label not in picked:
+                picked.append(label)
+        if not picked:
+            raise ValueError(f"no history label among {', '.join(labels)}")
+        return picked[: context.get("n", len(picked))]
 
 
 def preferences_schema() -> JsonSchema:
@@ -80,25 +107,6 @@ def representative_schema(labels: Sequence[str], n: int) -> JsonSchema:
 def history_labels(n: int) -> list[str]:
     """H1, H2, …: never confused with the candidates' letters in step 3."""
     return [f"H{i}" for i in range(1, n + 1)]
-
-
-def parse_preferences(raw: str) -> str:
-    text = _Preferences.model_validate_json(raw).preferences.strip()
-    if not text:
-        raise ValueError("preferences: empty summary")
-    return text[:PREFERENCES_MAX_CHARS]
-
-
-def parse_representative(raw: str, labels: Sequence[str], n: int) -> list[str]:
-    """Known labels, first mention only, at most n; none at all is an error (re-asked)."""
-    known, picked = set(labels), []
-    for label in _Representative.model_validate_json(raw).representative:
-        label = normalize_label(label)
-        if label in known and label not in picked:
-            picked.append(label)
-    if not picked:
-        raise ValueError(f"representative: no history label among {', '.join(labels)}")
-    return picked[:n]
 
 
 @dataclass(frozen=True)
@@ -162,22 +170,20 @@ class NIRRanker:
                 representative = picked.value
         labels = labels_for(len(candidates))
         by_label = {lab: c.item.id for lab, c in zip(labels, candidates, strict=True)}
-        final = self._call(
-            self.templates.rank,
-            dict(preferences=preferences, representative=representative, k=k,
-                 explain=self.explain,
-                 candidates=[{"label": lab, "text": c.item.text or c.item.title}
-                             for lab, c in zip(labels, candidates, strict=True)]),
-            answer_schema(labels, k, explain=self.explain), 40 + self.tokens_per_item * k,
-            RankingAnswer.model_validate_json,
-            '{"ranking": [{"id": "<letter>"' + (', "reason": "<short reason>"' if self.explain
-                                                 else "") + f"}}, ...]}} with {k} entries",
+        prompt = self.prompts.render(
+            self.templates.rank, preferences=preferences, representative=representative, k=k,
+            explain=self.explain,
+            candidates=[{"label": lab, "text": c.item.text or c.item.title}
+                        for lab, c in zip(labels, candidates, strict=True)])
+        # The answer itself: still unusable after the re-ask, it fails the request.
+        answer, final = structured_call(
+            self.client, self.prompts, prompt, RankingAnswer,
+            schema=answer_schema(labels, k, explain=self.explain),
+            example=ranking_example(self.explain), max_tokens=40 + self.tokens_per_item * k,
+            temperature=self.temperature, seed=self.seed, failure="unparseable ranking",
         )
-        steps.append(final.invocation)
-        if final.value is None:
-            raise ResponseError(f"unparseable ranking: {final.problem}", final.invocation.raw,
-                                final.invocation.attempts)
-        order, unknown = order_from_answer(final.value, by_label, explain=self.explain)
+        steps.append(final)
+        order, unknown = order_from_answer(answer, by_label, explain=self.explain)
         return LLMRanking(order=order, invocation=self._summary(steps), unknown=unknown)
 
     # ---- the steps ------------------------------------------------------------------------
@@ -185,10 +191,12 @@ class NIRRanker:
     def _preferences(self, rows: list[dict[str, str]]) -> _Step[str]:
         step = self._call(
             self.templates.preferences, dict(history=rows, max_chars=PREFERENCES_MAX_CHARS),
-            preferences_schema(), 30 + PREFERENCES_MAX_CHARS // 3, parse_preferences,
+            _Preferences, preferences_schema(), 30 + PREFERENCES_MAX_CHARS // 3,
             '{"preferences": "<short summary>"}',
         )
-        return self._fell_back(step, "no preference summary")
+        summary = step.value.preferences if step.value is not None else None
+        return self._fell_back(_Step(summary, step.invocation, step.problem),
+                               "no preference summary")
 
     def _representative(
         self, rows: list[dict[str, str]], preferences: str
@@ -199,13 +207,12 @@ class NIRRanker:
             self.templates.representative,
             dict(history=[{**r, "label": lab} for lab, r in zip(labels, rows, strict=True)],
                  preferences=preferences, n=n),
-            representative_schema(labels, n), 10 + 6 * n,
-            lambda raw: parse_representative(raw, labels, n),
-            '{"representative": ["H1", ...]}',
+            _Representative, representative_schema(labels, n), 10 + 6 * n,
+            '{"representative": ["H1", ...]}', context={"labels": labels, "n": n},
         )
         if step.value is not None:
             by_label = dict(zip(labels, rows, strict=True))
-            return _Step([by_label[lab] for lab in step.value], step.invocation)
+            return _Step([by_label[lab] for lab in step.value.representative], step.invocation)
         failed: _Step[list[dict[str, str]]] = _Step(None, step.invocation, step.problem)
         return self._fell_back(failed, f"the {min(self.n_representative, len(rows))} most "
                                        "recent items")
@@ -223,43 +230,21 @@ class NIRRanker:
         return _Step(None, step.invocation.model_copy(update={"fallback": note}), step.problem)
 
     def _call(
-        self, template: str, variables: dict[str, Any], schema: JsonSchema, max_tokens: int,
-        parse: Callable[[str], T], shape: str,
-    ) -> _Step[T]:
-        """One structured call, re-asked once with the problem; never raises for a bad
-        answer (value None), only for transport errors."""
+        self, template: str, variables: dict[str, Any], answer: type[M], schema: JsonSchema,
+        max_tokens: int, example: str, context: dict[str, Any] | None = None,
+    ) -> _Step[M]:
+        """A step that only feeds step 3: an answer still unusable after the re-ask is a
+        step without value (for a fallback), not an error; transport errors still raise."""
         prompt = self.prompts.render(template, **variables)
-        messages = list(prompt.messages)
-        usage, latency, raw, problem = Usage(), 0.0, "", ""
-        start = time.perf_counter()
-        for attempt in (1, 2):
-            completion = self.client.complete(
-                messages, schema=schema, max_tokens=max_tokens,
-                temperature=self.temperature, seed=self.seed,
+        try:
+            value, invocation = structured_call(
+                self.client, self.prompts, prompt, answer, schema=schema, example=example,
+                max_tokens=max_tokens, temperature=self.temperature, seed=self.seed,
+                context=context,
             )
-            usage, latency, raw = usage + completion.usage, latency + completion.latency_s, \
-                completion.text
-            try:
-                value = parse(raw)
-            except ValueError as e:  # pydantic's ValidationError is a ValueError
-                problem = _problem(e)
-                if attempt == 1:
-                    messages = [*prompt.messages, {"role": "assistant", "content": raw[:2000]},
-                                {"role": "user", "content": "That answer was not valid "
-                                 f"({problem}). Reply again with JSON only: {shape}."}]
-                continue
-            return _Step(value, self._invocation(prompt.template, prompt.template_hash,
-                                                 messages, raw, attempt, usage,
-                                                 latency or time.perf_counter() - start))
-        invocation = self._invocation(prompt.template, prompt.template_hash, messages, raw, 2,
-                                      usage, latency or time.perf_counter() - start)
-        return _Step(None, invocation, problem)
-
-    def _invocation(self, template: str, template_hash: str, messages: list[dict[str, str]],
-                    raw: str, attempts: int, usage: Usage, latency_s: float) -> Invocation:
-        return Invocation(template=template, template_hash=template_hash,
-                          model=self.client.model, messages=messages, raw=raw,
-                          attempts=attempts, usage=usage, latency_s=latency_s)
+        except StructuredResponseError as e:
+            return _Step(None, e.invocation, e.problem)
+        return _Step(value, invocation)
 
     def _summary(self, steps: list[Invocation]) -> Invocation:
         """The whole request as one invocation: step 3's prompt and answer, every step's
@@ -279,9 +264,3 @@ class NIRRanker:
             latency_s=sum(s.latency_s for s in steps), steps=steps,
         )
 
-
-def _problem(error: ValueError) -> str:
-    if isinstance(error, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}"
-                         for e in error.errors()[:3])
-    return str(error)

@@ -1,6 +1,7 @@
 """Rating prediction: a user's few rated items in, predicted ratings of other items out.
 
-Pointwise prompting in one structured call for all targets of a user: the targets are
+Pointwise prompting in one structured call for all targets of a user (re-asked once when
+the answer is unusable, like every structured call): the targets are
 labelled with letters, the JSON schema pins the ids to those letters and the ratings to
 whole numbers on the scale, so an answer can be missing items but never invent any.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from recagent.errors import ConfigError, ResponseError
+from recagent.errors import ConfigError
 from recagent.llm.client import JsonSchema, LLMClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.llm.structured import structured_call
 from recagent.rank.listwise import labels_for, normalize_label
 from recagent.types import Item, Usage
 
@@ -54,6 +56,8 @@ class RatingPrediction:
     usage: Usage
     latency_s: float
     raw: str
+    attempts: int = 1
+    """Calls made: 2 when the first answer was unusable and re-asked."""
 
 
 class RatingPredictor:
@@ -71,8 +75,9 @@ class RatingPredictor:
     def predict(
         self, examples: Sequence[tuple[Item, float]], targets: Sequence[Item]
     ) -> RatingPrediction:
-        """Raises ResponseError (with the raw answer) when the answer is not JSON of the
-        schema's shape; a partial answer is returned with its `missing` targets."""
+        """Raises ResponseError (with the raw answers) when the answer is still not JSON of
+        the schema's shape after one re-ask; a partial answer is returned with its
+        `missing` targets."""
         if not targets:
             raise ConfigError("nothing to rate: give at least one target item")
         labels = labels_for(len(targets))
@@ -84,14 +89,12 @@ class RatingPredictor:
             targets=[{"label": lab, "text": t.text or t.title}
                      for lab, t in zip(labels, targets, strict=True)],
         )
-        done = self.client.complete(
-            prompt.messages, schema=rating_schema(labels, self.scale_max),
-            max_tokens=16 + 12 * len(labels), temperature=self.temperature, seed=self.seed)
-        try:
-            answer = _Answer.model_validate_json(done.text)
-        except ValidationError as e:
-            raise ResponseError(f"unparseable ratings: {e.error_count()} error(s)",
-                                done.text, 1) from e
+        answer, done = structured_call(
+            self.client, self.prompts, prompt, _Answer,
+            schema=rating_schema(labels, self.scale_max),
+            example=f'{{"ratings": [{{"id": "<letter>", "rating": <1-{self.scale_max}>}}, ...]}}',
+            max_tokens=16 + 12 * len(labels), temperature=self.temperature, seed=self.seed,
+            failure="unparseable ratings")
         ratings: dict[str, float] = {}
         for entry in answer.ratings:
             item_id = by_label.get(normalize_label(entry.id))
@@ -100,4 +103,4 @@ class RatingPredictor:
                 ratings[item_id] = entry.rating
         return RatingPrediction(
             ratings=ratings, missing=[t.id for t in targets if t.id not in ratings],
-            usage=done.usage, latency_s=done.latency_s, raw=done.text)
+            usage=done.usage, latency_s=done.latency_s, raw=done.raw, attempts=done.attempts)
