@@ -7,13 +7,14 @@ import argparse
 import json
 from pathlib import Path
 
-from recagent.cli.main import EXIT_OK, settings_from_args
+from recagent.cli.options import EXIT_OK, settings_from_args
 from recagent.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("eval", parents=[common], help="offline evaluation from a config file",
+             parents: list[argparse.ArgumentParser]) -> None:
+    """Add `eval` with the shared flags (`parents`: home, store and LLM flags)."""
+    p = sub.add_parser("eval", parents=parents, help="offline evaluation from a config file",
                        description="Run baselines and prompt variants over a data set (see "
                                    "eval/configs/*.toml); stop and re-run to resume.")
     p.add_argument("config", type=Path, help="a TOML evaluation config")

@@ -190,7 +190,18 @@ class Settings(_Strict):
 # ---- the catalog ---------------------------------------------------------------------
 
 
+def usable_home(settings: Settings) -> Path:
+    """The home folder, created if needed: a ConfigError (not a traceback) when it cannot be."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"the home folder {settings.home} cannot be created ({e.strerror}); "
+                          "choose another with --home or RECAGENT_HOME") from None
+    return settings.home
+
+
 def open_embedder(settings: Settings) -> Embedder:
+    usable_home(settings)
     store = settings.artifacts
     return OnnxEmbedder(store.path("minilm-onnx"), store.path("minilm-tokenizer"))
 
@@ -288,6 +299,7 @@ def open_llm(settings: Settings, spec: LLMSpec | None = None) -> Iterator[LLMCli
         yield OpenAIClient(base_url=spec.base_url, model=spec.model,
                            api_key=settings.llm_api_key)
         return
+    usable_home(settings)
     name, path = resolve_model(spec.preset or DEFAULT_PRESET, settings.artifacts)
     with LocalLLMServer(path, model_name=name, n_threads=spec.threads) as server:
         yield OpenAIClient(base_url=server.base_url, model=server.model)

@@ -10,7 +10,8 @@ from fakes import ScriptedClient
 
 from eval.config import LLMConfig, VariantConfig
 from eval.evaluate import eval_llm_spec
-from recagent.cli.main import build_parser, settings_from_args
+from recagent.cli.main import build_parser
+from recagent.cli.options import settings_from_args
 from recagent.errors import ConfigError
 from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.prompts import PromptLibrary

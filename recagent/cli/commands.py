@@ -1,0 +1,137 @@
+"""The catalog and recommendation commands: ingest, recommend, chat."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, settings_from_args
+from recagent.errors import ConfigError
+from recagent.types import Interaction, Recommendation, UserHistory
+from recagent.wiring import open_parts, open_store
+
+NOTHING_LEFT = ("nothing left to recommend: the history already covers every catalog item "
+                "the recommender could propose")
+
+
+def one_line(text: str) -> str:
+    """Control characters (newlines above all) shown escaped, so no catalog text can forge
+    extra lines of the list."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def parse_history(spec: str) -> UserHistory:
+    """'1,50,181' (liked, oldest first) or '1=5,50=2' (ratings on a 1-5 scale)."""
+    interactions = []
+    seen: set[str] = set()
+    for n, token in enumerate(t.strip() for t in spec.split(",")):
+        if not token:
+            raise ConfigError(f"--history has an empty entry in {spec!r}")
+        item_id, _, rating = token.partition("=")
+        if item_id in seen:
+            raise ConfigError(f"--history names item {item_id} more than once")
+        seen.add(item_id)
+        if not rating:
+            interactions.append(Interaction(item_id=item_id, liked=True, ts=n))
+            continue
+        try:
+            value = float(rating)
+        except ValueError:
+            value = math.nan
+        if not 1 <= value <= 5:  # also refuses nan and inf
+            raise ConfigError(f"--history: the rating of item {item_id} must be a number "
+                              f"from 1 to 5, got {rating!r}")
+        interactions.append(Interaction(item_id=item_id, rating=value, ts=n))
+    return UserHistory(interactions=interactions)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from retrieval.catalog_files import load_catalog, load_movielens
+
+    source = args.movielens or args.file
+    if not source.exists():
+        raise ConfigError(f"{source} does not exist")
+    items = load_movielens(source) if args.movielens else load_catalog(source)
+    store = open_store(settings_from_args(args))
+    report = store.ingest(items, progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        print(report.model_dump_json())
+    else:
+        print(f"{source}: {report.total} items — {report.added} added, {report.updated} updated,"
+              f" {report.unchanged} unchanged; collection now holds {store.count()}")
+    return EXIT_OK
+
+
+def print_recommendation(rec: Recommendation) -> None:
+    width = max((len(one_line(i.title)) for i in rec.items), default=10)
+    for n, item in enumerate(rec.items, 1):
+        print(f"{n:>2}. {one_line(item.title):<{width}}  [{one_line(item.item_id)}]")
+        print(f"    {one_line(item.explanation)}")
+    t = rec.trace
+    status = f"DEGRADED ({t.degraded_reason}: {t.degraded_detail})" if t.degraded else "ok"
+    print(f"\n{t.n_candidates} candidates · model {t.model or '-'} · "
+          f"{t.usage.prompt_tokens}+{t.usage.completion_tokens} tokens · "
+          f"{t.latency_s:.1f} s · {one_line(status)}" + (" · repaired" if t.repaired else ""))
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    history = parse_history(args.history)
+    settings = settings_from_args(args)
+    if args.k > settings.n_candidates:
+        raise ConfigError(f"--k {args.k} is more than the {settings.n_candidates} candidates "
+                          "retrieved; raise --candidates (at most 100) or lower --k")
+    with open_parts(settings) as parts:
+        rec = parts.recommender.recommend(history, k=args.k)
+    status = "degraded" if rec.degraded else "ok" if rec.items else "nothing_left"
+    if args.json:
+        out = {
+            "items": [i.model_dump(include={"item_id", "title", "score", "explanation", "source"})
+                      for i in rec.items],
+            "status": status,
+            "degraded": rec.degraded,
+            "trace": rec.trace.model_dump(mode="json"),
+        }
+        print(json.dumps(out, indent=2))
+    elif status == "nothing_left":
+        print(NOTHING_LEFT)
+    else:
+        print_recommendation(rec)
+    if rec.degraded:
+        print(f"warning: degraded answer: {one_line(str(rec.trace.degraded_detail))}",
+              file=sys.stderr)
+        if args.strict:
+            return EXIT_DEGRADED
+    return EXIT_OK
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A conversation: interactive, or one message per line of --script."""
+    from recagent.chat.console import print_turn, script_messages, typed_messages
+    from recagent.chat.session import ChatSession
+
+    settings = settings_from_args(args)
+    script = script_messages(args.script) if args.script else None
+    with open_parts(settings) as parts:
+        recommender, client, prompts = parts.recommender, parts.client, parts.prompts
+        if args.session and args.session.exists():
+            session = ChatSession.from_json(args.session.read_text(encoding="utf-8"),
+                                            recommender, client, prompts, k=args.k)
+        else:
+            session = ChatSession(recommender, client, prompts, k=args.k)
+        for message in script if script is not None else typed_messages():
+            try:
+                turn = session.send(message)
+            except ConfigError as e:
+                if script is not None:
+                    raise
+                print(f"error: {e}", file=sys.stderr)
+                continue
+            if args.json:
+                print(json.dumps(turn.model_dump(mode="json", exclude={"trace"})), flush=True)
+            else:
+                print_turn(turn)
+            if args.session:
+                args.session.write_text(session.to_json(), encoding="utf-8")
+    return EXIT_OK
