@@ -198,6 +198,16 @@ def load_csv(path: Path) -> list[Item]:
     except UnicodeDecodeError as e:
         line_no = data[: e.start].count(b"\n") + 1
         raise DataFormatError(str(path), line_no, f"not valid UTF-8: {e.reason}") from None
+    # The csv module refuses cells over 131,072 characters by default; a cell can be as long
+    # as the file, as in JSONL. The limit is process-wide, so it is restored afterwards.
+    limit = csv.field_size_limit(max(csv.field_size_limit(), len(content)))
+    try:
+        return _read_csv(path, content)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_csv(path: Path, content: str) -> list[Item]:
     reader = csv.reader(io.StringIO(content, newline=""))
     try:
         header = next(reader)

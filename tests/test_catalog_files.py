@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -274,3 +275,14 @@ def test_csv_duplicate_id_and_bad_bytes(tmp_path: Path) -> None:
     path.write_bytes(b"id,title\n1,A\n2,Caf\xe9\n")
     with pytest.raises(DataFormatError, match=r"items\.csv:3: not valid UTF-8"):
         load_csv(path)
+
+
+def test_a_csv_title_as_long_as_a_jsonl_one_loads(tmp_path: Path) -> None:
+    # The csv module's default cell limit is 131,072 characters; JSONL has none.
+    title = "T" * 200_000
+    path = tmp_path / "long.csv"
+    path.write_text(f"id,title\n1,{title}\n", encoding="utf-8")
+    jsonl = tmp_path / "long.jsonl"
+    jsonl.write_text(json.dumps({"id": "1", "title": title}) + "\n", encoding="utf-8")
+    assert load_catalog(path)[0].title == load_catalog(jsonl)[0].title == title
+    assert csv.field_size_limit() == 131_072  # the process-wide limit is put back
