@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from eval.datasets import Rating
 from eval.protocols import Case, to_history, user_rng
 from retrieval.collaborative import ItemSimilarity
+from retrieval.query import taste
 from retrieval.store import CatalogStore
 
 
@@ -82,8 +83,9 @@ class ItemKNNScorer:
 
 
 class EmbeddingScorer:
-    """Cosine to the retriever's query (mean liked - ½ mean disliked vector): the order
-    our semantic retrieval would give these candidates."""
+    """Dot product with the retriever's taste (retrieval.query.taste: mean liked - ½ mean
+    disliked vector, not normalised): the order our semantic retrieval would give these
+    candidates."""
 
     name = "embedding"
 
@@ -101,9 +103,7 @@ class EmbeddingScorer:
                     if i.polarity < 0 and i.item_id in vectors]
         if not liked and not disliked:
             liked = [vectors[i.item_id] for i in history if i.item_id in vectors]
-        query = np.mean(liked, axis=0) if liked else np.zeros_like(disliked[0])
-        if disliked:
-            query = query - self.dislike_weight * np.mean(disliked, axis=0)
+        query = taste(liked, disliked, dislike_weight=self.dislike_weight)
         return {c: float(vectors[c] @ query) if c in vectors else -1.0 for c in case.candidates}
 
 

@@ -8,14 +8,12 @@ every finished user appended to a result log at once: stop it any time and run i
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -30,6 +28,7 @@ from eval.baselines import (
 from eval.config import DatasetConfig, EvalConfig, VariantConfig
 from eval.datasets import Dataset, load_interactions, load_ml1m, load_ml100k
 from eval.fusion import folds, validation_users
+from eval.per_user import baseline_result, case_llm_scores, llm_result, skipped_result
 from eval.protocols import (
     Case,
     LeaveOneOut,
@@ -37,7 +36,6 @@ from eval.protocols import (
     llmrank_cases,
     pipeline_retrieval,
     sample_users,
-    to_history,
 )
 from eval.results import ResultLog, UserResult
 from eval.variants import demonstrations
@@ -45,10 +43,10 @@ from recagent.errors import ConfigError
 from recagent.llm.cache import CacheStats, CachingClient
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
-from recagent.rank.ensemble import LLM_SOURCE, FusionRanker, fit_weights, llm_scores
+from recagent.rank.ensemble import LLM_SOURCE, FusionRanker, fit_weights
 from recagent.rank.listwise import Ranker
 from recagent.recommender import Recommender
-from recagent.types import Candidate, Item, Recommendation
+from recagent.types import Item
 from recagent.wiring import build_ranker, build_retriever
 from retrieval.store import CatalogStore
 
@@ -329,95 +327,3 @@ class Harness:
                 yield future.result()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-
-
-# ---- one user -------------------------------------------------------------------------
-
-
-def baseline_result(scorer: Scorer, case: Case) -> UserResult:
-    """Every candidate by score, ties broken by candidate order (metrics cut their depth)."""
-    scores = scorer.score(case)
-    order = sorted(range(len(case.candidates)), key=lambda n: (-scores[case.candidates[n]], n))
-    return UserResult(run=scorer.name, user=case.user, setting=case.setting,
-                      history_len=len(case.history),
-                      ranking=[case.candidates[n] for n in order])
-
-
-def skipped_result(case: Case, run: str) -> UserResult:
-    """A user the LLM was not asked about: its target is not a candidate, so it misses."""
-    return UserResult(run=run, user=case.user, setting=case.setting,
-                      history_len=len(case.history), ranking=list(case.candidates),
-                      llm_skipped=True, case=case.key)
-
-
-_FILLED = re.compile(r"filled (\d+) item")
-
-
-def case_candidates(
-    case: Case, items: dict[str, Item], sources: dict[str, dict[str, float]] | None = None
-) -> list[Candidate]:
-    """The case's candidates as the recommender takes them, with any scores to fuse."""
-    return [
-        Candidate(item=items[c], rank=n,
-                  score=case.retrieval_scores[n] if case.retrieval_scores else 0.0,
-                  scores_by_source={name: s[c] for name, s in (sources or {}).items()})
-        for n, c in enumerate(case.candidates)
-    ]
-
-
-def case_llm_scores(
-    ranker: Ranker, case: Case, items: dict[str, Item], k: int
-) -> dict[str, float]:
-    """The ranker's scores for one case, asked exactly as the facade asks (same history
-    order, same candidates), so the call is shared through the response cache. A failed
-    call scores nothing: fusion then leans on the other sources."""
-    history = to_history(case.user, case.history)
-    candidates = case_candidates(case, items)
-    try:
-        ranking = ranker.rank([(i, items[i.item_id]) for i in history.chronological()],
-                              candidates, min(k, len(candidates)))
-    except Exception:
-        return {}
-    return llm_scores(ranking, list(case.candidates))
-
-
-def llm_result(
-    recommender: Recommender, case: Case, run: str, k: int, items: dict[str, Item],
-    degraded_scores_zero: bool, sources: dict[str, dict[str, float]] | None = None,
-) -> UserResult:
-    """One user through the public API; any exception is a failed user that scores 0."""
-    base: dict[str, Any] = {"run": run, "user": case.user, "setting": case.setting,
-                            "history_len": len(case.history), "case": case.key}
-    candidates = case_candidates(case, items, sources)
-    try:
-        rec = recommender.recommend(to_history(case.user, case.history),
-                                    k=min(k, len(candidates)), candidates=candidates)
-    except Exception as e:  # a failed user is counted, never dropped
-        return UserResult(**base, ranking=[], failed=True, error=f"{type(e).__name__}: {e}")
-    return _from_recommendation(rec, base, degraded_scores_zero)
-
-
-def _from_recommendation(
-    rec: Recommendation, base: dict[str, Any], degraded_scores_zero: bool
-) -> UserResult:
-    t = rec.trace
-    reason = t.degraded_reason or ""
-    filled = sum(int(m.group(1)) for r in t.repairs if (m := _FILLED.search(r)))
-    zero = t.degraded and degraded_scores_zero
-    return UserResult.model_validate({
-        **base,
-        "ranking": [] if zero else [i.item_id for i in rec.items],
-        "failed": zero,
-        "error": reason or None,
-        "degraded": t.degraded,
-        "parse_failure": reason.startswith("ResponseError"),
-        "repaired": t.repaired,
-        "invented": sum("not a candidate" in r for r in t.repairs),
-        "reasked": t.attempts > 1,
-        "filled": filled,
-        "attempts": t.attempts,
-        "prompt_tokens": t.usage.prompt_tokens,
-        "completion_tokens": t.usage.completion_tokens,
-        "llm_s": t.llm_latency_s,
-        "total_s": t.latency_s,
-    })

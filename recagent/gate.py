@@ -1,15 +1,25 @@
-"""Turn whatever a ranker proposed into a list that is never wrong.
+"""The one final gate: whatever a ranker proposed becomes a list that is never wrong.
 
-Rules, in order: only candidate ids, never a seen id, never a duplicate, every item
-with a non-empty explanation, exactly min(k, available) items. Anything dropped or
-filled in is written into `repairs`, so a repaired answer is visible and countable.
+Rules, in order: only candidate ids, never a seen id, never a duplicate, nothing that
+breaks a limit of the request (a chat profile's genres and years, say), every item with
+a non-empty explanation, exactly min(k, allowed candidates) items, topped up in retrieval
+order. Everything dropped, re-explained or filled in is a typed `Repair`, so a repaired
+answer is visible and countable by kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from recagent.types import Candidate, RankedItem
+from recagent.types import Candidate, Item, RankedItem, Repair
+
+Limits = Callable[[Item], list[str]]
+"""Why an item may not be shown for this request, in words (empty: it may)."""
+
+
+def no_limits(item: Item) -> list[str]:
+    """The default: every candidate may be shown."""
+    return []
 
 
 def retrieval_reason(candidate: Candidate, history_titles: Mapping[str, str]) -> str:
@@ -26,28 +36,50 @@ def assemble(
     seen: Collection[str],
     k: int,
     history_titles: Mapping[str, str],
-) -> tuple[list[RankedItem], list[str]]:
+    *,
+    limits: Limits = no_limits,
+) -> tuple[list[RankedItem], list[Repair]]:
     """The final top-k: the ranker's valid picks first, then retrieval order. A reason of
-    None (the ranker was not asked to explain) is answered from retrieval evidence."""
+    None (the ranker was not asked to explain) is answered from retrieval evidence, and
+    that is not a repair. A candidate that breaks `limits` is never shown, whether the
+    ranker picked it or the top-up reached it; each is one "violates" repair."""
     by_id = {c.item.id: c for c in candidates}
     picked: list[tuple[Candidate, str, str]] = []
     taken: set[str] = set()
-    repairs: list[str] = []
+    refused: set[str] = set()
+    repairs: list[Repair] = []
+
+    def violates(candidate: Candidate) -> bool:
+        problems = limits(candidate.item)
+        if problems and candidate.item.id not in refused:
+            refused.add(candidate.item.id)
+            repairs.append(Repair(
+                kind="violates", item_id=candidate.item.id,
+                detail=f"dropped {candidate.item.title!r}: {'; '.join(problems)}"))
+        return bool(problems)
+
     for item_id, reason in order:
         if len(picked) == k:
             break
-        if item_id not in by_id:
-            repairs.append(f"dropped {item_id!r}: not a candidate")
+        candidate = by_id.get(item_id)
+        if candidate is None:
+            repairs.append(Repair(kind="not_candidate", item_id=item_id,
+                                  detail=f"dropped {item_id!r}: not a candidate"))
         elif item_id in seen:
-            repairs.append(f"dropped {item_id!r}: already in the history")
+            repairs.append(Repair(kind="seen", item_id=item_id,
+                                  detail=f"dropped {item_id!r}: already in the history"))
         elif item_id in taken:
-            repairs.append(f"dropped {item_id!r}: duplicate")
+            repairs.append(Repair(kind="duplicate", item_id=item_id,
+                                  detail=f"dropped {item_id!r}: duplicate"))
+        elif violates(candidate):
+            continue
         else:
-            candidate = by_id[item_id]
             if reason is None:
                 picked.append((candidate, retrieval_reason(candidate, history_titles), "llm"))
             elif not reason.strip():
-                repairs.append(f"empty reason for {item_id!r}: used retrieval evidence")
+                repairs.append(Repair(
+                    kind="empty_reason", item_id=item_id,
+                    detail=f"empty reason for {item_id!r}: used retrieval evidence"))
                 picked.append((candidate, retrieval_reason(candidate, history_titles),
                                "retrieval"))
             else:
@@ -57,13 +89,14 @@ def assemble(
     for candidate in candidates:
         if len(picked) == k:
             break
-        if candidate.item.id in taken or candidate.item.id in seen:
+        if candidate.item.id in taken or candidate.item.id in seen or violates(candidate):
             continue
         picked.append((candidate, retrieval_reason(candidate, history_titles), "retrieval"))
         taken.add(candidate.item.id)
         filled += 1
     if filled and order:
-        repairs.append(f"filled {filled} item(s) from retrieval order")
+        repairs.append(Repair(kind="filled", count=filled,
+                              detail=f"filled {filled} item(s) from retrieval order"))
     items = [
         RankedItem(item_id=c.item.id, title=c.item.title, score=round(1.0 / (pos + 1), 6),
                    explanation=reason, source=source)

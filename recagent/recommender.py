@@ -1,8 +1,8 @@
 """The facade: history in, a ranked and explained list out, never wrong and never silent.
 
 Retrieval proposes candidates, a ranker (usually the LLM) orders and explains them,
-`repair.assemble` enforces the rules. If the ranker fails in any way, the answer is
-the retrieval order, marked degraded with the reason, and counted in `stats`.
+`gate.assemble` enforces the rules. If the ranker fails in any way, the answer is
+the retrieval order, marked degraded with the kind of failure, and counted in `stats`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recagent.errors import ConfigError, EmptyCatalogError, UnknownItemError
-from recagent.gate import assemble
+from recagent.errors import (
+    ConfigError,
+    EmptyCatalogError,
+    LLMError,
+    ResponseError,
+    TransportError,
+    UnknownItemError,
+)
+from recagent.gate import Limits, assemble, no_limits
 from recagent.rank.listwise import LLMRanking, Ranker
-from recagent.types import Candidate, Interaction, Recommendation, Trace, UserHistory
+from recagent.types import (
+    Candidate,
+    DegradedReason,
+    Interaction,
+    Recommendation,
+    Repair,
+    Trace,
+    UserHistory,
+)
 from retrieval.store import CatalogStore
 from retrieval.types import Retriever
 
@@ -86,12 +101,14 @@ class Recommender:
         *,
         where: dict[str, Any] | None = None,
         candidates: Sequence[Candidate] | None = None,
+        limits: Limits = no_limits,
     ) -> Recommendation:
         """Top-k items for this history; LLM failures give a degraded answer, not an error.
 
         `candidates` replaces retrieval (evaluation protocols fix them); seen items among
-        them are still never returned. Raises ConfigError (e.g. UnknownItemError) only
-        for bad input."""
+        them are still never returned, nor any item `limits` objects to (the gate drops
+        it and tops up in retrieval order). Raises ConfigError (e.g. UnknownItemError)
+        only for bad input."""
         history = self.with_feedback(history)
         limit = self.n_candidates if candidates is None else len(candidates)
         if not 1 <= k <= limit:
@@ -117,22 +134,25 @@ class Recommender:
         titles = {i.item_id: items[i.item_id].title for i in ordered}
 
         ranking: LLMRanking | None = None
-        failure: str | None = None
+        failure: tuple[DegradedReason, str] | None = None
         if self.ranker is not None and candidates:
             try:
                 ranking = self.ranker.rank(
                     [(i, items[i.item_id]) for i in ordered], candidates, min(k, len(candidates))
                 )
             except Exception as e:
-                failure = f"{type(e).__name__}: {e}"
-                log.warning("ranker failed, answering in retrieval order: %s", failure)
+                failure = (degraded_reason(e), f"{type(e).__name__}: {e}")
+                log.warning("ranker failed, answering in retrieval order: %s", failure[1])
 
         order = ranking.order if ranking else []
-        ranked, repairs = assemble(order, candidates, history.seen_ids, k, titles)
+        ranked, repairs = assemble(order, candidates, history.seen_ids, k, titles,
+                                   limits=limits)
         if ranking is not None:
-            repairs = [f"dropped {u!r}: not a candidate label" for u in ranking.unknown] + repairs
+            repairs = [Repair(kind="unknown_label", item_id=u,
+                              detail=f"dropped {u!r}: not a candidate label")
+                       for u in ranking.unknown] + repairs
             if not order:
-                failure = "the model named no valid candidate"
+                failure = ("no_valid_candidate", "the model named no valid candidate")
         degraded = failure is not None
         self.stats.degraded += degraded
         self.stats.repaired += bool(repairs)
@@ -147,7 +167,8 @@ class Recommender:
             repaired=bool(repairs),
             repairs=repairs,
             degraded=degraded,
-            degraded_reason=failure,
+            degraded_reason=failure[0] if failure else None,
+            degraded_detail=failure[1] if failure else None,
             usage=inv.usage if inv else Trace().usage,
             llm_latency_s=inv.latency_s if inv else 0.0,
             latency_s=time.perf_counter() - start,
@@ -162,8 +183,20 @@ class Recommender:
         *,
         where: dict[str, Any] | None = None,
         candidates: Sequence[Candidate] | None = None,
+        limits: Limits = no_limits,
     ) -> Recommendation:
         """The same as `recommend`, off the event loop (Chroma and the client are blocking)."""
         return await asyncio.to_thread(
-            self.recommend, history, k, where=where, candidates=candidates
+            self.recommend, history, k, where=where, candidates=candidates, limits=limits
         )
+
+
+def degraded_reason(error: Exception) -> DegradedReason:
+    """The kind of a ranker failure, for counting: never read from the message."""
+    if isinstance(error, ResponseError):
+        return "parse"
+    if isinstance(error, TransportError):
+        return "transport"
+    if isinstance(error, LLMError):
+        return "llm_error"
+    return "error"

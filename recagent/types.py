@@ -6,7 +6,7 @@ shape is defined once and validated the same way everywhere.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -103,6 +103,32 @@ class Invocation(Frozen):
     """What was used instead of an unusable answer in an intermediate step, if anything."""
 
 
+RepairKind = Literal["unknown_label", "not_candidate", "seen", "duplicate", "violates",
+                     "empty_reason", "filled"]
+"""What the final gate did: dropped an answer naming no candidate label (unknown_label) or
+id (not_candidate), an already seen item, a duplicate, or an item breaking a limit of the
+request (violates); explained an item from retrieval evidence because its reason was
+empty (empty_reason); or topped the list up from retrieval order (filled)."""
+
+DegradedReason = Literal["parse", "transport", "llm_error", "no_valid_candidate", "error"]
+"""Why an answer fell back to retrieval order: the model's answer was unusable
+(ResponseError), the call failed (TransportError), another LLMError, the model named no
+valid candidate, or any other exception of the ranker."""
+
+
+class Repair(Frozen):
+    """One thing the final gate changed about a ranker's answer; count it by `kind`."""
+
+    kind: RepairKind
+    item_id: str | None = None
+    """What the ranker named that was dropped or re-explained (for unknown_label, the
+    label it gave); None for a top-up."""
+    count: Annotated[int, Field(ge=1)] = 1
+    """How many items this repair covers (a top-up counts every item it added)."""
+    detail: str
+    """The same, in words, for people: never parse it."""
+
+
 class Trace(Frozen):
     """How a recommendation came about: enough to reproduce and to count failures."""
 
@@ -111,9 +137,11 @@ class Trace(Frozen):
     model: str | None = None
     attempts: int = 0
     repaired: bool = False
-    repairs: list[str] = Field(default_factory=list)
+    repairs: list[Repair] = Field(default_factory=list)
     degraded: bool = False
-    degraded_reason: str | None = None
+    degraded_reason: DegradedReason | None = None
+    degraded_detail: str | None = None
+    """The failure in words: the exception as "TypeName: message", or the reason."""
     usage: Usage = Usage()
     llm_latency_s: float = 0.0
     latency_s: float = 0.0

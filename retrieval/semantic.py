@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from retrieval.embeddings import l2_normalise
 from retrieval.errors import ConfigError, EmptyCatalogError, UnknownItemError
+from retrieval.query import nearest, stack, taste_vector
 from retrieval.store import CatalogStore
 from retrieval.types import Candidate, UserHistory
 
@@ -50,39 +48,21 @@ class SemanticRetriever:
 
         liked = [i.item_id for i in history.interactions if i.polarity > 0]
         disliked = [i.item_id for i in history.interactions if i.polarity < 0]
-        query = self._query_vector(
-            [vectors[i] for i in liked], [vectors[i] for i in disliked], list(vectors.values())
-        )
+        positive = [vectors[i] for i in liked]
+        if not liked and not disliked:  # only neutral: what was seen is the only signal
+            positive = list(vectors.values())
+        query = taste_vector(positive, [vectors[i] for i in disliked],
+                             dislike_weight=self.dislike_weight)
         hits = self.store.query(query, n, exclude=history.seen_ids, where=where)
 
-        liked_matrix = np.stack([vectors[i] for i in liked]) if liked else None
-        candidates = []
-        for rank, (item, score, vector) in enumerate(hits):
-            nearest = None
-            if liked_matrix is not None:
-                nearest = liked[int(np.argmax(liked_matrix @ vector))]
-            candidates.append(
-                Candidate(
-                    item=item,
-                    rank=rank,
-                    score=score,
-                    scores_by_source={self.source: score},
-                    nearest_history_id=nearest,
-                )
+        liked_matrix = stack([vectors[i] for i in liked])
+        return [
+            Candidate(
+                item=item,
+                rank=rank,
+                score=score,
+                scores_by_source={self.source: score},
+                nearest_history_id=nearest(liked, liked_matrix, vector),
             )
-        return candidates
-
-    def _query_vector(
-        self, liked: list[np.ndarray], disliked: list[np.ndarray], seen: list[np.ndarray]
-    ) -> np.ndarray:
-        if liked:
-            query = np.mean(liked, axis=0)
-            if disliked:
-                query = query - self.dislike_weight * np.mean(disliked, axis=0)
-            if np.linalg.norm(query) < 1e-6:  # dislikes cancelled the likes exactly
-                query = np.mean(liked, axis=0)
-        elif disliked:
-            query = -np.mean(disliked, axis=0)
-        else:
-            query = np.mean(seen, axis=0)
-        return l2_normalise(np.asarray(query, dtype=np.float32))
+            for rank, (item, score, vector) in enumerate(hits)
+        ]

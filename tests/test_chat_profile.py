@@ -1,6 +1,8 @@
-"""Merging profile updates, the Chroma filter they give, and the final per-item check."""
+"""Merging profile updates, the Chroma filter they give, and the final per-item gate."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from recagent.chat.profile import MAX_ITEMS, describe, merge, violations, where_filter
 from recagent.types import Item, ItemRef, PreferenceProfile, ProfileDelta
@@ -107,18 +109,72 @@ def test_describe_lists_the_limits() -> None:
     assert describe(PreferenceProfile(year_min=1980, year_max=1989)) == ["1980\u20131989"]
 
 
-def test_the_final_check_drops_and_tops_up() -> None:
-    from recagent.chat.profile_recommend import check
-    from recagent.types import Candidate, RankedItem
+def test_the_final_gate_drops_what_breaks_the_profile_and_tops_up() -> None:
+    from functools import partial
+
+    from recagent.gate import assemble
+    from recagent.types import Candidate
 
     candidates = [Candidate(item=movie(i, y, *g), rank=n, score=1.0)
                   for n, (i, y, g) in enumerate([("1", 1995, ("Horror",)), ("2", 1995, ()),
                                                  ("3", 1980, ()), ("4", 1999, ())])]
-    proposed = [RankedItem(item_id=i, title=f"Movie {i}", score=1.0, explanation="x")
-                for i in ("1", "99", "3", "2", "2")]
+    proposed = [(i, "x") for i in ("1", "99", "3", "2", "2")]
     p = PreferenceProfile(exclude_genres=["Horror"], year_min=1990)
-    kept, notes = check(proposed, candidates, p, 3, {})
+    kept, repairs = assemble(proposed, candidates, set(), 3, {},
+                             limits=partial(violations, profile=p))
     assert [i.item_id for i in kept] == ["2", "4"]  # only two candidates fit at all
     assert kept[1].source == "retrieval" and kept[1].explanation
-    assert len(notes) == 4  # horror, not a candidate, too old, a repeat
-    assert any("'Movie 99': is not a candidate" in n for n in notes)
+    assert [(r.kind, r.item_id) for r in repairs] == [
+        ("violates", "1"), ("not_candidate", "99"), ("violates", "3"), ("duplicate", "2"),
+        ("filled", None)]  # each refused item once, though the top-up passes it again
+    assert [r.detail for r in repairs if r.kind == "violates"] == [
+        "dropped 'Movie 1': has the ruled-out genre Horror",
+        "dropped 'Movie 3': is from 1980, before 1990"]
+
+
+class LeakyStore:
+    """A catalog whose search ignores the `where` filter: the gate must still hold."""
+
+    def __init__(self, items: list[Item]) -> None:
+        self.items = {i.id: i for i in items}
+        self.embedder = self
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] for _ in texts]
+
+    def count(self) -> int:
+        return len(self.items)
+
+    def get(self, ids: list[str]) -> dict[str, Item]:
+        return {i: self.items[i] for i in ids if i in self.items}
+
+    def vectors(self, ids: list[str]) -> dict[str, object]:
+        import numpy as np
+
+        return {i: np.asarray([1.0, float(n)], dtype=np.float32)
+                for n, i in enumerate(ids) if i in self.items}
+
+    def query(self, vector: object, n: int, *, exclude: Collection[str] = (),
+              where: object = None) -> list[tuple[Item, float, object]]:
+        import numpy as np
+
+        hits = [i for i in self.items.values() if i.id not in exclude][:n]
+        return [(i, 1.0 - k / 10, np.asarray([1.0, 0.0], dtype=np.float32))
+                for k, i in enumerate(hits)]
+
+
+def test_a_leaky_retrieval_cannot_break_the_profile_and_the_chat_is_told() -> None:
+    from typing import Any, cast
+
+    from recagent.chat.profile_recommend import ProfileRecommender
+    from recagent.recommender import Recommender
+
+    store = LeakyStore([movie("h", 1995, "Horror"), movie("1", 1995), movie("2", 1990),
+                        movie("old", 1950), movie("3", 1999)])
+    engine = ProfileRecommender(Recommender(cast(Any, store), cast(Any, None), None,
+                                            n_candidates=5))
+    result = engine.recommend(PreferenceProfile(exclude_genres=["Horror"], year_min=1960), 3)
+    assert [i.item_id for i in result.items] == ["1", "2", "3"]
+    assert all(i.source == "retrieval" and i.explanation for i in result.items)
+    assert result.notes == ["dropped 'Movie h': has the ruled-out genre Horror",
+                            "dropped 'Movie old': is from 1950, before 1960"]

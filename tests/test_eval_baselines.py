@@ -15,7 +15,7 @@ from eval.baselines import (
     RandomScorer,
 )
 from eval.datasets import Rating
-from eval.harness import baseline_result
+from eval.per_user import baseline_result
 from eval.protocols import FULL, Case
 
 # Users a, b had {1, 2}; c had {1, 3}; d had {4}.

@@ -15,7 +15,8 @@ import eval.harness
 from eval.config import EvalConfig
 from eval.datasets import Dataset, Rating
 from eval.fusion import folds
-from eval.harness import Harness, llm_result
+from eval.harness import Harness
+from eval.per_user import llm_result
 from eval.protocols import Case
 from eval.report import markdown, write_report
 from eval.summary import summarize
@@ -163,6 +164,9 @@ def test_failed_users_score_zero_and_are_counted(store, tmp_path: Path) -> None:
     assert sample["ndcg@10"] == 0.0 and sample["hit_rate@10"] == 0.0
     validity = summary["validity"]["zs"]["full"]
     assert validity["degraded"] == 4 and validity["failed"] == 4
+    stored = result.results["zs"][0]
+    assert {r.error for r in stored} == {"TransportError: server down"}
+    assert not any(r.parse_failure for r in stored)
 
 
 def test_an_exception_is_a_failed_user_not_a_crash(store) -> None:
@@ -173,6 +177,34 @@ def test_an_exception_is_a_failed_user_not_a_crash(store) -> None:
                    history=(Rating(user="x", item="nope", rating=5.0, ts=1),))
     result = llm_result(recommender, unknown, "zs", 3, ITEMS, True)
     assert result.failed and result.ranking == [] and "UnknownItemError" in (result.error or "")
+
+
+def test_the_stored_result_counts_the_trace_by_its_fields() -> None:
+    from eval.per_user import _from_recommendation
+    from recagent.types import RankedItem, Recommendation, Repair, Trace, Usage
+
+    repairs = [
+        Repair(kind="unknown_label", item_id="Q", detail="dropped 'Q': not a candidate label"),
+        Repair(kind="not_candidate", item_id="99", detail="filled 7 item(s), says the text"),
+        Repair(kind="duplicate", item_id="2", detail="dropped '2': not a candidate"),
+        Repair(kind="filled", count=2, detail="no number here"),
+    ]
+    trace = Trace(attempts=2, repaired=True, repairs=repairs, degraded=True,
+                  degraded_reason="parse", degraded_detail="ResponseError: bad (after 2)",
+                  usage=Usage(prompt_tokens=10, completion_tokens=3))
+    rec = Recommendation(items=[RankedItem(item_id="2", title="Film 2", score=1.0,
+                                           explanation="x")], trace=trace)
+    base = {"run": "zs", "user": "u", "setting": 0, "history_len": 1, "case": "k"}
+    got = _from_recommendation(rec, base, False)
+    assert (got.invented, got.filled, got.parse_failure, got.reasked) == (2, 2, True, True)
+    assert got.error == "ResponseError: bad (after 2)" and got.ranking == ["2"]
+    assert got.degraded and not got.failed and got.prompt_tokens == 10
+    zeroed = _from_recommendation(rec, base, True)
+    assert zeroed.failed and zeroed.ranking == []
+    other = trace.model_copy(update={"degraded_reason": "transport",
+                                     "degraded_detail": "ResponseError lookalike"})
+    assert not _from_recommendation(rec.model_copy(update={"trace": other}), base,
+                                    False).parse_failure
 
 
 def test_report_files_are_written_and_recompute_the_metrics(store, tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from eval.baselines import RandomScorer
-from eval.harness import baseline_result
 from eval.metrics import NO_ANSWER, mean_metrics, paired_tests, qrels_for, run_for
+from eval.per_user import baseline_result
 from eval.protocols import Case
 from eval.results import UserResult
 

@@ -108,10 +108,10 @@ def test_repair_drops_unknown_seen_and_duplicate_then_fills_in_retrieval_order()
     items, repairs = assemble(order, CANDIDATES, seen={"12"}, k=4, history_titles=TITLES)
     assert ids(items) == ["13", "11", "14", "15"]
     assert [i.source for i in items] == ["llm", "retrieval", "retrieval", "retrieval"]
-    assert any("'99'" in r and "not a candidate" in r for r in repairs)
-    assert any("duplicate" in r for r in repairs)
-    assert any("already in the history" in r for r in repairs)
-    assert any("filled 3" in r for r in repairs)
+    assert [(r.kind, r.item_id, r.count) for r in repairs] == [
+        ("not_candidate", "99", 1), ("duplicate", "13", 1), ("seen", "12", 1),
+        ("filled", None, 3)]
+    assert all(r.detail for r in repairs)
 
 
 def test_repair_never_returns_seen_candidates_even_when_filling() -> None:
@@ -124,7 +124,8 @@ def test_repair_explains_every_item_and_scores_descend() -> None:
                               history_titles=TITLES)
     assert all(i.explanation.strip() for i in items)
     assert "Movie 100" in items[0].explanation  # retrieval evidence names the history item
-    assert any("empty reason" in r for r in repairs)
+    assert [(r.kind, r.item_id, r.count) for r in repairs] == [("empty_reason", "14", 1),
+                                                               ("filled", None, 1)]
     assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
 
 

@@ -66,7 +66,8 @@ def test_llm_order_and_reasons_are_used(store: CatalogStore) -> None:
 def test_transport_failure_degrades_to_retrieval_order_and_is_counted(store) -> None:
     rec, _ = make(store, TransportError("connection refused"))
     out = rec.recommend(HISTORY, k=4)
-    assert out.degraded and "connection refused" in (out.trace.degraded_reason or "")
+    assert out.degraded and out.trace.degraded_reason == "transport"
+    assert out.trace.degraded_detail == "TransportError: connection refused"
     baseline = Recommender(store, SemanticRetriever(store), None, n_candidates=6)
     expected = [i.item_id for i in baseline.recommend(HISTORY, 4).items]
     assert [i.item_id for i in out.items] == expected
@@ -77,15 +78,44 @@ def test_transport_failure_degrades_to_retrieval_order_and_is_counted(store) -> 
 def test_unparseable_twice_degrades_with_reask_counted(store) -> None:
     rec, client = make(store, "I like turtles", "still not json")
     out = rec.recommend(HISTORY, k=3)
-    assert out.degraded and "ResponseError" in (out.trace.degraded_reason or "")
+    assert out.degraded and out.trace.degraded_reason == "parse"
+    assert (out.trace.degraded_detail or "").endswith("(after 2 attempt(s))")
     assert len(client.requests) == 2 and len(out.items) == 3
 
 
 def test_only_invalid_labels_is_degraded_not_silent(store) -> None:
     rec, _ = make(store, pick("Q", "R", "S"))
     out = rec.recommend(HISTORY, k=3)
-    assert out.degraded and out.trace.degraded_reason == "the model named no valid candidate"
-    assert sum("not a candidate label" in r for r in out.trace.repairs) == 3
+    assert out.degraded and out.trace.degraded_reason == "no_valid_candidate"
+    assert out.trace.degraded_detail == "the model named no valid candidate"
+    # three unknown labels; no top-up repair: the model's order was empty, so it is degraded
+    assert [(r.kind, r.item_id) for r in out.trace.repairs] == [
+        ("unknown_label", "Q"), ("unknown_label", "R"), ("unknown_label", "S")]
+
+
+def test_any_other_ranker_failure_is_an_error_kind(store) -> None:
+    class Broken:
+        def rank(self, *args: object) -> None:
+            raise KeyError("boom")
+
+    rec = Recommender(store, SemanticRetriever(store), Broken(), n_candidates=6)
+    out = rec.recommend(HISTORY, k=2)
+    assert out.degraded and out.trace.degraded_reason == "error"
+    assert out.trace.degraded_detail == "KeyError: 'boom'"
+
+
+def test_limits_drop_items_and_the_list_is_topped_up(store) -> None:
+    rec, _ = make(store, pick("A", "B", "C"))
+    plain = [i.item_id for i in Recommender(store, SemanticRetriever(store), None,
+                                            n_candidates=6).recommend(HISTORY, 6).items]
+    banned = plain[1]
+    out = rec.recommend(HISTORY, k=3,
+                        limits=lambda item: ["is banned"] if item.id == banned else [])
+    ids = [i.item_id for i in out.items]
+    assert banned not in ids and len(ids) == 3
+    violated = [r for r in out.trace.repairs if r.kind == "violates"]
+    assert [r.item_id for r in violated] == [banned] and "is banned" in violated[0].detail
+    assert out.trace.repaired and rec.stats.repaired == 1
 
 
 @pytest.mark.parametrize("labels", [("A", "A", "A"), ("F", "E"), ("B",)])
@@ -126,12 +156,13 @@ def test_async_twin_gives_the_same_answer(store) -> None:
 
 
 def test_cli_history_parsing() -> None:
-    from recagent.cli.main import parse_history
+    from recagent.cli.commands import parse_history
     h = parse_history("1, 50=2,181=4.5")
     assert [i.item_id for i in h.interactions] == ["1", "50", "181"]
     assert [i.polarity for i in h.interactions] == [1, -1, 1]
-    with pytest.raises(ConfigError, match="not a number"):
-        parse_history("1=x")
+    for bad in ("1=x", "1=0", "1=nan", "1=6", "1=inf"):  # the README says 1-5
+        with pytest.raises(ConfigError, match=r"item 1 must be a number from 1 to 5"):
+            parse_history(bad)
     with pytest.raises(ConfigError, match="more than once"):
         parse_history("1,1")
     with pytest.raises(ConfigError, match="empty entry"):

@@ -1,0 +1,95 @@
+"""The one final gate (recagent.gate.assemble), directly: every rule, every typed repair."""
+
+from __future__ import annotations
+
+import pytest
+
+from recagent.gate import assemble, no_limits, retrieval_reason
+from recagent.types import Candidate, Item, RankedItem, Repair
+
+TITLES = {"h": "Heat"}
+
+
+def candidate(i: str, rank: int, *, year: int = 2000, nearest: str | None = "h") -> Candidate:
+    item = Item(id=i, title=f"Movie {i}", text="", metadata={"year": year})
+    return Candidate(item=item, rank=rank, score=1.0 - rank / 10, nearest_history_id=nearest)
+
+
+CANDIDATES = [candidate("a", 0), candidate("b", 1, year=1950), candidate("c", 2),
+              candidate("d", 3, nearest=None), candidate("e", 4)]
+
+
+def before_1990(item: Item) -> list[str]:
+    year = item.metadata.get("year")
+    return [f"is from {year}"] if isinstance(year, int) and year < 1990 else []
+
+
+def ids(items: list[RankedItem]) -> list[str]:
+    return [i.item_id for i in items]
+
+
+def kinds(repairs: list[Repair]) -> list[tuple[str, str | None, int]]:
+    return [(r.kind, r.item_id, r.count) for r in repairs]
+
+
+def test_a_clean_answer_passes_unchanged() -> None:
+    items, repairs = assemble([("c", "because"), ("a", "also")], CANDIDATES, set(), 2, TITLES)
+    assert ids(items) == ["c", "a"] and repairs == []
+    assert [i.explanation for i in items] == ["because", "also"]
+    assert all(i.source == "llm" for i in items)
+    assert [i.score for i in items] == [1.0, 0.5]
+
+
+def test_unknown_seen_duplicate_and_limit_breaking_picks_are_dropped_with_typed_repairs(
+) -> None:
+    order = [("zz", "r"), ("a", "r"), ("c", "r"), ("a", "r"), ("b", "r"), ("e", "r")]
+    items, repairs = assemble(order, CANDIDATES, {"c"}, 3, TITLES, limits=before_1990)
+    assert ids(items) == ["a", "e", "d"]
+    assert kinds(repairs) == [("not_candidate", "zz", 1), ("seen", "c", 1),
+                              ("duplicate", "a", 1), ("violates", "b", 1), ("filled", None, 1)]
+    assert repairs[3].detail == "dropped 'Movie b': is from 1950"
+    assert all(r.detail for r in repairs)
+
+
+def test_the_top_up_follows_retrieval_order_and_skips_what_may_not_be_shown() -> None:
+    items, repairs = assemble([("e", "best")], CANDIDATES, {"a"}, 4, TITLES,
+                              limits=before_1990)
+    assert ids(items) == ["e", "c", "d"]  # a seen, b too old: only three may be shown
+    assert [i.source for i in items] == ["llm", "retrieval", "retrieval"]
+    assert kinds(repairs) == [("violates", "b", 1), ("filled", None, 2)]
+
+
+def test_k_is_respected_and_later_picks_are_not_even_looked_at() -> None:
+    order = [("a", "1"), ("c", "2"), ("zz", "3"), ("b", "4")]
+    items, repairs = assemble(order, CANDIDATES, set(), 2, TITLES, limits=before_1990)
+    assert ids(items) == ["a", "c"] and repairs == []
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_without_an_order_the_list_is_retrieval_order_and_not_a_repair(k: int) -> None:
+    items, repairs = assemble([], CANDIDATES, set(), k, TITLES)
+    assert ids(items) == ["a", "b", "c", "d", "e"][:k] and repairs == []
+    assert all(i.source == "retrieval" and i.explanation for i in items)
+
+
+def test_empty_reasons_are_replaced_by_retrieval_evidence() -> None:
+    items, repairs = assemble([("a", "   "), ("d", ""), ("c", None)], CANDIDATES, set(), 3,
+                              TITLES)
+    assert [i.explanation for i in items] == [
+        "Close in content to Heat, which you liked.",
+        "A close content match to your history.",
+        "Close in content to Heat, which you liked."]
+    assert [i.source for i in items] == ["retrieval", "retrieval", "llm"]  # None: not asked
+    assert kinds(repairs) == [("empty_reason", "a", 1), ("empty_reason", "d", 1)]
+
+
+def test_each_refused_item_is_one_repair_though_the_top_up_passes_it_again() -> None:
+    items, repairs = assemble([("b", "old")], CANDIDATES, set(), 5, TITLES,
+                              limits=before_1990)
+    assert ids(items) == ["a", "c", "d", "e"]
+    assert kinds(repairs) == [("violates", "b", 1), ("filled", None, 4)]
+
+
+def test_the_defaults() -> None:
+    assert no_limits(CANDIDATES[1].item) == []
+    assert retrieval_reason(CANDIDATES[0], {}) == "A close content match to your history."
