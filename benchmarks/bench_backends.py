@@ -27,9 +27,9 @@ from recagent.llm.backends.vllm_model import VLLMModelPreparer
 from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
 from recagent.llm.client import OpenAIClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.rank.factory import RankerSpec, build_ranker
 from recagent.rank.listwise import LLMRanking
 from recagent.types import Candidate, Interaction, Item
-from recagent.wiring import RankerSpec, build_ranker
 
 LIKED = ["Star Wars (1977)", "Fargo (1996)", "Return of the Jedi (1983)"]
 

@@ -23,8 +23,8 @@ from typing import Any
 from recagent.llm.backends.vllm_engine import VLLMEngineClient, load_engine, shutdown_engine
 from recagent.llm.backends.vllm_server import usable_cores
 from recagent.llm.prompts import PromptLibrary
+from recagent.rank.factory import RankerSpec, build_ranker
 from recagent.types import Candidate, Interaction, Item
-from recagent.wiring import RankerSpec, build_ranker
 
 TITLES = [
     "Toy Story (1995): animated toys come to life", "Finding Nemo (2003): a lost clownfish",

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from bench_recommend import sparse_histories
 
+from recagent.rank.factory import RankerSpec, build_ranker
 from recagent.recommender import Recommender
-from recagent.wiring import LLMSpec, RankerSpec, Settings, build_ranker, open_parts
+from recagent.wiring import LLMSpec, Settings, open_parts
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recagent.errors import ConfigError
-from recagent.wiring import HybridSpec, LLMSpec, RankerSpec, RetrieverSpec
+from recagent.rank.factory import RankerSpec
+from recagent.wiring import HybridSpec, LLMSpec, RetrieverSpec
 
 BaselineName = Literal["random", "popularity", "itemknn", "embedding", "bpr"]
 

@@ -44,10 +44,11 @@ from recagent.llm.cache import CacheStats, CachingClient
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.rank.ensemble import LLM_SOURCE, FusionRanker, fit_weights
+from recagent.rank.factory import build_ranker
 from recagent.rank.listwise import Ranker
 from recagent.recommender import Recommender
 from recagent.types import Item
-from recagent.wiring import build_ranker, build_retriever
+from recagent.wiring import build_retriever
 from retrieval.store import CatalogStore
 
 

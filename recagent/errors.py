@@ -4,6 +4,7 @@ defined so that retrieval can raise the same errors the facade documents."""
 from retrieval.errors import (
     ConfigError,
     DataFormatError,
+    DeadlineError,
     EmptyCatalogError,
     LLMError,
     ModelArtifactError,
@@ -13,6 +14,6 @@ from retrieval.errors import (
     UnknownItemError,
 )
 
-__all__ = ["ConfigError", "DataFormatError", "EmptyCatalogError", "LLMError",
+__all__ = ["ConfigError", "DataFormatError", "DeadlineError", "EmptyCatalogError", "LLMError",
            "ModelArtifactError", "RecagentError", "ResponseError", "TransportError",
            "UnknownItemError"]

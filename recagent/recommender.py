@@ -16,6 +16,7 @@ from typing import Any
 
 from recagent.errors import (
     ConfigError,
+    DeadlineError,
     EmptyCatalogError,
     LLMError,
     ResponseError,
@@ -140,6 +141,8 @@ class Recommender:
                 ranking = self.ranker.rank(
                     [(i, items[i.item_id]) for i in ordered], candidates, min(k, len(candidates))
                 )
+            except ConfigError:
+                raise  # the setup is wrong (unknown model, refused key): exit 2, not degraded
             except Exception as e:
                 failure = (degraded_reason(e), f"{type(e).__name__}: {e}")
                 log.warning("ranker failed, answering in retrieval order: %s", failure[1])
@@ -195,6 +198,8 @@ def degraded_reason(error: Exception) -> DegradedReason:
     """The kind of a ranker failure, for counting: never read from the message."""
     if isinstance(error, ResponseError):
         return "parse"
+    if isinstance(error, DeadlineError):
+        return "deadline"
     if isinstance(error, TransportError):
         return "transport"
     if isinstance(error, LLMError):

@@ -110,10 +110,12 @@ id (not_candidate), an already seen item, a duplicate, or an item breaking a lim
 request (violates); explained an item from retrieval evidence because its reason was
 empty (empty_reason); or topped the list up from retrieval order (filled)."""
 
-DegradedReason = Literal["parse", "transport", "llm_error", "no_valid_candidate", "error"]
+DegradedReason = Literal["parse", "deadline", "transport", "llm_error", "no_valid_candidate",
+                         "error"]
 """Why an answer fell back to retrieval order: the model's answer was unusable
-(ResponseError), the call failed (TransportError), another LLMError, the model named no
-valid candidate, or any other exception of the ranker."""
+(ResponseError), the request's deadline passed (DeadlineError), the call failed
+(TransportError), another LLMError, the model named no valid candidate, or any other
+exception of the ranker. A configuration error (ConfigError) is raised, never degraded."""
 
 
 class Repair(Frozen):

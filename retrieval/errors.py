@@ -25,6 +25,10 @@ class EmptyCatalogError(ConfigError):
     """The collection has no items: nothing to recommend from."""
 
 
+class IncompleteCatalogError(ConfigError):
+    """The collection's last ingest did not finish (killed, or still running): re-run it."""
+
+
 class DataFormatError(ConfigError):
     """A malformed input row; names the file and line."""
 
@@ -43,6 +47,11 @@ class LLMError(RecagentError):
 
 class TransportError(LLMError):
     """Timeouts, connection failures, 429 and 5xx: worth retrying."""
+
+
+class DeadlineError(TransportError):
+    """A call's total deadline passed: its tries, the waits between them and a slow reply
+    together took too long. A TransportError, so it counts as the call failing."""
 
 
 class TokenUsage(Protocol):

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from recagent.errors import ConfigError, TransportError, UnknownItemError
+from recagent.llm.client import OpenAIClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
@@ -15,6 +16,7 @@ from recagent.types import Interaction, Item, UserHistory
 from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.fakes import ScriptedClient
+from tests.faultserver import fault_server
 
 MOVIES = [
     ("1", "Alien (1979)", "Sci-Fi horror in space"),
@@ -201,3 +203,26 @@ def test_feedback_replaces_an_earlier_interaction_and_is_newest(store: CatalogSt
     merged = rec.with_feedback(history)
     assert [(i.item_id, i.polarity, i.ts) for i in merged.chronological()] == \
         [("9", 1, 20), ("1", -1, 21), ("5", 1, 22)]
+
+
+def test_a_hung_llm_server_degrades_at_the_deadline(store: CatalogStore) -> None:
+    # A real client against a loopback server that never answers: the answer is the
+    # retrieval order, flagged with reason "deadline", and counted.
+    with fault_server("hang") as server:
+        client = OpenAIClient(base_url=server.url, model="m", deadline_s=1.0)
+        rec = Recommender(store, SemanticRetriever(store),
+                          ListwiseRanker(client, PromptLibrary()), n_candidates=6)
+        out = rec.recommend(HISTORY, k=3)
+    assert out.degraded and out.trace.degraded_reason == "deadline"
+    assert len(out.items) == 3 and rec.stats.degraded == 1
+
+
+def test_a_setup_error_from_the_server_is_raised_not_degraded(store: CatalogStore) -> None:
+    # 404: the model name is wrong. That is the user's configuration (exit 2), not a model
+    # failure to hide behind a degraded answer.
+    with fault_server("404") as server:
+        client = OpenAIClient(base_url=server.url, model="wrongname")
+        rec = Recommender(store, SemanticRetriever(store),
+                          ListwiseRanker(client, PromptLibrary()), n_candidates=6)
+        with pytest.raises(ConfigError, match="wrongname"):
+            rec.recommend(HISTORY, k=3)

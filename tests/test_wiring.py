@@ -16,6 +16,7 @@ from recagent.errors import ConfigError
 from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.prompts import PromptLibrary
 from recagent.rank.ensemble import BootstrapRanker, FusionRanker, ShuffledRanker
+from recagent.rank.factory import RankerSpec, build_ranker
 from recagent.rank.listwise import ListwiseRanker
 from recagent.rank.logprob import LogprobRanker
 from recagent.rank.nir import NIRRanker
@@ -23,10 +24,8 @@ from recagent.types import Demonstration, Item, UserHistory
 from recagent.wiring import (
     HybridSpec,
     LLMSpec,
-    RankerSpec,
     RetrieverSpec,
     Settings,
-    build_ranker,
     build_retriever,
     open_parts,
     open_store,

@@ -36,6 +36,7 @@ ENV_HELP = """environment (flags win):
                          embedded model; RECAGENT_LLM_MODEL names the model there
   RECAGENT_LLM_API_KEY   API key for that server (falls back to OPENAI_API_KEY)
   RECAGENT_MODEL         embedded model preset or a .gguf path
+  RECAGENT_LLM_DEADLINE_S  most seconds an LLM request may take (--deadline)
   RECAGENT_VLLM_PYTHON   python of the vLLM environment (serve-llm --backend vllm)
 
 exit codes: 0 ok, 1 failure, 2 bad input or configuration, 3 degraded (with --strict),

@@ -21,8 +21,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                  vllm: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve-llm", parents=[base, llm, vllm],
                        help="run a model as an OpenAI-compatible server (embedded or vLLM)")
-    p.add_argument("--port", type=bounded(1, 65535), default=8080,
-                   help="port on 127.0.0.1 to serve on (default 8080)")
+    p.add_argument("--port", type=bounded(0, 65535), default=8080,
+                   help="port on 127.0.0.1 to serve on (default 8080; 0: any free port)")
     p.add_argument("--parallel", type=bounded(1, 64), default=2,
                    help="parallel request slots (llama.cpp)")
     p.add_argument("--backend", choices=["llamacpp", "vllm"], default="llamacpp",

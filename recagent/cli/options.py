@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from recagent.errors import ConfigError
-from recagent.wiring import LLMSpec, RankerSpec, RetrieverSpec, Settings
+from recagent.rank.factory import RankerSpec
+from recagent.wiring import LLMSpec, RetrieverSpec, Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -32,6 +33,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "model": getattr(args, "llm_model", None) or env.get("RECAGENT_LLM_MODEL"),
         "preset": getattr(args, "model", None) or env.get("RECAGENT_MODEL"),
         "threads": getattr(args, "threads", None),
+        "deadline_s": getattr(args, "deadline", None) or env.get("RECAGENT_LLM_DEADLINE_S"),
     }
     values: dict[str, Any] = {
         "home": Path(home),
@@ -90,6 +92,9 @@ def flag_groups() -> dict[str, argparse.ArgumentParser]:
     llm.add_argument("--model", help="embedded model preset or .gguf path "
                                      "(see `recagent models list`)")
     llm.add_argument("--threads", type=bounded(1), help="CPU threads for the embedded model")
+    llm.add_argument("--deadline", type=float, metavar="SECONDS",
+                     help="most seconds an LLM request may take, retries included; past it "
+                          "the answer is degraded (default 600 embedded, 180 for a server)")
     pipeline = argparse.ArgumentParser(add_help=False)
     pipeline.add_argument("--candidates", dest="n_candidates", type=bounded(1, 100),
                           help="candidates retrieved for the LLM to rank (default 20)")

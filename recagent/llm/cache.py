@@ -3,6 +3,8 @@
 Keyed on everything that decides the answer (model, messages, schema, sampling
 parameters); stored in SQLite in WAL mode, so threads of one run and several runs at
 once can share a file. Only answers are cached: a failed call is retried next time.
+A stored answer that no longer reads as a Completion counts as a miss and is replaced; a
+cache file SQLite cannot read or write is a ConfigError (the cache path is a setting).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from recagent.errors import ConfigError
 from recagent.llm.client import JsonSchema, LLMClient, Message
 from recagent.types import Completion
 
@@ -87,13 +92,22 @@ class CachingClient:
     ) -> Completion:
         key = request_key(self.inner.model, messages, schema=schema, max_tokens=max_tokens,
                           temperature=temperature, top_logprobs=top_logprobs, seed=seed)
+        stale = False
         with self._lock:
-            row = self._db.execute(
-                "SELECT completion FROM completions WHERE key = ?", (key,)
-            ).fetchone()
+            try:
+                row = self._db.execute(
+                    "SELECT completion FROM completions WHERE key = ?", (key,)
+                ).fetchone()
+            except sqlite3.Error as e:
+                raise ConfigError(f"the response cache {self.path} cannot be read: {e}") from e
             if row is not None:
-                self._hits += 1
-                return Completion.model_validate_json(row[0])
+                try:
+                    hit = Completion.model_validate_json(row[0])
+                except ValidationError:
+                    stale = True  # written by another version: ask again, then replace it
+                else:
+                    self._hits += 1
+                    return hit
             self._misses += 1
         # The call itself runs outside the lock: concurrent misses reach the server together.
         completion = self.inner.complete(
@@ -101,11 +115,15 @@ class CachingClient:
             top_logprobs=top_logprobs, seed=seed,
         )
         with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO completions (key, model, completion, created) "
-                "VALUES (?, ?, ?, ?)",
-                (key, self.inner.model, completion.model_dump_json(), time.time()),
-            )
+            try:
+                self._db.execute(
+                    f"INSERT OR {'REPLACE' if stale else 'IGNORE'} INTO completions "
+                    "(key, model, completion, created) VALUES (?, ?, ?, ?)",
+                    (key, self.inner.model, completion.model_dump_json(), time.time()),
+                )
+            except sqlite3.Error as e:
+                raise ConfigError(f"the response cache {self.path} cannot store an answer "
+                                  f"(the answer is lost): {e}") from e
         return completion
 
     def close(self) -> None:

@@ -22,10 +22,11 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
-import xllamacpp
+if TYPE_CHECKING:  # imported where a server starts: a vLLM-only environment lacks it
+    import xllamacpp
 
 from recagent.errors import ConfigError, LLMError, ModelArtifactError, TransportError
 
@@ -83,6 +84,8 @@ class LocalLLMServer:
         check_gguf(self.model_path)
         if self.requested_port:
             _check_port_free(self.host, self.requested_port)
+        import xllamacpp
+
         began = time.perf_counter()
         try:
             server = xllamacpp.Server(self._params())
@@ -171,6 +174,8 @@ class LocalLLMServer:
     # internals
 
     def _params(self) -> xllamacpp.CommonParams:
+        import xllamacpp
+
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
         params.model_alias = {self.model_name}
