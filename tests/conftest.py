@@ -22,13 +22,17 @@ import pytest
 from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.backends.vllm_model import PreparedModel, VLLMModelPreparer
 from recagent.types import Item
+from retrieval.catalog_files import load_movielens
 from retrieval.embeddings import Embedder, OnnxEmbedder
+from retrieval.store import CatalogStore
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RECAGENT_TEST_DATA", REPO.parent / "shared" / "data"))
 
 VLLM_PYTHON = Path(os.environ.get("RECAGENT_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
 """The vLLM environment (`make vllm-venv`) that the `vllm` tests run a real server from."""
+
+ML100K = DATA / "ml-100k"
 
 needs_data = pytest.mark.skipif(
     not (DATA / "ml-100k" / "u.item").is_file(),
@@ -185,3 +189,17 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def ml100k_home(tmp_path_factory: pytest.TempPathFactory, artifacts: ArtifactStore,
+                embedder: Embedder) -> Path:
+    """A recagent home holding MovieLens 100K; ingestion is idempotent, so every module
+    of this test run that asks gets the same collection, embedded once."""
+    if not (ML100K / "u.item").is_file():
+        pytest.skip(f"{ML100K} not present")
+    home = tmp_path_factory.getbasetemp() / "chat-ml100k-home"
+    home.mkdir(exist_ok=True)
+    if not (home / "artifacts").exists():
+        (home / "artifacts").symlink_to(artifacts.cache_dir.resolve())
+    CatalogStore.open(embedder, path=home / "chroma").ingest(load_movielens(ML100K))
+    return home

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO
 
 from recagent.llm.backends.vllm_model import PreparedModel
 from recagent.rank.listwise import RankingAnswer, labels_for
 
 pytestmark = pytest.mark.vllm
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,20 @@
-"""Mechanics of single-pass logprob ranking, the permutation bootstrap and score fusion,
-with a scripted client at the LLMClient boundary and hand-computed expectations."""
+"""Bootstrap, shuffles and score fusion (recagent/rank/ensemble.py), with hand-computed
+expectations."""
 
 import json
-import math
 
 import pytest
 
 from recagent.errors import ConfigError, ResponseError
-from recagent.gate import assemble
-from recagent.llm.prompts import PromptLibrary
 from recagent.rank.ensemble import (
     BootstrapRanker,
     FusionRanker,
-    borda,
     fit_weights,
     fuse,
     normalised,
 )
 from recagent.rank.listwise import LLMRanking
-from recagent.rank.logprob import LogprobRanker, label_scores
-from recagent.types import Candidate, Completion, Interaction, Invocation, Item, Usage
-from tests.fakes import ScriptedClient
+from recagent.types import Candidate, Interaction, Invocation, Item, Usage
 
 
 def item(i: int) -> Item:
@@ -34,70 +28,6 @@ def cands(*ids: int, **sources: list[float]) -> list[Candidate]:
 
 
 HISTORY = [(Interaction(item_id="100", liked=True), item(100))]
-
-
-def logprobs(top: dict[str, float]) -> Completion:
-    return Completion(text="B", usage=Usage(prompt_tokens=50, completion_tokens=1),
-                      top_logprobs=[top])
-
-
-def test_label_scores_merge_token_variants_and_ignore_other_tokens() -> None:
-    top = {"B": math.log(0.3), " B": math.log(0.1), "The": -0.1, "A": math.log(0.2), "Z": -1.0}
-    scores = label_scores(top, ["A", "B", "C"])
-    assert scores.keys() == {"A", "B"}
-    assert scores["B"] == pytest.approx(math.log(0.4))
-    assert scores["A"] == pytest.approx(math.log(0.2))
-
-
-def test_logprob_ranker_maps_labels_back_to_ids_in_one_call() -> None:
-    client = ScriptedClient(logprobs({"C": -0.5, "A": -1.0, "The": -0.2, "D": -3.0}))
-    result = LogprobRanker(client, PromptLibrary()).rank(HISTORY, cands(11, 12, 13, 14), 3)
-    # C > A > D, then B (not among the top logprobs) last
-    assert [i for i, _ in result.order] == ["13", "11", "14"]
-    assert result.scores["12"] < result.scores["14"] < result.scores["11"] < result.scores["13"]
-    assert all(reason is None for _, reason in result.order)
-    request = client.requests[0]
-    assert request["max_tokens"] == 1 and request["top_logprobs"] == 20
-    assert len(client.requests) == 1
-    assert "[C] Movie 13" in request["messages"][-1]["content"]
-
-
-def test_logprob_ranker_without_any_label_is_a_response_error() -> None:
-    client = ScriptedClient(logprobs({"The": -0.1, "I": -2.0}))
-    with pytest.raises(ResponseError):
-        LogprobRanker(client, PromptLibrary()).rank(HISTORY, cands(11, 12), 1)
-    with pytest.raises(ResponseError, match="no logprobs"):
-        LogprobRanker(ScriptedClient("B"), PromptLibrary()).rank(HISTORY, cands(11, 12), 1)
-
-
-def test_logprob_explanations_only_for_the_final_top_k() -> None:
-    reasons = json.dumps({"reasons": [{"id": "B", "reason": "second"},
-                                      {"id": "A", "reason": "first"}]})
-    client = ScriptedClient(logprobs({"B": -0.1, "C": -0.2, "A": -3.0}), reasons)
-    result = LogprobRanker(client, PromptLibrary(), explain=True).rank(
-        HISTORY, cands(11, 12, 13), 2)
-    assert result.order == [("12", "first"), ("13", "second")]
-    schema = client.requests[1]["schema"]["properties"]["reasons"]
-    assert schema["items"]["properties"]["id"]["enum"] == ["A", "B"]
-    content = client.requests[1]["messages"][-1]["content"]
-    assert "[A] Movie 12" in content and "[B] Movie 13" in content and "Movie 11" not in content
-
-
-def test_logprob_bad_explanations_leave_items_to_the_evidence() -> None:
-    client = ScriptedClient(logprobs({"A": -0.1}), "not json", "still not json")
-    result = LogprobRanker(client, PromptLibrary(), explain=True).rank(HISTORY, cands(11, 12), 1)
-    assert result.order == [("11", None)]
-    assert len(client.requests) == 3  # the explanations were re-asked once
-    inv = result.invocation
-    assert inv.fallback is not None and "unusable explanations" in inv.fallback
-    assert inv.attempts == 2 and inv.usage.prompt_tokens == 250
-    items, repairs = assemble(result.order, cands(11, 12), set(), 1, {"100": "Movie 100"})
-    assert items[0].explanation and repairs == []
-
-
-def test_borda_points_by_hand() -> None:
-    # n = 3: first place 3 points, second 2, third 1
-    assert borda([["a", "b"], ["b", "c", "a"]], 3) == {"a": 4.0, "b": 5.0, "c": 2.0}
 
 
 class OrderRanker:
@@ -218,35 +148,6 @@ def test_bagged_weights_mix_sources_that_each_win_some_users() -> None:
     assert bagged["a"] > bagged["b"] > 0 and bagged["a"] + bagged["b"] == pytest.approx(1.0)
     assert bagged == fit_weights(examples, ["a", "b"], (0.0, 1.0), resamples=50, seed=1)[0]
     assert 0 < score <= 1
-
-
-def test_validation_users_are_outside_the_sample_retrieved_and_nested() -> None:
-    from eval.fusion import validation_users
-    from eval.protocols import Case
-
-    def case(n: int) -> Case:  # every third user's target was not retrieved
-        return Case(user=f"u{n}", setting=0, history=(), target="t",
-                    candidates=("x", "y") if n % 3 == 0 else ("x", "t", "y"))
-
-    cases = [case(n) for n in range(30)]
-    sample = {f"u{n}" for n in range(10)}
-    small = validation_users(cases, sample, 6, seed=3)
-    assert len(small) == 6 and not set(small) & sample
-    assert all(int(u[1:]) % 3 for u in small)  # only users whose target can be found
-    large = validation_users(cases, sample, 9, seed=3)
-    assert set(small) <= set(large) and small == validation_users(cases, sample, 6, seed=3)
-    assert len(validation_users(cases, sample, 100, seed=3)) == 14  # all that qualify
-
-
-def test_folds_partition_the_users_evenly_and_by_seed() -> None:
-    from eval.fusion import folds
-
-    users = [f"u{n}" for n in range(23)]
-    groups = folds(users, 5, seed=3)
-    assert sorted(u for g in groups for u in g) == sorted(users)  # each user exactly once
-    assert sorted(len(g) for g in groups) == [4, 4, 5, 5, 5]
-    assert all(g == sorted(g, key=users.index) for g in groups)  # input order kept
-    assert groups == folds(users, 5, seed=3) and groups != folds(users, 5, seed=4)
 
 
 def test_a_shuffled_pass_sees_the_order_of_the_matching_bootstrap_pass() -> None:

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ML100K, ml100k_home
 
 from recagent.chat.session import ChatSession
-from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.backends.llamacpp import LocalLLMServer
 from recagent.llm.backends.presets import resolve_model
 from recagent.llm.client import OpenAIClient
@@ -27,29 +27,12 @@ from recagent.rank.listwise import ListwiseRanker
 from recagent.recommender import Recommender
 from recagent.types import ChatTurn, Item, RankedItem
 from retrieval.catalog_files import load_movielens
-from retrieval.embeddings import Embedder
 from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
-ML100K = REPO.parent / "shared" / "data" / "ml-100k"
 CLI = [sys.executable, "-m", "recagent.cli"]
-
-
-def ml100k_home(tmp_path_factory: pytest.TempPathFactory, artifacts: ArtifactStore,
-                embedder: Embedder) -> Path:
-    """A recagent home holding MovieLens 100K; ingestion is idempotent, so every module
-    of this test run that asks gets the same collection, embedded once."""
-    if not (ML100K / "u.item").is_file():
-        pytest.skip(f"{ML100K} not present")
-    home = tmp_path_factory.getbasetemp() / "chat-ml100k-home"
-    home.mkdir(exist_ok=True)
-    if not (home / "artifacts").exists():
-        (home / "artifacts").symlink_to(artifacts.cache_dir.resolve())
-    CatalogStore.open(embedder, path=home / "chroma").ingest(load_movielens(ML100K))
-    return home
 
 
 @pytest.fixture(scope="module")

@@ -93,3 +93,45 @@ def test_each_refused_item_is_one_repair_though_the_top_up_passes_it_again() -> 
 def test_the_defaults() -> None:
     assert no_limits(CANDIDATES[1].item) == []
     assert retrieval_reason(CANDIDATES[0], {}) == "A close content match to your history."
+
+
+def movie(i: int) -> Item:
+    return Item(id=str(i), title=f"Movie {i}", text=f"Movie {i} (199{i % 10})")
+
+
+LISTWISE = [Candidate(item=movie(i), rank=n, score=1 - n / 10, nearest_history_id="100")
+            for n, i in enumerate([11, 12, 13, 14, 15])]
+LISTWISE_TITLES = {"100": "Movie 100"}
+
+
+# --- the gate after a listwise answer -------------------------------------------------
+
+def test_repair_drops_unknown_seen_and_duplicate_then_fills_in_retrieval_order() -> None:
+    order = [("13", "a"), ("99", "b"), ("13", "c"), ("12", "d")]
+    items, repairs = assemble(order, LISTWISE, seen={"12"}, k=4, history_titles=LISTWISE_TITLES)
+    assert ids(items) == ["13", "11", "14", "15"]
+    assert [i.source for i in items] == ["llm", "retrieval", "retrieval", "retrieval"]
+    assert [(r.kind, r.item_id, r.count) for r in repairs] == [
+        ("not_candidate", "99", 1), ("duplicate", "13", 1), ("seen", "12", 1),
+        ("filled", None, 3)]
+    assert all(r.detail for r in repairs)
+
+
+def test_repair_never_returns_seen_candidates_even_when_filling() -> None:
+    items, _ = assemble([], LISTWISE, seen={"11", "12"}, k=5, history_titles=LISTWISE_TITLES)
+    assert ids(items) == ["13", "14", "15"]
+
+
+def test_repair_explains_every_item_and_scores_descend() -> None:
+    items, repairs = assemble([("14", "  "), ("15", "good")], LISTWISE, seen=set(), k=3,
+                              history_titles=LISTWISE_TITLES)
+    assert all(i.explanation.strip() for i in items)
+    assert "Movie 100" in items[0].explanation  # retrieval evidence names the history item
+    assert [(r.kind, r.item_id, r.count) for r in repairs] == [("empty_reason", "14", 1),
+                                                               ("filled", None, 1)]
+    assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
+
+
+def test_a_clean_answer_needs_no_repair() -> None:
+    items, repairs = assemble([("12", "x"), ("11", "y")], LISTWISE, set(), 2, LISTWISE_TITLES)
+    assert ids(items) == ["12", "11"] and repairs == []

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO
 
 from eval.config import EvalConfig, VariantConfig, load_config
 from eval.datasets import Dataset, Rating, load_ml100k
@@ -23,8 +24,6 @@ from retrieval.embeddings import OnnxEmbedder
 from retrieval.store import CatalogStore
 from tests.conftest import DATA, needs_data
 from tests.fakes import ScriptedClient
-
-REPO = Path(__file__).resolve().parents[1]
 
 GENRES = ["horror", "cartoon", "space", "romance", "western"]
 ITEMS = {str(n): Item(id=str(n), title=f"Film {n}",

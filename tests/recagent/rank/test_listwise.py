@@ -97,43 +97,6 @@ def test_few_shot_demo_must_choose_among_its_candidates() -> None:
         ranker(ScriptedClient(), template="rank_few_shot", demonstrations=[bad])
 
 
-# --- repair -------------------------------------------------------------------------------
-
-def ids(items) -> list[str]:
-    return [i.item_id for i in items]
-
-
-def test_repair_drops_unknown_seen_and_duplicate_then_fills_in_retrieval_order() -> None:
-    order = [("13", "a"), ("99", "b"), ("13", "c"), ("12", "d")]
-    items, repairs = assemble(order, CANDIDATES, seen={"12"}, k=4, history_titles=TITLES)
-    assert ids(items) == ["13", "11", "14", "15"]
-    assert [i.source for i in items] == ["llm", "retrieval", "retrieval", "retrieval"]
-    assert [(r.kind, r.item_id, r.count) for r in repairs] == [
-        ("not_candidate", "99", 1), ("duplicate", "13", 1), ("seen", "12", 1),
-        ("filled", None, 3)]
-    assert all(r.detail for r in repairs)
-
-
-def test_repair_never_returns_seen_candidates_even_when_filling() -> None:
-    items, _ = assemble([], CANDIDATES, seen={"11", "12"}, k=5, history_titles=TITLES)
-    assert ids(items) == ["13", "14", "15"]
-
-
-def test_repair_explains_every_item_and_scores_descend() -> None:
-    items, repairs = assemble([("14", "  "), ("15", "good")], CANDIDATES, seen=set(), k=3,
-                              history_titles=TITLES)
-    assert all(i.explanation.strip() for i in items)
-    assert "Movie 100" in items[0].explanation  # retrieval evidence names the history item
-    assert [(r.kind, r.item_id, r.count) for r in repairs] == [("empty_reason", "14", 1),
-                                                               ("filled", None, 1)]
-    assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
-
-
-def test_a_clean_answer_needs_no_repair() -> None:
-    items, repairs = assemble([("12", "x"), ("11", "y")], CANDIDATES, set(), 2, TITLES)
-    assert ids(items) == ["12", "11"] and repairs == []
-
-
 def test_explain_off_asks_for_letters_only_and_facade_explains_from_evidence() -> None:
     client = ScriptedClient(json.dumps({"ranking": [{"id": "B"}, {"id": "D"}]}))
     result = ranker(client, explain=False).rank(HISTORY, CANDIDATES, 2)

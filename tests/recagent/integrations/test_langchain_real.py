@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ML100K, ml100k_home
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
@@ -30,7 +31,6 @@ from recagent.types import Item, PreferenceProfile
 from retrieval.catalog_files import load_movielens
 from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
-from tests.test_chat_integration import ML100K, ml100k_home
 
 pytestmark = pytest.mark.integration
 
