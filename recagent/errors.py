@@ -6,6 +6,7 @@ from retrieval.errors import (
     DataFormatError,
     DeadlineError,
     EmptyCatalogError,
+    IncompleteCatalogError,
     LLMError,
     ModelArtifactError,
     RecagentError,
@@ -14,6 +15,7 @@ from retrieval.errors import (
     UnknownItemError,
 )
 
-__all__ = ["ConfigError", "DataFormatError", "DeadlineError", "EmptyCatalogError", "LLMError",
+__all__ = ["ConfigError", "DataFormatError", "DeadlineError", "EmptyCatalogError",
+           "IncompleteCatalogError", "LLMError",
            "ModelArtifactError", "RecagentError", "ResponseError", "TransportError",
            "UnknownItemError"]

@@ -170,7 +170,8 @@ def open_store(settings: Settings, collection: str | None = None) -> CatalogStor
     """The catalog collection (default `settings.collection`), embedded or on a server."""
     embedder, name = open_embedder(settings), collection or settings.collection
     if settings.chroma_url:
-        return CatalogStore.open(embedder, url=settings.chroma_url, name=name)
+        return CatalogStore.open(embedder, url=settings.chroma_url, name=name,
+                                 lock_dir=settings.home / "locks")
     return CatalogStore.open(embedder, path=settings.home / "chroma", name=name)
 
 
@@ -276,6 +277,7 @@ def open_parts(
 ) -> Iterator[Parts]:
     """Store, retriever, LLM and ranker as `settings` say, for the duration."""
     store = open_store(settings)
+    store.check_complete()  # a killed or running ingest: refused with what to do
     retriever = build_retriever(settings.retriever, store, interactions)
     prompts = PromptLibrary()
     if settings.ranker is not None:

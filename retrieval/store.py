@@ -2,7 +2,9 @@
 
 Vectors are always computed by our own `Embedder` (Chroma's default one would download
 a model). Ingestion is idempotent and all-or-nothing: a content hash per item decides
-what to write, and a failed write is undone before the error propagates.
+what to write (an unreadable stored vector is rewritten), a failed write is undone before
+the error propagates, writers exclude each other, and a killed ingest is refused by
+`check_complete` (see ingest_guard.py).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from chromadb.config import Settings
 from chromadb.errors import ChromaError
 from tqdm import tqdm
 
+from retrieval import ingest_guard
 from retrieval.embeddings import Embedder
 from retrieval.errors import ConfigError
+from retrieval.ingest_guard import IngestGuard
 from retrieval.types import IngestReport, Item, MetadataValue
 
 INTERNAL_PREFIX = "_ra_"
@@ -72,7 +76,8 @@ def _digest(*parts: object) -> str:
 class CatalogStore:
     """Items, their texts and vectors in one Chroma collection (cosine space)."""
 
-    def __init__(self, collection: chromadb.Collection, embedder: Embedder) -> None:
+    def __init__(self, collection: chromadb.Collection, embedder: Embedder, *,
+                 guard: IngestGuard | None = None) -> None:
         built_with = (collection.metadata or {}).get(EMBEDDER_KEY)
         if built_with is not None and built_with != embedder.name:
             raise ConfigError(
@@ -81,6 +86,7 @@ class CatalogStore:
             )
         self.collection = collection
         self.embedder = embedder
+        self.guard = guard or IngestGuard(collection)
 
     @classmethod
     def open(
@@ -91,9 +97,11 @@ class CatalogStore:
         url: str | None = None,
         name: str = "catalog",
         search_ef: int = SEARCH_EF,
+        lock_dir: Path | None = None,
     ) -> CatalogStore:
         """Open (or create) the collection in a local folder or on a Chroma server; an
-        existing collection is switched to `search_ef` (see SEARCH_EF)."""
+        existing collection is switched to `search_ef` (see SEARCH_EF). Writers lock a file
+        in the Chroma folder, or for a server one in `lock_dir` (see ingest_guard.py)."""
         if (path is None) == (url is None):
             raise ConfigError("give exactly one of path (embedded Chroma) or url (Chroma server)")
         if search_ef < 1:
@@ -122,7 +130,8 @@ class CatalogStore:
             raise ConfigError(
                 f"collection {name!r} uses the {space!r} distance, not cosine; use another name"
             )
-        return cls(collection, embedder)
+        lock = ingest_guard.lock_file(name, path=path, url=url, lock_dir=lock_dir)
+        return cls(collection, embedder, guard=IngestGuard(collection, lock, client))
 
     def count(self) -> int:
         return self.collection.count()
@@ -135,26 +144,46 @@ class CatalogStore:
     # ---- ingestion -------------------------------------------------------------------
 
     def ingest(
-        self, items: Sequence[Item], *, batch_size: int = 256, progress: bool = False
+        self,
+        items: Sequence[Item],
+        *,
+        batch_size: int = 256,
+        progress: bool = False,
+        lock_timeout_s: float = ingest_guard.LOCK_TIMEOUT_S,
     ) -> IngestReport:
-        """Embed and write only new or changed items; on any failure undo the writes."""
+        """Embed and write only new or changed items (or ones whose stored vector cannot be
+        read); on any failure undo the writes. Holds the collection's writer lock: a second
+        writer waits up to `lock_timeout_s`, then fails with a ConfigError. The collection is
+        marked incomplete before the first write, complete after the last."""
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
         self._check(items)
-        stored = self._stored_metadata([i.id for i in items])
+        with self.guard.lock.hold(lock_timeout_s, tell=progress):
+            return self._ingest_locked(items, batch_size, progress)
+
+    def _ingest_locked(
+        self, items: Sequence[Item], batch_size: int, progress: bool
+    ) -> IngestReport:
+        stored, broken = self._stored([i.id for i in items])
         rows = {i.id: self._row(i) for i in items}
         new = [i for i in items if i.id not in stored]
-        changed = [
-            i for i in items if i.id in stored and _differs(stored[i.id], rows[i.id])
-        ]
+        changed = [i for i in items if i.id in stored
+                   and (i.id in broken or stored[i.id].get(HASH_KEY) != rows[i.id][HASH_KEY])]
+        before = self.guard.metadata()
+        source = ingest_guard.source_digest({i: str(r[HASH_KEY]) for i, r in rows.items()})
+        done = ingest_guard.marked_complete(before, source, len(items))
         if not new and not changed:
+            if done != before:
+                self.guard.set_metadata(done)
             return IngestReport(unchanged=len(items), total=len(items))
 
-        snapshot = self._snapshot([i.id for i in changed])
+        # an unreadable vector cannot be snapshot: such an item is rewritten, not restored
+        snapshot = self._snapshot([i.id for i in changed if i.id not in broken])
         work = {i.id for i in new} | {i.id for i in changed}
         todo = [i for i in items if i.id in work]  # input order
         vectors = self._vectors_for(todo, rows, snapshot, batch_size, progress)
         try:
+            self.guard.set_metadata(ingest_guard.marked_incomplete(before))
             with tqdm(total=len(todo), desc="writing", unit="item", disable=not progress) as bar:
                 for start in range(0, len(todo), batch_size):
                     batch = todo[start : start + batch_size]
@@ -165,18 +194,22 @@ class CatalogStore:
                         metadatas=[rows[i.id] for i in batch],
                     )
                     bar.update(len(batch))
+            self.guard.set_metadata(done)  # last: only now is the ingest complete
         except BaseException as failure:
             try:
                 self._rollback([i.id for i in new], snapshot)
+                self.guard.set_metadata(before)
             except Exception as undo:
                 failure.add_note(f"rolling back the partial ingestion also failed: {undo!r}")
             raise
-        return IngestReport(
-            added=len(new),
-            updated=len(changed),
-            unchanged=len(items) - len(todo),
-            total=len(items),
-        )
+        return IngestReport(added=len(new), updated=len(changed),
+                            unchanged=len(items) - len(todo), total=len(items))
+
+    def check_complete(self) -> None:
+        """Raise IncompleteCatalogError if the collection's last ingest did not finish (it
+        was killed, or is still writing); call once after opening a store for reading.
+        A collection made before completion markers existed counts as complete."""
+        self.guard.check()
 
     @staticmethod
     def _check(items: Sequence[Item]) -> None:
@@ -198,13 +231,16 @@ class CatalogStore:
         content = _digest(item.id, item.title, item.text, item.metadata, vector_key)
         return {**item.metadata, TITLE_KEY: item.title, VECTOR_KEY: vector_key, HASH_KEY: content}
 
-    def _stored_metadata(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _stored(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Stored metadata by id, and the stored ids whose vector cannot be read."""
         found: dict[str, dict[str, Any]] = {}
+        broken: set[str] = set()
         for chunk in _chunks(ids, READ_CHUNK):
             got = self.collection.get(ids=list(chunk), include=["metadatas"])
             for id_, md in zip(got["ids"], got["metadatas"] or [], strict=True):
                 found[id_] = dict(md or {})
-        return found
+            broken |= ingest_guard.unreadable(self.collection, got["ids"])
+        return found, broken
 
     def _snapshot(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any], np.ndarray]]:
         """What the changed items look like now: enough to restore them exactly."""
@@ -335,10 +371,6 @@ class CatalogStore:
                 break
             k = min(total, 2 * k)
         return hits[:n]
-
-
-def _differs(stored: dict[str, Any], row: dict[str, MetadataValue]) -> bool:
-    return stored.get(HASH_KEY) != row[HASH_KEY]
 
 
 def _item(id_: str, document: str | None, metadata: Any) -> Item:

@@ -13,7 +13,9 @@ from conftest import CountingEmbedder, make_item
 
 from recagent.errors import ConfigError
 from recagent.types import IngestReport, Item
+from retrieval import ingest_guard
 from retrieval.embeddings import OnnxEmbedder
+from retrieval.errors import IncompleteCatalogError
 from retrieval.store import SEARCH_EF, CatalogStore
 
 
@@ -141,11 +143,14 @@ def test_failure_midway_leaves_the_collection_as_it_was(
     changed = [i.model_copy(update={"text": i.text + " Remastered."}) for i in mini_items[:3]]
     changed.append(mini_items[3].model_copy(update={"metadata": {"year": 1}}))
     batch = [*changed, *mini_items[12:]]
+    marker = store.guard.metadata()
     calls = spy_upsert(2)
     with pytest.raises(RuntimeError, match="disk full"):
         store.ingest(batch, batch_size=5)
     assert calls[:2] == [5, 5]
     assert _state(store) == before
+    assert store.guard.metadata() == marker  # the completion marker is restored too
+    store.check_complete()
 
     spy_upsert(None)  # the next attempt succeeds and sees the same work to do
     report = store.ingest(batch, batch_size=5)
@@ -274,3 +279,88 @@ def test_against_a_chroma_server(
     ids = [i.id for i, _, _ in hits]
     assert len(ids) == 5 and not {"s2", "s3", "s6"} & set(ids)
     assert ids[0] in {"s1", "s4", "s5"}
+
+
+def test_an_ingest_marks_the_collection_complete_last(
+    embedder: OnnxEmbedder, mini_items: list[Item], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _open(embedder, tmp_path)
+    store.check_complete()  # a new, empty collection has no marker yet: nothing to refuse
+    seen: list[object] = []
+    real = Collection.upsert
+
+    def upsert(self: Collection, **kwargs: Any) -> None:
+        seen.append(store.guard.metadata().get(ingest_guard.STATE_KEY))
+        real(self, **kwargs)
+
+    monkeypatch.setattr(Collection, "upsert", upsert)
+    store.ingest(mini_items, batch_size=10)
+    assert seen == ["incomplete"] * 3  # every write happens under the "incomplete" marker
+    marker = store.guard.metadata()
+    assert marker[ingest_guard.STATE_KEY] == "complete"
+    assert marker[ingest_guard.ITEMS_KEY] == 24
+    assert marker["embedder"] == embedder.name  # the rest of the metadata is kept
+    store.check_complete()
+    # a re-ingest of the same input changes nothing, the marker included
+    store.ingest(mini_items)
+    assert store.guard.metadata() == marker and len(seen) == 3
+
+
+def test_an_interrupted_ingest_is_rolled_back_marker_and_all(
+    embedder: OnnxEmbedder, mini_items: list[Item], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _open(embedder, tmp_path)
+    store.ingest(mini_items[:6])
+    before, marker = _state(store), store.guard.metadata()
+    calls: list[int] = []
+    real = Collection.upsert
+
+    def upsert(self: Collection, **kwargs: Any) -> None:
+        calls.append(len(kwargs["ids"]))
+        real(self, **kwargs)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C between two batches
+
+    monkeypatch.setattr(Collection, "upsert", upsert)
+    with pytest.raises(KeyboardInterrupt):
+        store.ingest(mini_items, batch_size=5)
+    assert _state(store) == before and store.guard.metadata() == marker
+    store.check_complete()
+
+
+def test_check_complete_refuses_an_unfinished_ingest(
+    embedder: OnnxEmbedder, mini_items: list[Item], tmp_path: Path
+) -> None:
+    store = _open(embedder, tmp_path)
+    store.ingest(mini_items)
+    complete = store.guard.metadata()
+
+    legacy = {k: v for k, v in complete.items() if not k.startswith("ingest")}
+    store.guard.set_metadata(legacy)  # made before markers existed: counts as complete
+    store.check_complete()
+
+    store.guard.set_metadata(ingest_guard.marked_incomplete(complete))
+    with pytest.raises(IncompleteCatalogError, match=r"'catalog' is incomplete.*re-run the "
+                       r"ingest") as refused:
+        _open(embedder, tmp_path).check_complete()
+    assert isinstance(refused.value, ConfigError)
+
+    store.guard.set_metadata({**complete, ingest_guard.ITEMS_KEY: 30})
+    with pytest.raises(IncompleteCatalogError, match="holds 24 items, fewer than the 30"):
+        store.check_complete()
+
+    # the next ingest completes it again
+    assert store.ingest(mini_items).unchanged == 24
+    store.check_complete()
+
+
+def test_lock_timeout_must_not_be_negative(
+    embedder: OnnxEmbedder, mini_items: list[Item], tmp_path: Path
+) -> None:
+    store = _open(embedder, tmp_path)
+    with pytest.raises(ConfigError, match="lock_timeout_s"):
+        store.ingest(mini_items, lock_timeout_s=-1)
+    assert store.count() == 0
+    assert store.guard.lock.path == tmp_path / "chroma" / "catalog.ingest.lock"
