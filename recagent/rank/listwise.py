@@ -156,6 +156,11 @@ def ranking_example(explain: bool) -> str:
     return f'{{"ranking": [{entry}, ...]}}'
 
 
+def tokens_per_item(explain: bool) -> int:
+    """Answer tokens to allow per ranked item: an id and a short reason, or the id alone."""
+    return 60 if explain else 8
+
+
 class ListwiseRanker:
     """LLMRank-style listwise ranking by one structured LLM call (plus one re-ask)."""
 
@@ -188,7 +193,7 @@ class ListwiseRanker:
         self.temperature = temperature
         self.seed = seed
         self.explain = explain
-        self.tokens_per_item = 60 if explain else 8
+        self.tokens_per_item = tokens_per_item(explain)
 
     def rank(
         self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int

@@ -34,6 +34,7 @@ from recagent.rank.listwise import (
     normalize_label,
     order_from_answer,
     ranking_example,
+    tokens_per_item,
 )
 from recagent.types import Candidate, Interaction, Invocation, Item, Usage
 
@@ -150,7 +151,7 @@ class NIRRanker:
         self.temperature = temperature
         self.seed = seed
         self.explain = explain
-        self.tokens_per_item = 60 if explain else 8
+        self.tokens_per_item = tokens_per_item(explain)
 
     def rank(
         self, history: Sequence[tuple[Interaction, Item]], candidates: Sequence[Candidate], k: int

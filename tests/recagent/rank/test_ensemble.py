@@ -14,20 +14,8 @@ from recagent.rank.ensemble import (
     normalised,
 )
 from recagent.rank.listwise import LLMRanking
-from recagent.types import Candidate, Interaction, Invocation, Item, Usage
-
-
-def item(i: int) -> Item:
-    return Item(id=str(i), title=f"Movie {i}", text=f"Movie {i} (199{i % 10})")
-
-
-def cands(*ids: int, **sources: list[float]) -> list[Candidate]:
-    return [Candidate(item=item(i), rank=n, score=0.0,
-                      scores_by_source={s: v[n] for s, v in sources.items()})
-            for n, i in enumerate(ids)]
-
-
-HISTORY = [(Interaction(item_id="100", liked=True), item(100))]
+from recagent.types import Invocation, Usage
+from tests.fakes import HISTORY, cands
 
 
 class OrderRanker:

@@ -10,21 +10,8 @@ from recagent.errors import ResponseError
 from recagent.gate import assemble
 from recagent.llm.prompts import PromptLibrary
 from recagent.rank.logprob import LogprobRanker, label_scores
-from recagent.types import Candidate, Completion, Interaction, Item, Usage
-from tests.fakes import ScriptedClient
-
-
-def item(i: int) -> Item:
-    return Item(id=str(i), title=f"Movie {i}", text=f"Movie {i} (199{i % 10})")
-
-
-def cands(*ids: int, **sources: list[float]) -> list[Candidate]:
-    return [Candidate(item=item(i), rank=n, score=0.0,
-                      scores_by_source={s: v[n] for s, v in sources.items()})
-            for n, i in enumerate(ids)]
-
-
-HISTORY = [(Interaction(item_id="100", liked=True), item(100))]
+from recagent.types import Completion, Usage
+from tests.fakes import HISTORY, ScriptedClient, cands
 
 
 def logprobs(top: dict[str, float]) -> Completion:
