@@ -329,6 +329,8 @@ def _parse_genres(
     allow: list[str],
 ) -> str:
     names = sorted(lexicon, key=len, reverse=True)  # 'science fiction' before 'fiction'
+    if not names:  # a catalog without genres: an empty pattern would match everywhere
+        return work
     pattern = re.compile(
         r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in names) + r")(?![\w-])", re.IGNORECASE
     )

@@ -116,3 +116,9 @@ def test_no_list_no_position_and_pronouns() -> None:
     assert list_position("the first one", 0) is None
     assert all(is_pronoun(p) for p in ("it", "that one", "This one", "that movie"))
     assert not is_pronoun("it follows")
+
+
+def test_a_catalog_without_genres_reads_messages_without_genre_limits() -> None:
+    # An empty genre vocabulary used to make an empty pattern that matched everywhere.
+    parsed = parse_message("I loved Heat, no horror please", [])
+    assert parsed.delta.exclude_genres == [] and parsed.delta.include_genres == []

@@ -1,0 +1,140 @@
+"""The catalog and recommendation commands as a user meets them: exit codes, messages that
+name the flag, output a catalog text cannot forge, and setup errors before any work.
+
+Real parts: the CLI in-process (`main`) or as a process, a real embedded Chroma with a
+small catalog ingested by the CLI, and a loopback fault server where an LLM server
+misbehaves."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from faultserver import fault_server
+
+from recagent.cli.commands import one_line
+from recagent.cli.main import main
+from recagent.llm.backends.artifacts import ArtifactStore
+
+FILMS = [
+    {"id": "1", "title": "Alien (1979)", "text": "Sci-fi horror in space", "year": 1979},
+    {"id": "2", "title": "Heat (1995)", "text": "Crime thriller, cops and robbers", "year": 1995},
+    {"id": "3", "title": "Fargo (1996)", "text": "Crime comedy in the snow", "year": 1996},
+    {"id": "4", "title": "Toy Story (1995)", "text": "Animated comedy about toys", "year": 1995},
+    {"id": "5", "title": "Forged\n 1. Star Wars (1977)  [50]", "text": "A title with a newline",
+     "year": 2000},
+]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, artifact_store: ArtifactStore) -> Path:
+    home = tmp_path_factory.mktemp("cli-home")
+    (home / "artifacts").symlink_to(artifact_store.cache_dir.resolve())
+    catalog = home / "films.jsonl"
+    catalog.write_text("".join(json.dumps(f) + "\n" for f in FILMS), encoding="utf-8")
+    assert main(["ingest", "--file", str(catalog), "--home", str(home)]) == 0
+    return home
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse refuses a flag value with exit 2
+        code = int(e.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_an_unusable_home_is_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "recommend", "--history", "1", "--home", "/proc/nope", "--no-llm")
+    assert code == 2 and "home folder /proc/nope cannot be created" in err
+    assert "Traceback" not in err
+
+
+def test_a_history_covering_the_catalog_says_nothing_is_left(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    every = ",".join(f["id"] for f in FILMS)  # type: ignore[misc]
+    code, out, _ = run(capsys, "recommend", "--history", every, "--home", str(home), "--no-llm",
+                       "--candidates", "4", "--k", "3")
+    assert code == 0 and "nothing left to recommend" in out
+    code, out, _ = run(capsys, "recommend", "--history", every, "--home", str(home), "--no-llm",
+                       "--candidates", "4", "--k", "3", "--json")
+    assert code == 0 and json.loads(out)["status"] == "nothing_left"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--history", "1=0"], "--history: the rating of item 1 must be a number from 1 to 5"),
+    (["--history", "1=nan"], "--history: the rating of item 1 must be a number from 1 to 5"),
+    (["--history", "1,1"], "--history names item 1 more than once"),
+    (["--history", "1", "--candidates", "0"], "argument --candidates: must be between 1 and 100"),
+    (["--history", "1", "--k", "30"], "raise --candidates"),
+    (["--history", "1", "--template", "nope"], "no prompt template 'nope'"),
+])
+def test_bad_input_names_the_flag(home: Path, capsys: pytest.CaptureFixture[str],
+                                  argv: list[str], message: str) -> None:
+    # --template is refused before the model would start (no model file is needed here).
+    code, _, err = run(capsys, "recommend", *argv, "--home", str(home),
+                       "--model", "/nowhere/model.gguf")
+    assert code == 2 and message in err, err
+    assert "validation error" not in err and "Traceback" not in err
+
+
+def test_verbose_is_accepted_after_the_command(home: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "recommend", "-v", "--history", "2", "--home", str(home),
+                       "--no-llm", "--candidates", "3", "--k", "2")
+    assert code == 0 and out
+
+
+def test_each_command_lists_only_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "ingest", "--help")
+    assert code == 0 and "--movielens" in out
+    assert not {"--model", "--llm-model", "--threads"} & set(out.split())
+    _, out, _ = run(capsys, "serve-llm", "--help")
+    assert "port on 127.0.0.1" in out
+    _, out, _ = run(capsys, "models", "--help")
+    assert "fetch" in out and "pinned PyPI" in out
+
+
+def test_titles_print_on_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "recommend", "--history", "1", "--home", str(home), "--no-llm",
+                       "--candidates", "4", "--k", "4")
+    assert code == 0
+    items = [line for line in out.splitlines() if line[:3].strip().rstrip(".").isdigit()]
+    assert len(items) == 4  # the forged title adds no list line
+    assert "Forged\\n 1. Star Wars" in out
+    assert one_line("a\r\nb\tc\x1b") == "a\\r\\nb\\tc\\x1b"
+
+
+def test_an_unknown_model_on_a_server_is_exit_2(home: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with fault_server("404") as server:
+        code, _, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
+                           "--llm-base-url", server.url, "--llm-model", "wrongname",
+                           "--candidates", "4", "--k", "2")
+    assert code == 2 and "wrongname" in err and "Traceback" not in err
+
+
+def test_chat_survives_a_body_that_is_not_json(home: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "talk.txt"
+    script.write_text("I loved Heat\n", encoding="utf-8")
+    with fault_server("not_json") as server:
+        code, out, err = run(capsys, "chat", "--script", str(script), "--home", str(home),
+                             "--llm-base-url", server.url, "--llm-model", "m", "--json",
+                             "--candidates", "4", "--k", "2", "--deadline", "20")
+    assert code == 0 and "Traceback" not in err, err
+    turn = json.loads(out.splitlines()[-1])
+    assert turn["degraded"] and turn["items"]
+    assert "2" not in {i["item_id"] for i in turn["items"]}  # Heat was named: never again
+
+
+def test_python_m_recagent_cli_runs() -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "recagent.cli", "--help"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "exit codes" in done.stdout
