@@ -9,9 +9,11 @@ answer is visible and countable by kind.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from recagent.types import Candidate, Item, RankedItem, Repair
+from recagent.types import Candidate, Item, RankedItem, Repair, RepairKind
 
 Limits = Callable[[Item], list[str]]
 """Why an item may not be shown for this request, in words (empty: it may)."""
@@ -20,6 +22,30 @@ Limits = Callable[[Item], list[str]]
 def no_limits(item: Item) -> list[str]:
     """The default: every candidate may be shown."""
     return []
+
+
+_LABEL_TALK = re.compile(
+    r"\[[A-Z]{1,2}\]|\b(?i:candidate|option|choice|letter|label|item)s?\s+(?!I\b)[A-Z]{1,2}\b"
+    r"|^[A-Z]{1,2}(?:\s+(?:is|was|has|fits|seems)\b|\s*[:.)])")
+"""A reason that talks about the prompt's labels ("A is the best candidate", "[C]") says
+nothing to a user, who never saw the labels."""
+
+
+def reason_problem(reason: str, earlier: Sequence[str] = ()) -> str | None:
+    """Why an LLM's reason may not be shown (None: it may): empty, talk about the prompt's
+    labels, a phrase looping, or the same sentence as an earlier item's in the list."""
+    text = reason.strip()
+    if not text:
+        return "empty"
+    if _LABEL_TALK.search(text):
+        return "label-talk"
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    trigrams = Counter(zip(words, words[1:], words[2:], strict=False))
+    if trigrams and max(trigrams.values()) >= 3:
+        return "looping"
+    if text.lower() in (e.strip().lower() for e in earlier):
+        return "repeated"
+    return None
 
 
 def retrieval_reason(candidate: Candidate, history_titles: Mapping[str, str]) -> str:
@@ -76,10 +102,11 @@ def assemble(
         else:
             if reason is None:
                 picked.append((candidate, retrieval_reason(candidate, history_titles), "llm"))
-            elif not reason.strip():
+            elif problem := reason_problem(reason, [r for _, r, _ in picked]):
+                kind: RepairKind = "empty_reason" if problem == "empty" else "unusable_reason"
                 repairs.append(Repair(
-                    kind="empty_reason", item_id=item_id,
-                    detail=f"empty reason for {item_id!r}: used retrieval evidence"))
+                    kind=kind, item_id=item_id,
+                    detail=f"{problem} reason for {item_id!r}: used retrieval evidence"))
                 picked.append((candidate, retrieval_reason(candidate, history_titles),
                                "retrieval"))
             else:

@@ -104,11 +104,12 @@ class Invocation(Frozen):
 
 
 RepairKind = Literal["unknown_label", "not_candidate", "seen", "duplicate", "violates",
-                     "empty_reason", "filled"]
+                     "empty_reason", "unusable_reason", "filled"]
 """What the final gate did: dropped an answer naming no candidate label (unknown_label) or
 id (not_candidate), an already seen item, a duplicate, or an item breaking a limit of the
 request (violates); explained an item from retrieval evidence because its reason was
-empty (empty_reason); or topped the list up from retrieval order (filled)."""
+empty (empty_reason) or unusable (unusable_reason: talk about the prompt's labels, a
+looping phrase, another item's sentence); or topped the list up from retrieval order (filled)."""
 
 DegradedReason = Literal["parse", "deadline", "transport", "llm_error", "no_valid_candidate",
                          "error"]

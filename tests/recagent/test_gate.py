@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recagent.gate import assemble, no_limits, retrieval_reason
+from recagent.gate import assemble, no_limits, reason_problem, retrieval_reason
 from recagent.types import Candidate, Item, RankedItem, Repair
 
 TITLES = {"h": "Heat"}
@@ -42,7 +42,7 @@ def test_a_clean_answer_passes_unchanged() -> None:
 
 def test_unknown_seen_duplicate_and_limit_breaking_picks_are_dropped_with_typed_repairs(
 ) -> None:
-    order = [("zz", "r"), ("a", "r"), ("c", "r"), ("a", "r"), ("b", "r"), ("e", "r")]
+    order = [("zz", "r1"), ("a", "r2"), ("c", "r3"), ("a", "r4"), ("b", "r5"), ("e", "r6")]
     items, repairs = assemble(order, CANDIDATES, {"c"}, 3, TITLES, limits=before_1990)
     assert ids(items) == ["a", "e", "d"]
     assert kinds(repairs) == [("not_candidate", "zz", 1), ("seen", "c", 1),
@@ -135,3 +135,27 @@ def test_repair_explains_every_item_and_scores_descend() -> None:
 def test_a_clean_answer_needs_no_repair() -> None:
     items, repairs = assemble([("12", "x"), ("11", "y")], LISTWISE, set(), 2, LISTWISE_TITLES)
     assert ids(items) == ["12", "11"] and repairs == []
+
+
+@pytest.mark.parametrize(("reason", "problem"), [
+    ("", "empty"),
+    ("   ", "empty"),
+    ("A is the best candidate for this user.", "label-talk"),
+    ("Pick [C]: it fits.", "label-talk"),
+    ("Candidate B matches the history.", "label-talk"),
+    ("a great film a great film a great film a great film", "looping"),
+    ("Another heist film like Heat.", "repeated"),
+    ("Another heist film like Heat, with a tense final shootout.", None),
+    ("A tense crime thriller like Heat.", None),  # 'A' as an article is not a label
+    ("The one item I would pick after Heat.", None),  # nor is the pronoun 'I'
+])
+def test_reasons_that_say_nothing_to_a_user_are_refused(reason: str, problem: str | None) -> None:
+    assert reason_problem(reason, ["another heist film like heat."]) == problem
+
+
+def test_an_unusable_reason_is_replaced_by_retrieval_evidence() -> None:
+    order = [("a", "A is the best candidate."), ("d", "Fits the tense mood.")]
+    items, repairs = assemble(order, CANDIDATES, set(), 2, TITLES)
+    assert ids(items) == ["a", "d"] and items[0].source == "retrieval"
+    assert "Heat" in items[0].explanation and items[1].explanation == "Fits the tense mood."
+    assert kinds(repairs) == [("unusable_reason", "a", 1)]
