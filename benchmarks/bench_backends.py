@@ -20,16 +20,14 @@ from pathlib import Path
 
 from bench_llm import MOVIES  # run as a script: benchmarks/ is on sys.path
 
-from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.backends.llamacpp import LocalLLMServer
-from recagent.llm.backends.presets import resolve_model
-from recagent.llm.backends.vllm_model import VLLMModelPreparer
-from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
-from recagent.llm.client import OpenAIClient
+from recagent.llm.backends.vllm_server import VLLMServer
+from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.rank.factory import RankerSpec, build_ranker
 from recagent.rank.listwise import LLMRanking
 from recagent.types import Candidate, Interaction, Item
+from recagent.wiring import LLMSpec, Settings, embedded_server, open_llm, vllm_server
 
 LIKED = ["Star Wars (1977)", "Fargo (1996)", "Return of the Jedi (1983)"]
 
@@ -42,7 +40,7 @@ def task() -> tuple[list[tuple[Interaction, Item]], list[Candidate]]:
     return history, candidates
 
 
-def measure(client: OpenAIClient, runs: int, workers: int) -> tuple[float, float, float]:
+def measure(client: LLMClient, runs: int, workers: int) -> tuple[float, float, float]:
     """(mean seconds per ranking, rankings per minute, completion tokens per second)."""
     history, candidates = task()
     ranker = build_ranker(RankerSpec(), client, PromptLibrary())
@@ -61,12 +59,13 @@ def measure(client: OpenAIClient, runs: int, workers: int) -> tuple[float, float
 
 
 def bench(name: str, server: AbstractContextManager[LocalLLMServer | VLLMServer],
-          runs: int) -> None:
+          settings: Settings, runs: int) -> None:
     load = os.getloadavg()[0]
     with server as running:
-        client = OpenAIClient(base_url=running.base_url, model=running.model, timeout_s=600)
-        client.complete([{"role": "user", "content": "Hi"}], max_tokens=2)  # warm-up
-        rows = [(w, measure(client, runs, w)) for w in (1, 4)]
+        remote = LLMSpec(base_url=running.base_url, model=running.model, deadline_s=1800)
+        with open_llm(settings, remote) as client:
+            client.complete([{"role": "user", "content": "Hi"}], max_tokens=2)  # warm-up
+            rows = [(w, measure(client, runs, w)) for w in (1, 4)]
     for workers, (latency, per_min, tps) in rows:
         print(f"{name:9s} start {running.startup_s:5.1f} s  {workers} at once: "
               f"{latency:6.2f} s/ranking  {per_min:5.1f} rankings/min  {tps:6.1f} tok/s  "
@@ -83,18 +82,14 @@ def main() -> None:
                         help="artifacts/ and vllm-models/ under it")
     parser.add_argument("--vllm-python", type=Path, default=Path(".venv-vllm/bin/python"))
     args = parser.parse_args()
-    store = ArtifactStore(args.home / "artifacts")
+    settings = Settings(home=args.home, llm=LLMSpec(preset=args.preset, context=2048, parallel=4,
+                                                    threads=os.cpu_count()))
     servers: dict[str, Callable[[], AbstractContextManager[LocalLLMServer | VLLMServer]]] = {
-        "llamacpp": lambda: LocalLLMServer(resolve_model(args.preset, store)[1],
-                                           model_name=args.preset, n_ctx=2048, n_parallel=4,
-                                           n_threads=os.cpu_count()),
-        "vllm": lambda: VLLMServer(
-            python=args.vllm_python, served_model_name=args.preset, cpu_cores=usable_cores(),
-            model=str(VLLMModelPreparer(store, args.home / "vllm-models",
-                                        python=args.vllm_python).prepare(args.preset).folder)),
+        "llamacpp": lambda: embedded_server(settings),
+        "vllm": lambda: vllm_server(settings, python=args.vllm_python, served_name=args.preset),
     }
     for name in args.backends:
-        bench(name, servers[name](), args.runs)
+        bench(name, servers[name](), settings, args.runs)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@ from typing import Any
 
 from openai import OpenAI
 
-from recagent.llm.backends.artifacts import ArtifactStore
-from recagent.llm.backends.llamacpp import LocalLLMServer
-from recagent.llm.backends.presets import PRESETS, resolve_model
+from recagent.llm.backends.presets import PRESETS
+from recagent.wiring import LLMSpec, Settings, embedded_server
 
 MOVIES = [
     "Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Get Shorty (1995)",
@@ -84,12 +83,14 @@ def run_once(client: OpenAI, model: str, max_tokens: int, schema: bool) -> dict[
     }
 
 
-def bench(name: str, store: ArtifactStore, args: argparse.Namespace) -> None:
-    model, path = resolve_model(name, store)
-    size_mb = path.stat().st_size / 1e6
+def bench(name: str, args: argparse.Namespace) -> None:
+    settings = Settings(home=args.home, llm=LLMSpec(preset=name, context=args.n_ctx, parallel=1,
+                                                    threads=args.n_threads))
     load = os.getloadavg()[0]
-    with LocalLLMServer(path, model_name=model, n_ctx=args.n_ctx, n_parallel=1,
-                        n_threads=args.n_threads) as server:
+    with embedded_server(settings) as server:
+        size_mb = server.model_path.stat().st_size / 1e6
+        model = server.model
+        # the raw SDK: llama.cpp's own `timings` (prompt and decode speed) are what is measured
         client = OpenAI(base_url=server.base_url, api_key="local", max_retries=0, timeout=600)
         run_once(client, model, 4, args.schema)  # first touch of the weights, not timed
         runs = [run_once(client, model, args.max_tokens, args.schema) for _ in range(args.runs)]
@@ -113,11 +114,11 @@ def main() -> None:
     parser.add_argument("--n-threads", type=int, default=None)
     parser.add_argument("--schema", action="store_true",
                         help="constrain output with a JSON schema (EOS then ends runs early)")
-    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/artifacts"))
+    parser.add_argument("--home", type=Path, default=Path(".cache"),
+                        help="recagent home: model files under HOME/artifacts")
     args = parser.parse_args()
-    store = ArtifactStore(args.cache_dir)
     for name in args.presets:
-        bench(name, store, args)
+        bench(name, args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -39,6 +39,9 @@ from retrieval.hybrid import HybridRetriever
 from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from retrieval.types import Retriever
+
+if TYPE_CHECKING:
+    from recagent.llm.backends.vllm_server import VLLMServer
 
 SourceName = Literal["semantic", "cooccurrence", "popularity"]
 """Candidate sources a hybrid retriever can fuse."""
@@ -79,6 +82,7 @@ class RetrieverSpec(_Strict):
 
 
 _ENGINE_ONLY = ("device", "max_model_len", "kv_cache_gib")
+_LLAMACPP_ONLY = {"threads", "parallel", "context"}
 
 
 class LLMSpec(_Strict):
@@ -93,6 +97,11 @@ class LLMSpec(_Strict):
     model: str | None = Field(default=None, description="model name on that server; with "
                               "engine = 'vllm' a Hugging Face folder")
     threads: Annotated[int, Field(ge=1)] | None = None
+    """The embedded llama.cpp server's CPU threads (default: its own choice)."""
+    parallel: Annotated[int, Field(ge=1, le=64)] = 2
+    """The embedded llama.cpp server's request slots (requests answered at once)."""
+    context: Annotated[int, Field(ge=64)] | None = None
+    """The embedded llama.cpp server's context per slot, in tokens (default 4096)."""
     deadline_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """Most seconds one LLM request may take, retries and a slow reply included; past it the
     answer is degraded ("deadline"). None: 600 s for the embedded model (a slow CPU), 180 s
@@ -112,9 +121,9 @@ class LLMSpec(_Strict):
             ignored = sorted(set(_ENGINE_ONLY) & self.model_fields_set)
             if ignored:
                 raise ValueError(f"{', '.join(ignored)} apply to engine = 'vllm' only")
-        elif self.base_url is not None or self.threads is not None:
+        elif self.base_url is not None or _LLAMACPP_ONLY & self.model_fields_set:
             raise ValueError("engine = 'vllm' loads the model in this process: base_url and "
-                             "threads (llama.cpp's) do not apply")
+                             "threads, parallel, context (llama.cpp's) do not apply")
         elif self.model is not None and self.preset is not None:
             raise ValueError("engine = 'vllm' loads model (a folder) or preset, not both")
         return self
@@ -217,13 +226,41 @@ def open_llm(settings: Settings, spec: LLMSpec | None = None) -> Iterator[LLMCli
                            api_key=settings.llm_api_key,
                            deadline_s=spec.deadline_s or DEADLINE_REMOTE_S)
         return
-    usable_home(settings)
-    name, path = resolve_model(spec.preset or DEFAULT_PRESET, settings.artifacts)
-    with LocalLLMServer(path, model_name=name, n_threads=spec.threads) as server:
+    with embedded_server(settings, spec) as server:
         # No per-try timeout on the embedded model: a slow CPU answer is not retried, only
         # bounded by the deadline.
         yield OpenAIClient(base_url=server.base_url, model=server.model, timeout_s=None,
                            deadline_s=spec.deadline_s or DEADLINE_EMBEDDED_S)
+
+
+def embedded_server(
+    settings: Settings, spec: LLMSpec | None = None, *, port: int | None = None
+) -> LocalLLMServer:
+    """The embedded llama.cpp server for the spec's preset or .gguf file (not yet started:
+    use it with `with`, or hand it to `serve_forever`)."""
+    spec = spec or settings.llm
+    usable_home(settings)
+    name, path = resolve_model(spec.preset or DEFAULT_PRESET, settings.artifacts)
+    return LocalLLMServer(path, model_name=name, n_threads=spec.threads,
+                          n_parallel=spec.parallel, port=port, n_ctx=spec.context or 4096)
+
+
+def vllm_server(
+    settings: Settings, *, python: Path, served_name: str | None = None,
+    device: Literal["cpu", "gpu"] = "cpu", port: int | None = None, max_model_len: int = 2048,
+    cpu_cores: str | None = None,
+) -> VLLMServer:
+    """vLLM as a child process of `python` (its own environment) serving the spec's preset,
+    converted once to a Hugging Face folder, or a folder or model name as it is; requests
+    must name `served_name` (default: the preset's or folder's name)."""
+    from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
+
+    spec = settings.preset
+    folder = settings.vllm_preparer(python).prepare(spec).folder if spec in PRESETS else None
+    cores = cpu_cores or (usable_cores() if device == "cpu" else None)
+    return VLLMServer(python=python, model=str(folder) if folder else spec,
+                      served_model_name=served_name or Path(spec).name, device=device,
+                      port=port, max_model_len=max_model_len, cpu_cores=cores)
 
 
 @contextmanager

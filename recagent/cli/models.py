@@ -6,14 +6,9 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from recagent.cli.options import EXIT_OK, bounded, settings_from_args
-from recagent.wiring import Settings
-
-if TYPE_CHECKING:
-    from recagent.llm.backends.vllm_model import VLLMModelPreparer
-    from recagent.llm.backends.vllm_server import VLLMServer
+from recagent.wiring import embedded_server, vllm_server
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -50,43 +45,22 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def cmd_serve_llm(args: argparse.Namespace) -> int:
-    from recagent.llm.backends.llamacpp import LocalLLMServer, serve_forever
-    from recagent.llm.backends.presets import resolve_model
+    from recagent.llm.backends.llamacpp import serve_forever
 
     settings = settings_from_args(args)
     if args.backend == "vllm":
-        serve_forever(_vllm_server(args, settings))
+        serve_forever(vllm_server(settings, python=_vllm_python(args), served_name=args.llm_model,
+                                  device=args.device, port=args.port,
+                                  max_model_len=args.max_model_len, cpu_cores=args.cpu_cores))
         return EXIT_OK
-    name, path = resolve_model(settings.preset, settings.artifacts)
-    server = LocalLLMServer(path, model_name=name, n_threads=args.threads, port=args.port,
-                            n_parallel=args.parallel)
-    serve_forever(server)
+    llm = settings.llm.model_copy(update={"parallel": args.parallel})
+    serve_forever(embedded_server(settings, llm, port=args.port))
     return EXIT_OK
 
 
 def _vllm_python(args: argparse.Namespace) -> Path:
     return Path(args.vllm_python or os.environ.get("RECAGENT_VLLM_PYTHON")
                 or Path(".venv-vllm") / "bin" / "python")
-
-
-def _vllm_preparer(args: argparse.Namespace, settings: Settings) -> VLLMModelPreparer:
-    return settings.vllm_preparer(_vllm_python(args))
-
-
-def _vllm_server(args: argparse.Namespace, settings: Settings) -> VLLMServer:
-    """A preset is converted (once) to a folder; a folder or a model name is served as is,
-    under --llm-model if given, else the preset's or the folder's name."""
-    from recagent.llm.backends.presets import PRESETS
-    from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
-
-    spec = settings.preset
-    folder = _vllm_preparer(args, settings).prepare(spec).folder if spec in PRESETS else None
-    model = str(folder) if folder else spec
-    name = args.llm_model or Path(spec).name  # what requests must name (vLLM 404s others)
-    cores = args.cpu_cores or (usable_cores() if args.device == "cpu" else None)
-    return VLLMServer(python=_vllm_python(args), model=model, served_model_name=name,
-                      device=args.device, port=args.port, max_model_len=args.max_model_len,
-                      cpu_cores=cores)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -106,7 +80,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{mark} {r['preset']:<14} {r['size_mb']:>5} MB  {r['description']}")
         return EXIT_OK
     if args.action == "prepare-vllm":
-        preparer = _vllm_preparer(args, settings)
+        preparer = settings.vllm_preparer(_vllm_python(args))
         for name in args.names or [settings.preset]:
             prepared = preparer.prepare(name)
             note = f"converted in {prepared.converted_s:.0f} s" if prepared.converted_s \
