@@ -48,19 +48,62 @@ def parse_history(spec: str) -> UserHistory:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    """Items into Chroma, interactions into HOME/interactions.sqlite: both files are read
+    and checked whole before anything is written. Interactions naming an item the catalog
+    does not hold are refused (file, line and id): a wrong catalog is never half-used."""
+    from recagent.wiring import open_interactions
     from retrieval.catalog_files import load_catalog, load_movielens
+    from retrieval.errors import EmptyCatalogError
+    from retrieval.interaction_files import ratings_file, read_interactions
 
     source = args.movielens or args.file
-    if not source.exists():
-        raise ConfigError(f"{source} does not exist")
-    items = load_movielens(source) if args.movielens else load_catalog(source)
-    store = open_store(settings_from_args(args))
-    report = store.ingest(items, progress=not args.json and sys.stderr.isatty())
+    if source is None and args.interactions is None:
+        raise ConfigError("give a catalog (--movielens FOLDER or --file FILE), interactions "
+                          "for the existing catalog (--interactions FILE), or both")
+    for path in (source, args.interactions):
+        if path is not None and not path.exists():
+            raise ConfigError(f"{path} does not exist")
+    items = None
+    if source is not None:
+        items = load_movielens(source) if args.movielens else load_catalog(source)
+    # --interactions wins over the MovieLens folder's own ratings file (u.data, ratings.dat)
+    log = args.interactions or (ratings_file(args.movielens) if args.movielens else None)
+    settings = settings_from_args(args)
+    store, name = open_store(settings), settings.collection
+    rows = None
+    if log is not None:
+        if items is None:  # into the catalog as it is: it must be whole, and not empty
+            store.check_complete()
+            if store.count() == 0:
+                raise EmptyCatalogError(
+                    f"collection {name!r} is empty: ingest its catalog first "
+                    "(--movielens FOLDER or --file FILE, with or without --interactions)")
+        known = {i.id for i in items or []}
+        for start in range(0, store.count(), 5000):
+            known.update(store.collection.get(include=[], limit=5000, offset=start)["ids"])
+        rows = read_interactions(log, known=known)
+    out: dict[str, object] = {}
+    if items is not None:
+        report = store.ingest(items, progress=not args.json and sys.stderr.isatty())
+        out.update(report.model_dump())
+        if not args.json:
+            print(f"{source}: {report.total} items — {report.added} added, {report.updated} "
+                  f"updated, {report.unchanged} unchanged; collection now holds {store.count()}")
+    if rows is not None:
+        db = open_interactions(settings)
+        done = db.ingest(name, rows)
+        stored, users = db.count(name), len(db.users(name))
+        out["interactions"] = {**done.model_dump(), "file": str(log), "stored": stored,
+                               "users": users, "database": str(db.path)}
+        if not args.json:
+            print(f"{log}: {done.total} interactions — {done.added} added, {done.updated} "
+                  f"updated, {done.unchanged} unchanged; collection {name!r} now holds "
+                  f"{stored} interactions of {users} users")
+    elif args.movielens and not args.json:
+        print(f"{args.movielens} holds no ratings file (u.data or ratings.dat): catalog only; "
+              "add its ratings with --interactions FILE")
     if args.json:
-        print(report.model_dump_json())
-    else:
-        print(f"{source}: {report.total} items — {report.added} added, {report.updated} updated,"
-              f" {report.unchanged} unchanged; collection now holds {store.count()}")
+        print(json.dumps(out))
     return EXIT_OK
 
 

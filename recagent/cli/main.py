@@ -55,12 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     base, store, llm, pipeline = flags["base"], flags["store"], flags["llm"], flags["pipeline"]
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", parents=[base, store], help="load a catalog into Chroma",
+    p = sub.add_parser("ingest", parents=[base, store],
+                       help="load a catalog into Chroma, and its interactions",
                        description="Load a catalog into Chroma (idempotent: only new or "
-                                   "changed items are embedded).")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--movielens", type=Path, help="a MovieLens 100K or 1M folder")
+                                   "changed items are embedded) and interactions (ratings, "
+                                   "likes) into HOME/interactions.sqlite (idempotent too: "
+                                   "new rows are added, changed ratings updated).")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--movielens", type=Path,
+                     help="a MovieLens 100K or 1M folder; its ratings too when it holds "
+                          "u.data or ratings.dat")
     src.add_argument("--file", type=Path, help="a .jsonl or .csv catalog (id, title, text, ...)")
+    p.add_argument("--interactions", type=Path, metavar="FILE",
+                   help="interactions: u.data, ratings.dat (or any '::' .dat), or a .csv/.jsonl "
+                        "with user, item, rating and/or liked, timestamp (optional); with "
+                        "--movielens (instead of its ratings file) or --file, or alone into "
+                        "the existing catalog; an item the catalog lacks is refused")
     p.set_defaults(func=commands.cmd_ingest)
 
     p = sub.add_parser("recommend", parents=[base, store, llm, pipeline],
