@@ -9,11 +9,17 @@ answer is visible and countable by kind.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from recagent.types import Candidate, Item, RankedItem, Repair, RepairKind
+from recagent.explain.checker import text_problem
+from recagent.types import (
+    Candidate,
+    ExplanationFailureKind,
+    Item,
+    RankedItem,
+    Repair,
+    RepairKind,
+)
 
 Limits = Callable[[Item], list[str]]
 """Why an item may not be shown for this request, in words (empty: it may)."""
@@ -24,32 +30,17 @@ def no_limits(item: Item) -> list[str]:
     return []
 
 
-_LABEL_TALK = re.compile(
-    r"\[[A-Z]{1,2}\]|\b(?i:candidate|option|choice|letter|label|item)s?\s+(?!I\b)[A-Z]{1,2}\b"
-    r"|^[A-Z]{1,2}(?:\s+(?:is|was|has|fits|seems)\b|\s*[:.)])")
-"""A reason that talks about the prompt's labels ("A is the best candidate", "[C]") says
-nothing to a user, who never saw the labels."""
-
-
-def reason_problem(reason: str, earlier: Sequence[str] = ()) -> str | None:
-    """Why an LLM's reason may not be shown (None: it may): empty, talk about the prompt's
-    labels, a phrase looping, or the same sentence as an earlier item's in the list."""
-    text = reason.strip()
-    if not text:
-        return "empty"
-    if _LABEL_TALK.search(text):
-        return "label-talk"
-    words = re.findall(r"[a-z0-9']+", text.lower())
-    trigrams = Counter(zip(words, words[1:], words[2:], strict=False))
-    if trigrams and max(trigrams.values()) >= 3:
-        return "looping"
-    if text.lower() in (e.strip().lower() for e in earlier):
-        return "repeated"
-    return None
+def reason_problem(reason: str, earlier: Sequence[str] = ()) -> ExplanationFailureKind | None:
+    """Why a ranker's reason may not stand (None: it may): empty, talk about the prompt's
+    labels, a phrase looping, or the same sentence as an earlier item's in the list. The
+    rules are the explanation checker's own (recagent/explain/checker.py `text_problem`)."""
+    return text_problem(reason, earlier)
 
 
 def retrieval_reason(candidate: Candidate, history_titles: Mapping[str, str]) -> str:
-    """An explanation from retrieval evidence, for items the LLM did not explain."""
+    """A placeholder explanation from retrieval evidence, for items the ranker did not
+    explain. The facade replaces every explanation with one written from the item's full
+    evidence and checked (recagent/explain); this is what `assemble` alone returns."""
     nearest = candidate.nearest_history_id
     if nearest and nearest in history_titles:
         return f"Close in content to {history_titles[nearest]}, which you liked."

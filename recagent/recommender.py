@@ -1,8 +1,10 @@
 """The facade: history in, a ranked and explained list out, never wrong and never silent.
 
-Retrieval proposes candidates, a ranker (usually the LLM) orders and explains them,
-`gate.assemble` enforces the rules. If the ranker fails in any way, the answer is
-the retrieval order, marked degraded with the kind of failure, and counted in `stats`.
+Retrieval proposes candidates, a ranker (usually the LLM) orders them, `gate.assemble`
+enforces the rules, and an `Explainer` explains the chosen items from their evidence
+(the ranker's own reasons are not shown: nothing checks them). If the ranker fails in
+any way, the answer is the retrieval order, marked degraded with the kind of failure,
+and counted in `stats`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from recagent.errors import (
     TransportError,
     UnknownItemError,
 )
+from recagent.explain import Explainer
 from recagent.gate import Limits, assemble, no_limits
 from recagent.rank.listwise import LLMRanking, Ranker
 from recagent.types import (
@@ -58,13 +61,17 @@ class Recommender:
         ranker: Ranker | None,
         *,
         n_candidates: int = 20,
+        explainer: Explainer | None = None,
     ) -> None:
+        """`explainer` None: explanations written by templates from each item's evidence
+        (no LLM call, no interaction statistics)."""
         if n_candidates < 1:
             raise ConfigError("n_candidates must be at least 1")
         self.store = store
         self.retriever = retriever
         self.ranker = ranker
         self.n_candidates = n_candidates
+        self.explainer = explainer if explainer is not None else Explainer()
         self.stats = RecommenderStats()
         self._feedback: dict[str, dict[str, bool]] = {}
         """user id → item id → liked, newest last: what `feedback` was told since."""
@@ -148,8 +155,19 @@ class Recommender:
                 log.warning("ranker failed, answering in retrieval order: %s", failure[1])
 
         order = ranking.order if ranking else []
-        ranked, repairs = assemble(order, candidates, history.seen_ids, k, titles,
-                                   limits=limits)
+        # The ranker's reasons are not shown (ungrounded): the gate only chooses the items,
+        # and the explainer explains them from their evidence.
+        ranked, repairs = assemble([(item_id, None) for item_id, _ in order], candidates,
+                                   history.seen_ids, k, titles, limits=limits)
+        by_id = {c.item.id: c for c in candidates}
+        chosen = {r.item_id for r in ranked}
+        explained = self.explainer.explain(
+            [by_id[r.item_id] for r in ranked], [(i, items[i.item_id]) for i in ordered],
+            user_id=history.user_id, others=[c for c in candidates if c.item.id not in chosen],
+            use_llm=failure is None or failure[0] not in ("deadline", "transport"))
+        ranked = [r.model_copy(update={"explanation": sentence, "evidence": evidence})
+                  for r, sentence, evidence in zip(ranked, explained.sentences,
+                                                   explained.evidence, strict=True)]
         if ranking is not None:
             repairs = [Repair(kind="unknown_label", item_id=u,
                               detail=f"dropped {u!r}: not a candidate label")
@@ -176,6 +194,9 @@ class Recommender:
             llm_latency_s=inv.latency_s if inv else 0.0,
             latency_s=time.perf_counter() - start,
             n_candidates=len(candidates),
+            explanations=explained.records,
+            explanation_counts=explained.counts,
+            explain_call=explained.invocation,
         )
         return Recommendation(items=ranked, trace=trace)
 

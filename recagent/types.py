@@ -56,13 +56,58 @@ class Demonstration(Frozen):
     chosen_id: str | None = None
 
 
+class HistoryLink(Frozen):
+    """A history item that brought a recommended item, and what ties the two together."""
+
+    item_id: str
+    title: str
+    genres: list[str] = Field(default_factory=list)
+    """The history item's own genres."""
+    shared_genres: list[str] = Field(default_factory=list)
+    """Genres both items have, in the recommended item's order."""
+    same_year: bool = False
+    same_decade: bool = False
+    nearest: bool = False
+    """Retrieval named it as the recommended item's closest liked item (content, or
+    co-occurrence when no content source proposed the item)."""
+    co_liked: Annotated[int, Field(ge=0)] | None = None
+    """People (other than this user) with a positive interaction on both items."""
+    support: Annotated[int, Field(ge=0)] | None = None
+    """People (other than this user) with a positive interaction on the history item."""
+    strength: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """co_liked / support: "liked by 62% of people who liked it"; None without statistics,
+    with too little support to quote, or when no higher than the share of everyone who
+    liked the item (then it is no reason)."""
+
+
+class Evidence(Frozen):
+    """Why an item was recommended, in facts only: what an explanation may say."""
+
+    item_id: str
+    title: str
+    year: int | None = None
+    genres: list[str] = Field(default_factory=list)
+    because: list[HistoryLink] = Field(default_factory=list)
+    """The user's liked items that brought it, strongest first."""
+    sources: list[str] = Field(default_factory=list)
+    """The retrieval sources that proposed it ('semantic', 'cooccurrence', 'popularity',
+    'profile', ...), the fused score left out."""
+    popularity: Annotated[int, Field(ge=0)] | None = None
+    """People (other than this user) with a positive interaction on it; None without
+    statistics."""
+
+
 class RankedItem(Frozen):
     item_id: str
     title: str
     score: float
     explanation: Annotated[str, Field(min_length=1)]
+    """The sentence shown: written from `evidence` and checked (recagent/explain)."""
     source: str = "llm"
-    """'llm' when the model placed and explained it; 'retrieval' when it was filled in."""
+    """'llm' when the ranker placed it; 'retrieval' when it was filled in (or, straight
+    from the gate, when the ranker's own reason was unusable)."""
+    evidence: Evidence | None = None
+    """What the explanation was written from; None straight from the gate."""
 
 
 class Usage(Frozen):
@@ -132,6 +177,48 @@ class Repair(Frozen):
     """The same, in words, for people: never parse it."""
 
 
+ExplanationKind = Literal["llm", "replaced", "template"]
+"""Who wrote a shipped explanation: the LLM, and it passed the checker (llm); the LLM, but
+it failed the checker or was missing, so a template from the evidence was shipped
+(replaced); a template because no LLM was asked (template)."""
+
+ExplanationFailureKind = Literal[
+    "empty", "label_talk", "meta_talk", "looping", "repeated", "unknown_title",
+    "unknown_genre", "unknown_number", "claims_seen", "bare_metadata", "missing",
+    "llm_failed"]
+"""Why an LLM's explanation was not shipped (recagent/explain/checker.py): empty; talk about
+the prompt's labels (label_talk) or about the prompt itself ("the user", "candidate",
+list numbers: meta_talk); a looping phrase; the same sentence as an earlier item's
+(repeated); a title that is neither the item nor in the history (unknown_title); a genre
+neither the item's nor a cited history item's (unknown_genre); a percentage not in the
+evidence (unknown_number); a claim that the user already has, watched or rated the item
+(claims_seen); bare catalog metadata (bare_metadata). Not the checker's: the answer had
+no sentence for the item (missing), or the call failed (llm_failed)."""
+
+
+class ExplanationFailure(Frozen):
+    kind: ExplanationFailureKind
+    detail: str
+    """The same, in words, for people: never parse it."""
+
+
+class ExplanationRecord(Frozen):
+    """How one returned item's explanation came about; count these by `kind`."""
+
+    item_id: str
+    kind: ExplanationKind
+    failures: list[ExplanationFailure] = Field(default_factory=list)
+    """Why the LLM's sentence was replaced (kind 'replaced' only)."""
+    rejected: str | None = None
+    """The LLM's sentence that was replaced, for audit."""
+
+
+class ExplanationCounts(Frozen):
+    llm: Annotated[int, Field(ge=0)] = 0
+    replaced: Annotated[int, Field(ge=0)] = 0
+    template: Annotated[int, Field(ge=0)] = 0
+
+
 class Trace(Frozen):
     """How a recommendation came about: enough to reproduce and to count failures."""
 
@@ -151,6 +238,12 @@ class Trace(Frozen):
     n_candidates: int = 0
     steps: list[Invocation] = Field(default_factory=list)
     """Each LLM call of a multi-step ranker (template, hash, raw output, usage, latency)."""
+    explanations: list[ExplanationRecord] = Field(default_factory=list)
+    """One per returned item, in list order: who wrote its explanation, and why an LLM
+    sentence was replaced."""
+    explanation_counts: ExplanationCounts = ExplanationCounts()
+    explain_call: Invocation | None = None
+    """The explanation-writing LLM call (not in `usage`, which is the ranker's)."""
 
 
 class Recommendation(Frozen):

@@ -24,6 +24,7 @@ import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.config import Settings
 from chromadb.errors import ChromaError
+from filelock import FileLock
 from tqdm import tqdm
 
 from retrieval import ingest_guard
@@ -39,6 +40,8 @@ VECTOR_KEY = INTERNAL_PREFIX + "vec"
 TITLE_KEY = INTERNAL_PREFIX + "title"
 EMBEDDER_KEY = "embedder"
 """Collection metadata: the embedder whose vectors the collection holds."""
+OPEN_TIMEOUT_S = 120.0
+"""Longest wait for another process opening the same embedded Chroma folder."""
 READ_CHUNK = 1000
 SEARCH_EF = 1000
 """HNSW candidate-list size of a query. At Chroma's default (100) a deep query misses true
@@ -109,7 +112,10 @@ class CatalogStore:
         settings = Settings(anonymized_telemetry=False)
         try:
             if path is not None:
-                client = chromadb.PersistentClient(path=str(path), settings=settings)
+                # two processes creating one folder race in Chroma's migration: one at a time
+                path.mkdir(parents=True, exist_ok=True)
+                with FileLock(str(path / "open.lock"), timeout=OPEN_TIMEOUT_S):
+                    client = chromadb.PersistentClient(path=str(path), settings=settings)
             else:
                 client = _http_client(cast(str, url), settings)
             collection = client.get_or_create_collection(

@@ -140,9 +140,9 @@ def test_a_clean_answer_needs_no_repair() -> None:
 @pytest.mark.parametrize(("reason", "problem"), [
     ("", "empty"),
     ("   ", "empty"),
-    ("A is the best candidate for this user.", "label-talk"),
-    ("Pick [C]: it fits.", "label-talk"),
-    ("Candidate B matches the history.", "label-talk"),
+    ("A is the best candidate for this user.", "label_talk"),
+    ("Pick [C]: it fits.", "label_talk"),
+    ("Candidate B matches the history.", "label_talk"),
     ("a great film a great film a great film a great film", "looping"),
     ("Another heist film like Heat.", "repeated"),
     ("Another heist film like Heat, with a tense final shootout.", None),

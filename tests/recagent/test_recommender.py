@@ -8,6 +8,7 @@ import json
 import pytest
 
 from recagent.errors import ConfigError, TransportError, UnknownItemError
+from recagent.explain import Explainer
 from recagent.llm.client import OpenAIClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.rank.listwise import ListwiseRanker
@@ -52,17 +53,60 @@ def pick(*labels: str) -> str:
 HISTORY = UserHistory.from_ids(["1", "4"])
 
 
-def test_llm_order_and_reasons_are_used(store: CatalogStore) -> None:
+def test_llm_order_is_used_and_explained_from_evidence_not_its_reasons(store) -> None:
     rec, client = make(store, pick("C", "A", "B"))
     out = rec.recommend(HISTORY, k=3)
     prompt = client.requests[0]["messages"][-1]["content"]
     candidates = [line[4:] for line in prompt.splitlines() if line.startswith("[")]
     titles = [i.title for i in out.items]
     assert titles[0] in candidates[2] and titles[1] in candidates[0]
-    assert [i.explanation for i in out.items] == ["reason C", "reason A", "reason B"]
+    assert all(i.source == "llm" for i in out.items)
+    # the ranker's reasons are ungrounded: never shown; templates explain from evidence
+    assert not any(i.explanation.startswith("reason") for i in out.items)
+    assert len({i.explanation for i in out.items}) == 3
+    for item in out.items:
+        assert item.evidence is not None and item.evidence.item_id == item.item_id
+        assert item.evidence.sources == ["semantic"]
+        assert item.title in item.explanation
+        cited = [link.title for link in item.evidence.because]
+        assert cited and cited[0] in {"Alien (1979)", "The Thing (1982)"}
+        assert cited[0] in item.explanation
+    assert [r.item_id for r in out.trace.explanations] == [i.item_id for i in out.items]
+    assert [r.kind for r in out.trace.explanations] == ["template"] * 3
+    assert out.trace.explanation_counts.template == 3 and out.trace.explain_call is None
     assert not out.degraded and not out.trace.repaired
     assert out.trace.template == "rank_zero_shot" and out.trace.attempts == 1
     assert out.trace.usage.prompt_tokens == 100
+
+
+def test_an_llm_explainer_words_the_list_and_its_claims_are_checked(store) -> None:
+    client = ScriptedClient(
+        pick("A", "B"),
+        lambda messages: json.dumps({"explanations": [
+            {"id": "1", "sentence": "A tense one for you, as a fan of Alien."},
+            {"id": "2", "sentence": "You already watched this one, like Alien."}]}))
+    rec = Recommender(store, SemanticRetriever(store), ListwiseRanker(client, PromptLibrary()),
+                      n_candidates=6, explainer=Explainer(client, PromptLibrary()))
+    out = rec.recommend(HISTORY, k=2)
+    assert [r.kind for r in out.trace.explanations] == ["llm", "replaced"]
+    assert out.items[0].explanation == "A tense one for you, as a fan of Alien."
+    assert [f.kind for f in out.trace.explanations[1].failures] == ["claims_seen"]
+    assert out.items[1].title in out.items[1].explanation  # the template instead
+    counts = out.trace.explanation_counts
+    assert (counts.llm, counts.replaced, counts.template) == (1, 1, 0)
+    assert out.trace.explain_call is not None
+    assert out.trace.explain_call.template == "explain_items"
+    assert len(client.requests) == 2 and out.trace.usage.prompt_tokens == 100
+
+
+def test_the_explainer_makes_no_call_after_the_ranker_timed_out(store) -> None:
+    from recagent.errors import DeadlineError
+    client = ScriptedClient(DeadlineError("too slow"))
+    rec = Recommender(store, SemanticRetriever(store), ListwiseRanker(client, PromptLibrary()),
+                      n_candidates=6, explainer=Explainer(client, PromptLibrary()))
+    out = rec.recommend(HISTORY, k=2)
+    assert out.trace.degraded_reason == "deadline" and len(client.requests) == 1
+    assert [r.kind for r in out.trace.explanations] == ["template", "template"]
 
 
 def test_transport_failure_degrades_to_retrieval_order_and_is_counted(store) -> None:

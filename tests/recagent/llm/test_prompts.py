@@ -94,3 +94,29 @@ def test_reask_template_renders_with_strict_undefined(library: PromptLibrary) ->
     assert '{"ranking": []}' in prompt.messages[0]["content"]
     with pytest.raises(UndefinedError):
         library.render("reask", error="x")
+
+
+EXPLAIN_ITEMS = [
+    {"id": "1", "title": "Aliens (1986)", "genres": "Action, Sci-Fi",
+     "because": [{"title": "Alien (1979)", "share": "62%", "shared_genres": "Sci-Fi",
+                  "era": None, "nearest": "content"}],
+     "sources": ["semantic", "rrf"], "popularity": 120},
+    {"id": "2", "title": "Toy Story (1995)", "genres": "", "because": [],
+     "sources": ["popularity"], "popularity": None},
+]
+
+
+def test_the_explanation_prompt_renders_with_strict_undefined(library: PromptLibrary) -> None:
+    assert "explain_items" in library.names()
+    prompt = library.render("explain_items", items=EXPLAIN_ITEMS)
+    assert [m["role"] for m in prompt.messages] == ["system", "user"]
+    last = prompt.messages[-1]["content"]
+    assert "1. Aliens (1986) (genres: Action, Sci-Fi)" in last
+    assert "you liked Alien (1979); 62% of people who liked it also liked this one" in last
+    assert "of what you liked, the closest in content" in last
+    assert "2. Toy Story (1995)\n   - one of the most liked titles overall\n" in last
+    assert "rrf" not in last and '"explanations"' in last
+    with pytest.raises(UndefinedError):
+        library.render("explain_items", items=[{"id": "1", "title": "Aliens (1986)"}])
+    with pytest.raises(UndefinedError):
+        library.render("explain_items")
