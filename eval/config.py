@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from eval.protocols import PROTOCOL_VERSION
 from recagent.errors import ConfigError
 from recagent.rank.factory import RankerSpec
 from recagent.wiring import HybridSpec, LLMSpec, RetrieverSpec
@@ -193,8 +194,10 @@ class EvalConfig(_Strict):
             del protocol["retriever"], protocol["hybrid"]
         else:
             protocol["hybrid"] = self.protocol.hybrid_or_default.model_dump(mode="json")
-        blob = json.dumps([self.seed, self.dataset.model_dump(mode="json"), protocol, *parts],
-                          sort_keys=True, default=str)
+        # the protocol's rules themselves (eval.protocols): a rule change never reuses results
+        rules = {"protocol_version": PROTOCOL_VERSION}
+        blob = json.dumps([self.seed, self.dataset.model_dump(mode="json"), protocol, rules,
+                           *parts], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

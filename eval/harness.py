@@ -48,8 +48,10 @@ from recagent.rank.factory import build_ranker
 from recagent.rank.listwise import Ranker
 from recagent.recommender import Recommender
 from recagent.types import Item
-from recagent.wiring import build_retriever
+from recagent.wiring import HybridSpec, RetrieverSpec, build_retriever
+from retrieval.hybrid import HybridRetriever
 from retrieval.store import CatalogStore
+from retrieval.types import Retriever
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class Harness:
         cfg, dataset = self.config, self.dataset
         self.store.ingest(list(dataset.items.values()), progress=self.progress)
         loo = leave_one_out(dataset, threshold=cfg.dataset.positive_threshold,
-                            positive_history=cfg.dataset.history == "positive")
+                            positive_history=cfg.dataset.history == "positive", seed=cfg.seed)
         users = sample_users([s.user for s in loo.splits], cfg.users.baseline_sample, cfg.seed)
         chosen = set(users)
         splits = [s for s in loo.splits if s.user in chosen]
@@ -143,9 +145,20 @@ class Harness:
         cases: dict[int, list[Case]] = {}
         rankings: dict[int, dict[str, dict[str, tuple[str, ...]]]] = {}
         proto = cfg.protocol
-        pairs = [(r.user, r.item) for r in loo.train]  # collaborative sources learn from these
-        retriever = (build_retriever(proto.retriever_spec, self.store, pairs)
+        # collaborative sources learn from these only: (user, item, rating, ts), in the
+        # protocol's time order (ties at one timestamp in its seeded order)
+        rows = [(r.user, r.item, r.rating, r.ts) for r in loo.train]
+        retriever = (build_retriever(proto.retriever_spec, self.store, rows)
                      if proto.kind == "pipeline" else None)
+        # hybrid sources listed with weight 0 take no part in the fusion; their recall is
+        # still reported beside the others' (a comparison row), so they are built apart
+        unfused = [n for n, w in proto.hybrid_or_default.weights.items() if w == 0]
+        measured: dict[str, Retriever] = {}
+        if retriever is not None and proto.retriever == "hybrid" and unfused:
+            alone = build_retriever(RetrieverSpec(kind="hybrid", hybrid=HybridSpec(
+                weights={"semantic": 1.0, **dict.fromkeys(unfused, 1.0)})), self.store, rows)
+            assert isinstance(alone, HybridRetriever)
+            measured = {n: alone.sources[n] for n in unfused}
         for setting in proto.settings:
             if retriever is None:
                 cases[setting] = llmrank_cases(
@@ -157,7 +170,7 @@ class Harness:
                           unit="user", disable=not self.progress):
                 case, by_source = pipeline_retrieval(
                     s, retriever, setting=setting, n_candidates=proto.n_candidates,
-                    max_history=proto.max_history)
+                    max_history=proto.max_history, measured=measured)
                 cases[setting].append(case)
                 for source, ids in by_source.items():
                     rankings[setting].setdefault(source, {})[s.user] = ids

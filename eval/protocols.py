@@ -2,14 +2,38 @@
 
 Every function here is pure and seeded by (seed, user), so a user's candidates do not
 depend on which other users are evaluated or in what order.
+
+Leave-one-out, exactly (protocol version `PROTOCOL_VERSION`):
+
+* **Order.** Each user's interactions are put oldest first; interactions that share a
+  timestamp (MovieLens logs whole batches in one second) are put in a random order seeded
+  by (config seed, user), starting from their item ids in natural order, so the order
+  depends on neither the file order nor on other users.
+* **Target.** The last positive interaction (rating >= `positive_threshold`, or implicit) in
+  that order. **Tie rule:** when several positive ratings share the last positive
+  timestamp (about a third of MovieLens users), the seeded order above makes the target
+  a uniformly random one of them, the same for the same seed on every run and machine.
+* **Cut.** What precedes the target in that order is "before the cut"; the target and
+  everything after it (later timestamps, and tied interactions the order put after it)
+  are never shown, never trained on, never counted as seen. A re-rated item counts once,
+  at its latest interaction before the cut; an earlier interaction with the target
+  itself is dropped too.
+* **What each stage sees.** `Split.history` is the LLM's and the baselines' history (the
+  positive interactions before the cut, or all of them with `history = "all"`).
+  `Split.prior` is every interaction before the cut, whatever its rating: the pipeline's
+  retriever gets it as its `UserHistory` (ratings kept, so polarity decides what is
+  liked), so every item the user interacted with before the cut is excluded from the
+  candidates. `LeaveOneOut.train` is every user's interactions before their cut, in that
+  order: the only data a collaborative source or baseline learns from.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eval.datasets import Dataset, Rating
@@ -17,6 +41,11 @@ from recagent.types import Candidate, Interaction, UserHistory
 from retrieval.hybrid import HybridRetriever
 from retrieval.types import Retriever
 
+PROTOCOL_VERSION = 2
+"""Changes whenever a protocol rule changes what a case holds, so that results stored
+under an older rule are never reused (it is part of `EvalConfig.fingerprint`).
+1: ties at the target's timestamp in file order; the pipeline excluded positive items only.
+2: seeded tie order; the pipeline's retrieval history holds every prior interaction."""
 FULL = 0
 """History length setting meaning "the whole history" (still capped by max_history)."""
 RECALL_CUTOFFS = (20, 50)
@@ -33,6 +62,14 @@ class Split:
     history: tuple[Rating, ...]
     target: str
     seen: frozenset[str]
+    """Every item of the user's, before and after the cut (LLMRank draws negatives outside)."""
+    prior: tuple[Rating, ...] = ()
+    """Every interaction before the cut, whatever its rating, oldest first: what the
+    pipeline's retriever sees and excludes (empty: `history` stands in)."""
+
+    @property
+    def before_cut(self) -> tuple[Rating, ...]:
+        return self.prior or self.history
 
 
 @dataclass(frozen=True)
@@ -79,30 +116,55 @@ def is_positive(rating: Rating, threshold: float) -> bool:
 
 
 def leave_one_out(
-    dataset: Dataset, *, threshold: float = 4.0, positive_history: bool = True
+    dataset: Dataset, *, threshold: float = 4.0, positive_history: bool = True, seed: int = 0
 ) -> LeaveOneOut:
-    """Target = each user's last positive interaction; history = what came before it."""
+    """Target = each user's last positive interaction in the seeded time order (ties at
+    one timestamp: see the module docstring); history = what came before it."""
     splits: list[Split] = []
     train: list[Rating] = []
     skipped: dict[str, int] = {}
     for user, ratings in sorted(dataset.by_user().items(), key=lambda kv: _user_key(kv[0])):
+        ratings = time_order(ratings, seed=seed, user=user)
         positions = [n for n, r in enumerate(ratings) if is_positive(r, threshold)]
         if not positions:
             skipped["no positive interaction"] = skipped.get("no positive interaction", 0) + 1
             train.extend(ratings)
             continue
         cut = positions[-1]
-        before = _latest_per_item(ratings[:cut])
-        history = [r for r in before if is_positive(r, threshold)] if positive_history else before
         target = ratings[cut].item
-        history = [r for r in history if r.item != target]
+        prior = [r for r in _latest_per_item(ratings[:cut]) if r.item != target]
+        history = [r for r in prior if is_positive(r, threshold)] if positive_history else prior
         train.extend(r for r in ratings[:cut] if r.item != target)
         if not history:
             skipped["empty history"] = skipped.get("empty history", 0) + 1
             continue
         splits.append(Split(user=user, history=tuple(history), target=target,
-                            seen=frozenset(r.item for r in ratings)))
+                            seen=frozenset(r.item for r in ratings), prior=tuple(prior)))
     return LeaveOneOut(splits=splits, train=train, skipped=skipped)
+
+
+def time_order(ratings: Sequence[Rating], *, seed: int, user: str) -> list[Rating]:
+    """Oldest first; interactions sharing a timestamp in a random order seeded by (seed,
+    user), drawn from their natural item-id order (so the file order does not matter)."""
+    rng = user_rng(seed, user, "ties")
+    by_ts: dict[int, list[Rating]] = {}
+    for r in sorted(ratings, key=lambda r: (r.ts, _user_key(r.item), r.rating or 0.0)):
+        by_ts.setdefault(r.ts, []).append(r)
+    ordered: list[Rating] = []
+    for ts in sorted(by_ts):
+        group = by_ts[ts]
+        if len(group) > 1:
+            rng.shuffle(group)
+        ordered.extend(group)
+    return ordered
+
+
+def validation_split(loo: LeaveOneOut, *, threshold: float = 4.0, seed: int = 0) -> LeaveOneOut:
+    """Leave-one-out again, inside the training data: each user's last positive *training*
+    interaction is the target. Tuning on these cases never sees a test target (nor what
+    followed it), and their training data is a subset of the test run's."""
+    train = Dataset(name="validation", ratings=tuple(loo.train), items={})
+    return leave_one_out(train, threshold=threshold, positive_history=True, seed=seed)
 
 
 def _latest_per_item(ratings: Sequence[Rating]) -> list[Rating]:
@@ -163,13 +225,25 @@ def llmrank_cases(
     ]
 
 
+def retrieval_history(split: Split, setting: int, max_history: int) -> UserHistory:
+    """What the pipeline's retriever sees: with the full history, every interaction before
+    the cut (all of them are excluded from the candidates, whatever their rating); with a
+    history cut to its last `setting` items (cold start), every interaction since the
+    oldest item kept, as if the user had joined then."""
+    prior = split.before_cut
+    if setting != FULL:
+        first = truncate(split.history, setting, max_history)[0]
+        prior = prior[next(n for n, r in enumerate(prior) if r == first):]
+    return to_history(split.user, prior)
+
+
 def pipeline_case(
     split: Split, retriever: Retriever, *, setting: int, n_candidates: int, max_history: int
 ) -> Case:
     """Pipeline protocol: our retriever proposes the candidates; a missed target stays in
     the evaluation as a miss (the user is never dropped)."""
     history = truncate(split.history, setting, max_history)
-    found = retriever.retrieve(to_history(split.user, history), n_candidates)
+    found = retriever.retrieve(retrieval_history(split, setting, max_history), n_candidates)
     return Case(user=split.user, setting=setting, history=history, target=split.target,
                 candidates=tuple(c.item.id for c in found),
                 retrieval_scores=tuple(c.score for c in found))
@@ -177,31 +251,87 @@ def pipeline_case(
 
 def pipeline_retrieval(
     split: Split, retriever: Retriever, *, setting: int, n_candidates: int, max_history: int,
-    depth: int = max(RECALL_CUTOFFS),
+    depth: int = max(RECALL_CUTOFFS), measured: Mapping[str, Retriever] | None = None,
 ) -> tuple[Case, dict[str, tuple[str, ...]]]:
     """The pipeline case, plus the top `depth` ids of each source (and of the fusion, for a
-    hybrid retriever) so that the report can give every source's recall.
+    hybrid retriever) so that the report can give every source's recall; `measured` are
+    sources whose recall is reported next to them but that take no part in the fusion
+    (a hybrid source with weight 0, kept for comparison).
 
     The case's candidates are exactly what `retriever.retrieve(history, n_candidates)`
     returns; a hybrid source's list is max(fusion depth, n_candidates) long."""
+    seen_by_retrieval = retrieval_history(split, setting, max_history)
+    alone = {name: _ids(source.retrieve(seen_by_retrieval, max(depth, n_candidates))[:depth])
+             for name, source in (measured or {}).items()}
     if not isinstance(retriever, HybridRetriever):
         case = pipeline_case(split, retriever, setting=setting, n_candidates=n_candidates,
                              max_history=max_history)
-        deeper = retriever.retrieve(to_history(split.user, case.history), depth)
-        return case, {getattr(retriever, "source", "retrieval"): _ids(deeper)}
+        deeper = retriever.retrieve(seen_by_retrieval, depth)
+        return case, {getattr(retriever, "source", "retrieval"): _ids(deeper), **alone}
     history = truncate(split.history, setting, max_history)
-    lists = retriever.gather(to_history(split.user, history), n_candidates)
+    lists = retriever.gather(seen_by_retrieval, n_candidates)
     fused = retriever.fuse(lists, max(depth, n_candidates))
     found = fused[:n_candidates]
     case = Case(user=split.user, setting=setting, history=history, target=split.target,
                 candidates=tuple(c.item.id for c in found),
                 retrieval_scores=tuple(c.score for c in found), retriever="hybrid")
     rankings = {name: _ids(c[:depth]) for name, c in lists.items()}
-    return case, {**rankings, FUSION: _ids(fused[:depth])}
+    return case, {**rankings, **alone, FUSION: _ids(fused[:depth])}
 
 
 def _ids(candidates: Sequence[Candidate]) -> tuple[str, ...]:
     return tuple(c.item.id for c in candidates)
+
+
+# ---- choosing the hybrid's fusion weights, on validation cases ---------------------------
+
+
+def rrf_ids(
+    lists: Mapping[str, Sequence[str]], weights: Mapping[str, float], *, k_rrf: int, n: int
+) -> list[str]:
+    """The ids HybridRetriever.fuse would put first, from each source's ids alone (fast
+    enough for a grid): Σ weight / (k_rrf + rank + 1), ties in order of first proposal,
+    sources in the order of `lists`; a source with weight 0 (or none) is left out."""
+    fused: dict[str, float] = {}
+    for name, ids in lists.items():
+        weight = weights.get(name, 0.0)
+        if weight <= 0:
+            continue
+        for rank, item in enumerate(ids):
+            fused[item] = fused.get(item, 0.0) + weight / (k_rrf + rank + 1)
+    return sorted(fused, key=lambda i: -fused[i])[:n]
+
+
+@dataclass(frozen=True)
+class WeightFit:
+    weights: dict[str, float]
+    recall: float
+    """Recall@n of the chosen weights on the validation cases."""
+    table: list[tuple[dict[str, float], float]]
+    """Every weight setting tried with its recall@n, best first (ties: grid order)."""
+
+
+def fit_rrf_weights(
+    cases: Sequence[tuple[Mapping[str, Sequence[str]], str]],
+    grid: Mapping[str, Sequence[float]], *, k_rrf: int, n: int,
+) -> WeightFit:
+    """The weights (one value per source from `grid`, every combination tried) whose RRF
+    puts the most validation targets in the top n. `cases` are (each source's ranked ids,
+    the target) per validation case. Ties go to the first combination in grid order, so
+    list each source's values smallest first to prefer the smaller weights."""
+    if not cases:
+        raise ValueError("no validation cases to fit fusion weights on")
+    names = list(grid)
+    table: list[tuple[dict[str, float], float]] = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        weights = dict(zip(names, values, strict=True))
+        if not any(w > 0 for w in values):
+            continue
+        hits = sum(target in rrf_ids(lists, weights, k_rrf=k_rrf, n=n)
+                   for lists, target in cases)
+        table.append((weights, hits / len(cases)))
+    table.sort(key=lambda row: -row[1])  # stable: ties keep grid order
+    return WeightFit(weights=table[0][0], recall=table[0][1], table=table)
 
 
 def sample_users(users: Sequence[str], n: int | None, seed: int) -> list[str]:

@@ -10,7 +10,7 @@ import sys
 from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, settings_from_args
 from recagent.errors import ConfigError
 from recagent.types import Interaction, Recommendation, UserHistory
-from recagent.wiring import open_parts, open_store
+from recagent.wiring import fit_and_save, open_parts, open_store
 
 NOTHING_LEFT = ("nothing left to recommend: the history already covers every catalog item "
                 "the recommender could propose")
@@ -126,11 +126,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ConfigError(f"--k {args.k} is more than the {settings.n_candidates} candidates "
                           "retrieved; raise --candidates (at most 100) or lower --k")
     with open_parts(settings) as parts:
+        for note in parts.notes:
+            print(f"note: {note}", file=sys.stderr)
         rec = parts.recommender.recommend(history, k=args.k)
     status = "degraded" if rec.degraded else "ok" if rec.items else "nothing_left"
     if args.json:
         out = {
-            "items": [i.model_dump(include={"item_id", "title", "score", "explanation", "source"})
+            "items": [i.model_dump(mode="json", include={"item_id", "title", "score",
+                                                         "explanation", "source", "evidence"})
                       for i in rec.items],
             "status": status,
             "degraded": rec.degraded,
@@ -178,3 +181,26 @@ def cmd_chat(args: argparse.Namespace) -> int:
             if args.session:
                 args.session.write_text(session.to_json(), encoding="utf-8")
     return EXIT_OK
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit the fusion weights on validation users of the ingested interactions; save them
+    beside the catalog, where recommend, chat and the Python API pick them up."""
+    settings = settings_from_args(args)
+    fitted, path = fit_and_save(settings, n_users=args.users,
+                                progress=None if args.json else print)
+    if args.json:
+        print(fitted.model_dump_json(indent=2))
+        return EXIT_OK
+    print(f"retrieval weights: {_weights(fitted.retrieval_weights)}")
+    print(f"rerank weights:    {_weights(fitted.rerank_weights)}")
+    llm = (f"{fitted.llm_share:.0%} of the rerank weight (model {fitted.llm_model})"
+           if fitted.llm_model else "not fitted (--no-llm)")
+    print(f"the LLM's share:   {llm}")
+    print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in fitted.validation.items()))
+    print(f"saved to {path}")
+    return EXIT_OK
+
+
+def _weights(weights: dict[str, float]) -> str:
+    return ", ".join(f"{name} {w:.2f}" for name, w in weights.items())

@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=bounded(1, 50), default=5, help="items per answer (default 5)")
     p.set_defaults(func=commands.cmd_chat)
 
+    p = sub.add_parser("fit", parents=[base, store, llm],
+                       help="fit the fusion weights on the ingested interactions",
+                       description="Learn the retrieval and reranking fusion weights on "
+                                   "validation users of the ingested interactions and save "
+                                   "them beside the catalog; recommend and chat use them.")
+    p.add_argument("--users", type=bounded(10, 5000), default=200,
+                   help="validation users to fit on (default 200)")
+    p.add_argument("--no-llm", action="store_true",
+                   help="fit without the LLM's scores (the product then ranks without it)")
+    p.set_defaults(func=commands.cmd_fit)
+
     models.add_commands(sub, base, llm, flags["vllm"])
     for plugin in entry_points(group="recagent.commands"):  # e.g. `eval`, from the eval package
         plugin.load()(sub, [base, store, llm])

@@ -48,8 +48,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         values["retriever"] = {"kind": args.retriever}
     if getattr(args, "no_llm", False):
         values["ranker"] = None
-    elif hasattr(args, "method"):
-        ranker = {"method": args.method, "template": args.template, "bootstrap": args.bootstrap}
+    elif any(getattr(args, f, None) for f in ("method", "template", "bootstrap")):
+        # a ranker named on the command line runs as named (recagent.wiring.product_ranker);
+        # its own reasons are never shown (explanations come from evidence), so none asked
+        method = args.method or ("listwise" if args.template else "logprob")
+        ranker = {"method": method, "template": args.template, "bootstrap": args.bootstrap,
+                  "explain": False}
         values["ranker"] = {k: v for k, v in ranker.items() if v is not None}
     try:
         values["llm"] = LLMSpec.model_validate({k: v for k, v in llm.items() if v})

@@ -49,6 +49,10 @@ class Explained:
     counts: ExplanationCounts = field(default_factory=ExplanationCounts)
 
 
+LLM_ITEMS = 3
+"""Items the LLM words by default: the top of the list, where a reader looks first."""
+
+
 class Explainer:
     """Explains a chosen list from evidence. `client` None: templates only (no LLM cost).
 
@@ -66,6 +70,7 @@ class Explainer:
         titles: Iterable[str] = (),
         template: str = TEMPLATE,
         max_links: int = MAX_LINKS,
+        llm_items: int | None = LLM_ITEMS,
         temperature: float = 0.0,
         seed: int | None = 0,
     ) -> None:
@@ -77,6 +82,9 @@ class Explainer:
         self.checker = Checker(genres, titles)
         self.template = template
         self.max_links = max_links
+        self.llm_items = llm_items
+        """The LLM words the first this many items (None: all); the rest get templates.
+        Decoding is most of a request's time on a CPU: about 70 tokens per sentence."""
         self.temperature = temperature
         self.seed = seed
 
@@ -105,7 +113,7 @@ class Explainer:
         if self.client is not None and use_llm and evidence:
             try:
                 proposed, invocation = write(
-                    self.client, self.prompts, evidence, template=self.template,
+                    self.client, self.prompts, evidence[:self.llm_items], template=self.template,
                     temperature=self.temperature, seed=self.seed)
             except ConfigError:
                 raise
@@ -122,7 +130,8 @@ class Explainer:
                 return self.checker.check_in(text, e, scope, earlier=shipped)
 
             item_id = e.item_id
-            if proposed is None and call_failure is None:
+            worded = self.llm_items is None or n < self.llm_items
+            if (proposed is None and call_failure is None) or not worded:
                 shipped.append(self._template(e, n, check))
                 records.append(ExplanationRecord(item_id=item_id, kind="template"))
                 continue

@@ -10,17 +10,28 @@ from typing import Any
 
 import pytest
 
+from eval import config as eval_config
 from eval.baselines import EmbeddingScorer
 from eval.config import EvalConfig, load_config
 from eval.datasets import Dataset, Rating
 from eval.harness import EvalResult, Harness
-from eval.protocols import FULL, FUSION, Case, LeaveOneOut, Split, to_history
+from eval.protocols import (
+    FULL,
+    FUSION,
+    PROTOCOL_VERSION,
+    Case,
+    LeaveOneOut,
+    Split,
+    retrieval_history,
+    to_history,
+)
 from eval.report import markdown
 from eval.results import UserResult
 from eval.summary import summarize
 from recagent.errors import ConfigError
 from recagent.types import Item
 from recagent.wiring import build_retriever
+from retrieval.collaborative import PopularityRetriever
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.hybrid import HybridRetriever
 from retrieval.store import CatalogStore
@@ -67,19 +78,36 @@ def test_hybrid_config_shape_and_errors(tmp_path: Path) -> None:
                                    "protocol": {"kind": "llmrank", "retriever": "hybrid"}})
 
 
-def test_semantic_fingerprints_are_unchanged_and_hybrid_weights_count(tmp_path: Path) -> None:
+def test_fingerprints_follow_the_protocol_rules_and_hybrid_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = load(tmp_path, "")
     protocol = cfg.protocol.model_dump(mode="json")
-    del protocol["retriever"], protocol["hybrid"]  # what results stored before looked like
-    blob = json.dumps([cfg.seed, cfg.dataset.model_dump(mode="json"), protocol, "v"],
-                      sort_keys=True, default=str)
+    del protocol["retriever"], protocol["hybrid"]
+    blob = json.dumps([cfg.seed, cfg.dataset.model_dump(mode="json"), protocol,
+                       {"protocol_version": PROTOCOL_VERSION}, "v"], sort_keys=True, default=str)
     assert cfg.fingerprint("v") == hashlib.sha256(blob.encode()).hexdigest()[:10]
+    # results stored under the earlier rules (no version in the blob) are never reused
+    old = json.dumps([cfg.seed, cfg.dataset.model_dump(mode="json"), protocol, "v"],
+                     sort_keys=True, default=str)
+    assert cfg.fingerprint("v") != hashlib.sha256(old.encode()).hexdigest()[:10]
+    with monkeypatch.context() as patched:
+        patched.setattr(eval_config, "PROTOCOL_VERSION", PROTOCOL_VERSION + 1)
+        changed = cfg.fingerprint("v")
+    assert changed != cfg.fingerprint("v")
     plain = load(tmp_path, 'retriever = "hybrid"\n').fingerprint("v")
     explicit = load(tmp_path, 'retriever = "hybrid"\n[protocol.hybrid]\n'
                               'weights = { semantic = 1, cooccurrence = 1, popularity = 1 }\n')
     other = load(tmp_path, 'retriever = "hybrid"\n[protocol.hybrid]\n'
                            'weights = { semantic = 1, cooccurrence = 1, popularity = 0.5 }\n')
     assert plain == explicit.fingerprint("v") != other.fingerprint("v") != cfg.fingerprint("v")
+
+
+def test_the_new_sources_are_hybrid_weights(tmp_path: Path) -> None:
+    cfg = load(tmp_path, 'retriever = "hybrid"\n[protocol.hybrid]\nweights = { semantic = 0.1, '
+                         'sequential = 1, als = 1, recency_knn = 0.25 }\n')
+    assert cfg.protocol.hybrid_or_default.weights == {
+        "semantic": 0.1, "sequential": 1.0, "als": 1.0, "recency_knn": 0.25}
 
 
 # ---- recall of each source, over all users ------------------------------------------------
@@ -193,3 +221,48 @@ def test_harness_builds_hybrid_cases_from_training_data_only(
         hits = [cases[u].target in ids[:20] for u, ids in per_user.items()]
         assert recall[source]["recall@20"] == pytest.approx(sum(hits) / len(cases))
 
+
+
+def test_harness_with_the_new_sources_excludes_every_prior_item(
+    store: CatalogStore, mini_items: list[Item], tmp_path: Path
+) -> None:
+    ratings = [rating(u, item, 10 * n) for u, items in HISTORIES.items()
+               for n, item in enumerate(items)]
+    ratings += [Rating(user="u2", item="h3", rating=1.0, ts=5),     # disliked before the cut
+                Rating(user="u7", item="h2", rating=3.0, ts=15),    # neutral before the cut
+                Rating(user="u3", item="a4", rating=2.0, ts=100)]   # after u3's target
+    data = Dataset(name="mini", items={i.id: i for i in mini_items}, ratings=tuple(ratings))
+    # popularity at weight 0: measured for the report, never fused
+    weights = {"semantic": 0.1, "sequential": 1, "als": 1, "recency_knn": 0.25, "popularity": 0}
+    raw: dict[str, Any] = {
+        "name": "mini", "seed": 5, "dataset": {"kind": "ml-100k", "path": "unused"},
+        "protocol": {"kind": "pipeline", "retriever": "hybrid", "n_candidates": 4, "k": 3,
+                     "hybrid": {"weights": weights, "depth": 6}},
+        "baselines": {"include": ["popularity"]},
+    }
+    result = Harness(EvalConfig.model_validate(raw), dataset=data, store=store, out=tmp_path,
+                     progress=False).run(None)
+    rankings = result.retrieval[FULL]
+    assert set(rankings) == {*weights, FUSION}
+    splits = {s.user: s for s in result.loo.splits}
+    assert [r.item for r in splits["u2"].prior] == ["h1", "h3", "h2"]
+    assert [r.item for r in splits["u2"].history] == ["h1", "h2"]
+    assert not any(r.item in {"s6", "a4"} for r in result.loo.train)  # a target, and after one
+    rows = [(r.user, r.item, r.rating, r.ts) for r in result.loo.train]
+    retriever = build_retriever(result.config.protocol.retriever_spec, store, rows)
+    assert isinstance(retriever, HybridRetriever) and "popularity" not in retriever.sources
+    popular = [i for i, _ in PopularityRetriever(store, rows).ranked]
+    for user, ids in rankings["popularity"].items():
+        assert list(ids) == [i for i in popular if i not in {
+            r.item for r in splits[user].prior}][:len(ids)]
+    for case in result.cases[FULL]:
+        split = splits[case.user]
+        prior = {r.item for r in split.prior}
+        assert case.target not in prior
+        for source, per_user in rankings.items():
+            assert not prior & set(per_user[case.user]), (source, case.user)
+        for source in ("sequential", "als", "recency_knn"):
+            assert "s6" not in rankings[source][case.user]
+        again = retriever.retrieve(retrieval_history(split, FULL, 50), 4)
+        assert tuple(c.item.id for c in again) == case.candidates
+        assert all(c.nearest_history_id in prior for c in again if c.nearest_history_id)

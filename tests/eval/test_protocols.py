@@ -10,16 +10,23 @@ import pytest
 from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
 from eval.protocols import (
     FULL,
+    fit_rrf_weights,
     leave_one_out,
     llmrank_candidates,
     llmrank_cases,
     pipeline_case,
+    pipeline_retrieval,
     rating_split,
+    retrieval_history,
+    rrf_ids,
     sample_users,
+    time_order,
     truncate,
+    validation_split,
 )
 from recagent.errors import DataFormatError
-from recagent.types import Candidate, Item
+from recagent.types import Candidate, Item, UserHistory
+from retrieval.hybrid import HybridRetriever
 from tests.conftest import DATA, needs_data
 
 ITEMS = {str(i): Item(id=str(i), title=f"Movie {i}", text=f"Movie {i}") for i in range(1, 41)}
@@ -166,3 +173,96 @@ def test_movielens_loaders_read_the_shared_data() -> None:
                      partial=True)
     assert len(ml1m.ratings) == 487_650 and len(ml1m.by_user()) == 2999
     assert ml1m.partial and "not comparable" in ml1m.notes[0]
+
+
+# ---- the tie rule, what retrieval sees, validation cases, fusion weights ------------------
+
+TIED = (
+    r("t", 1, 5, 10), r("t", 2, 2, 20),
+    # four interactions share the last timestamp; three of them are positive
+    r("t", 3, 5, 30), r("t", 4, 4, 30), r("t", 5, 5, 30), r("t", 6, 1, 30),
+)
+
+
+def test_tied_last_positives_the_target_is_seeded_random_among_them() -> None:
+    targets = {}
+    for seed in range(60):
+        loo = leave_one_out(Dataset(name="tied", items=ITEMS, ratings=TIED), seed=seed)
+        (split,) = loo.splits
+        targets[seed] = split.target
+        # the same seed, the same target: on every run, and whatever the file order
+        again = leave_one_out(Dataset(name="tied", items=ITEMS,
+                                      ratings=tuple(reversed(TIED))), seed=seed)
+        assert again.splits == loo.splits and again.train == loo.train
+        # the target is the last positive of the seeded order; the cut is just before it
+        order = time_order(list(TIED), seed=seed, user="t")
+        assert [x.item for x in order][:2] == ["1", "2"]  # earlier timestamps first
+        cut = [x.item for x in order].index(split.target)
+        assert not any(x.rating is not None and x.rating >= 4 for x in order[cut + 1:])
+        assert [x.item for x in split.prior] == [x.item for x in order[:cut]]
+        assert split.target not in {x.item for x in split.prior}
+        assert {x.item for x in loo.train} == {x.item for x in order[:cut]}
+        assert split.seen == frozenset(x.item for x in TIED)
+    assert set(targets.values()) == {"3", "4", "5"}  # never 6 (rated 1)
+    counts = {t: list(targets.values()).count(t) for t in ("3", "4", "5")}
+    assert min(counts.values()) >= 10  # roughly uniform over 60 seeds
+
+
+def test_the_pipeline_sees_every_prior_interaction_and_never_the_target() -> None:
+    u1 = next(s for s in leave_one_out(TINY).splits if s.user == "u1")
+    # positive history 1, 3; the retriever also gets 2 (rated 3), with its rating
+    assert [x.item for x in u1.history] == ["1", "3"]
+    full = retrieval_history(u1, FULL, 50)
+    assert [(i.item_id, i.rating, i.polarity) for i in full.interactions] == [
+        ("1", 5.0, 1), ("2", 3.0, 0), ("3", 4.0, 1)]
+    assert full.seen_ids == {"1", "2", "3"} and u1.target not in full.seen_ids
+    # a history cut to its last k items: every interaction since the oldest one kept
+    assert [i.item_id for i in retrieval_history(u1, 1, 50).interactions] == ["3"]
+    assert [i.item_id for i in retrieval_history(u1, 2, 50).interactions] == ["1", "2", "3"]
+    retriever = FixedRetriever(["20", "21", "22"])
+    case, rankings = pipeline_retrieval(u1, retriever, setting=FULL, n_candidates=2,
+                                        max_history=50)
+    assert case.candidates == ("20", "21") and rankings == {"retrieval": ("20", "21", "22")}
+    assert retriever.histories == [["1", "2", "3"], ["1", "2", "3"]]
+    assert [x.item for x in case.history] == ["1", "3"]  # the LLM's history is unchanged
+    # an item after the cut (5, rated 2 after the target) is never part of it
+    assert "5" not in {x.item for x in u1.prior} | {x.item for x in u1.history}
+
+
+def test_validation_cases_come_from_the_training_data_only() -> None:
+    ratings = tuple(r(f"v{u}", 1 + (u * 3 + k) % 40, 5 if k % 3 else 2, 10 * k)
+                    for u in range(6) for k in range(8))
+    loo = leave_one_out(Dataset(name="v", items=ITEMS, ratings=ratings), seed=3)
+    val = validation_split(loo, seed=3)
+    assert val.splits and set(val.train) <= set(loo.train)
+    train = {(x.user, x.item) for x in loo.train}
+    tests = {(s.user, s.target) for s in loo.splits}
+    for split in val.splits:
+        assert (split.user, split.target) in train and (split.user, split.target) not in tests
+        assert not any(x.user == split.user and x.item == split.target for x in val.train)
+
+
+def test_rrf_ids_is_the_hybrid_retrievers_fusion() -> None:
+    a = ["1", "2", "3", "4", "5"]
+    b = ["3", "6", "1", "7", "2"]
+    hybrid = HybridRetriever({"a": FixedRetriever(a), "b": FixedRetriever(b)},
+                             {"a": 1.0, "b": 0.5}, k_rrf=2, depth=5)
+    fused = [c.item.id for c in hybrid.retrieve(UserHistory.from_ids(["9"]), 4)]
+    assert rrf_ids({"a": a, "b": b}, {"a": 1.0, "b": 0.5}, k_rrf=2, n=4) == fused
+    # 1: 1/3 + 0.5/5 = 0.433; 3: 1/5 + 0.5/3 = 0.367; 2: 1/4 + 0.5/7 = 0.321; 6: 0.125...
+    assert fused == ["1", "3", "2", "4"]
+    assert rrf_ids({"a": a, "b": b}, {"a": 0.0, "b": 1.0}, k_rrf=2, n=2) == ["3", "6"]
+
+
+def test_fusion_weights_are_the_grid_point_with_most_targets_in_the_top_n() -> None:
+    cases = [({"a": ["x1", "t1"], "b": ["t1", "z1"]}, "t1"),   # needs b
+             ({"a": ["t2", "x2"], "b": ["y2", "t2"]}, "t2")]   # a alone, or b not above a
+    fit = fit_rrf_weights(cases, {"a": [0.0, 1.0], "b": [0.0, 1.0, 2.0]}, k_rrf=0, n=1)
+    # b = 1 and b = 2 both hit both (b = 2 ties t2 with y2; the first proposal wins):
+    # the smaller comes first in the grid; a = 0 misses t2
+    assert fit.weights == {"a": 1.0, "b": 1.0} and fit.recall == 1.0
+    table = {tuple(w.values()): recall for w, recall in fit.table}
+    assert table == {(0.0, 1.0): 0.5, (0.0, 2.0): 0.5, (1.0, 0.0): 0.5, (1.0, 1.0): 1.0,
+                     (1.0, 2.0): 1.0}  # all-zero weights are never tried
+    with pytest.raises(ValueError, match="no validation cases"):
+        fit_rrf_weights([], {"a": [1.0]}, k_rrf=0, n=1)

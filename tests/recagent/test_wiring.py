@@ -22,6 +22,7 @@ from recagent.rank.logprob import LogprobRanker
 from recagent.rank.nir import NIRRanker
 from recagent.types import Demonstration, Item, UserHistory
 from recagent.wiring import (
+    PRODUCT_RANKER,
     HybridSpec,
     LLMSpec,
     RetrieverSpec,
@@ -94,12 +95,15 @@ def test_the_command_line_chooses_the_pipeline(tmp_path: Path) -> None:
         return settings_from_args(args)
 
     default = settings()
-    assert default.ranker == RankerSpec() and default.retriever == RetrieverSpec()
+    assert default.ranker == PRODUCT_RANKER and default.retriever is None  # the product's
     assert settings("--no-llm").ranker is None
     chosen = settings("--method", "nir", "--bootstrap", "3", "--retriever", "hybrid",
                       "--model", "qwen2.5-0.5b")
-    assert chosen.ranker == RankerSpec(method="nir", bootstrap=3)
-    assert chosen.retriever.kind == "hybrid" and chosen.llm.preset == "qwen2.5-0.5b"
+    assert chosen.ranker == RankerSpec(method="nir", bootstrap=3, explain=False)
+    assert chosen.retriever is not None and chosen.retriever.kind == "hybrid"
+    assert chosen.llm.preset == "qwen2.5-0.5b"
+    assert settings("--template", "rank_recency").ranker == RankerSpec(
+        template="rank_recency", explain=False)  # a template names a listwise ranker
 
 
 @pytest.fixture

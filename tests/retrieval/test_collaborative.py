@@ -10,7 +10,14 @@ import pytest
 
 from recagent.errors import ConfigError
 from recagent.types import Candidate, Interaction, Item, UserHistory
-from retrieval.collaborative import CoOccurrenceRetriever, ItemSimilarity, PopularityRetriever
+from retrieval.collaborative import (
+    CoOccurrenceRetriever,
+    ItemSimilarity,
+    PopularityRetriever,
+    RecencyKNNRetriever,
+    as_rows,
+    sequences,
+)
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.store import CatalogStore
 from retrieval.types import Retriever
@@ -109,3 +116,48 @@ def test_bad_arguments_are_config_errors(store: CatalogStore) -> None:
             retriever.retrieve(UserHistory(interactions=[]), 5)
         with pytest.raises(ConfigError, match="n must be"):
             retriever.retrieve(history(["h1"]), 0)
+
+
+# ---- rows, time order, recency-weighted item-kNN --------------------------------------------
+
+
+def test_pairs_and_rows_are_both_interactions() -> None:
+    assert as_rows([("u", "h1"), ("u", "h2", 4.0, 7)]) == [("u", "h1", None, None),
+                                                           ("u", "h2", 4.0, 7)]
+    with pytest.raises(ConfigError, match="interaction is"):
+        as_rows([("u", "h1", 4.0)])  # type: ignore[list-item]
+    # by timestamp; equal timestamps keep the given order; any missing one: the given order
+    rows = as_rows([("u", "b", 5.0, 2), ("u", "a", 5.0, 1), ("u", "c", 5.0, 2),
+                    ("v", "y", None, 5), ("v", "x", None, None)])
+    assert sequences(rows) == {"u": ["a", "b", "c"], "v": ["y", "x"]}
+
+
+def test_pairs_still_train_the_older_sources_as_before(store: CatalogStore) -> None:
+    rows = [(u, i, 5.0, n) for n, (u, i) in enumerate(PAIRS)]
+    for cls in (CoOccurrenceRetriever, PopularityRetriever):
+        assert scores(cls(store, rows).retrieve(history(["h1"]), 10)) == scores(
+            cls(store, PAIRS).retrieve(history(["h1"]), 10))
+
+
+def test_recency_knn_weighs_recent_items_more(store: CatalogStore) -> None:
+    # h2 at ts 1, h1 at ts 2 (most recent: weight 1; h2: 0.5), given newest first
+    recent = UserHistory(interactions=[Interaction(item_id="h1", rating=2, ts=2),
+                                       Interaction(item_id="h2", rating=5, ts=1)])
+    found = RecencyKNNRetriever(store, PAIRS, decay=0.5).retrieve(recent, 10)
+    # h3: cos(h1, h3) = 1/√4, cos(h2, h3) = 1/√2 (u1 had both); a1: cos(h1, a1) = 1/√8
+    assert [c.item.id for c in found] == ["h3", "a1"]
+    assert [c.score for c in found] == pytest.approx([0.5 + 0.5 / math.sqrt(2),
+                                                      1 / math.sqrt(8)])
+    assert [c.nearest_history_id for c in found] == ["h1", "h1"]  # 0.5 > 0.5 · 0.707
+    assert all(c.scores_by_source == {"recency_knn": c.score} for c in found)
+    # every interaction votes, a disliked one too (h1 was rated 2), and none comes back
+    assert not {c.item.id for c in found} & recent.seen_ids
+    # the other order: h2 is the most recent
+    other = UserHistory(interactions=[Interaction(item_id="h1", ts=1),
+                                      Interaction(item_id="h2", ts=2)])
+    again = RecencyKNNRetriever(store, PAIRS, decay=0.5).retrieve(other, 10)
+    assert [c.score for c in again] == pytest.approx([0.25 + 1 / math.sqrt(2),
+                                                      0.5 / math.sqrt(8)])
+    assert again[0].nearest_history_id == "h2"
+    with pytest.raises(ConfigError, match="decay"):
+        RecencyKNNRetriever(store, PAIRS, decay=0.0)

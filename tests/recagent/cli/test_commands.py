@@ -125,7 +125,8 @@ def test_chat_survives_a_body_that_is_not_json(home: Path, tmp_path: Path,
     with fault_server("not_json") as server:
         code, out, err = run(capsys, "chat", "--script", str(script), "--home", str(home),
                              "--llm-base-url", server.url, "--llm-model", "m", "--json",
-                             "--candidates", "4", "--k", "2", "--deadline", "20")
+                             "--candidates", "4", "--k", "2", "--deadline", "20",
+                             "--method", "listwise")  # a ranker named: the LLM ranks
     assert code == 0 and "Traceback" not in err, err
     turn = json.loads(out.splitlines()[-1])
     assert turn["degraded"] and turn["items"]

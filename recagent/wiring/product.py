@@ -1,0 +1,175 @@
+"""The product as it runs: the parts the settings and the saved fit choose, and `fit`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+from recagent.chat.lookup import catalog_genres
+from recagent.explain.evidence import CoLikes
+from recagent.explain.explainer import Explainer
+from recagent.fit import (
+    FittedConfig,
+    Row,
+    fit_catalog,
+    load_fitted,
+    positive,
+    row_rating,
+    save_fitted,
+)
+from recagent.llm.client import (
+    LLMClient,
+)
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.ensemble import LLM_SOURCE, FusionRanker
+from recagent.rank.factory import build_ranker, ranker_templates
+from recagent.rank.listwise import Ranker
+from recagent.recommender import Recommender
+from recagent.wiring.parts import (
+    build_retriever,
+    open_interactions,
+    open_llm,
+    open_store,
+)
+from recagent.wiring.settings import (
+    PRODUCT_RANKER,
+    HybridSpec,
+    RetrieverSpec,
+    Settings,
+    SourceName,
+)
+from retrieval.hybrid import HybridRetriever
+from retrieval.store import TITLE_KEY, CatalogStore
+
+# ---- the product ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a running recagent is made of; `client` is None when no LLM runs."""
+
+    store: CatalogStore
+    client: LLMClient | None
+    prompts: PromptLibrary
+    recommender: Recommender
+    fitted: FittedConfig | None = None
+    notes: tuple[str, ...] = ()
+    """What the user should know about this configuration (printed by the CLI)."""
+
+
+def stored_rows(settings: Settings) -> list[Row]:
+    """The collection's interactions as the collaborative sources read them."""
+    return [(r.user, r.item, row_rating(r.rating, r.liked), r.ts)
+            for r in open_interactions(settings).interactions(settings.collection)]
+
+
+def product_retriever(settings: Settings, fitted: FittedConfig | None,
+                      rows: Sequence[Row]) -> tuple[RetrieverSpec, list[str]]:
+    """The retrieval the product runs, and what to tell the user about it."""
+    if settings.retriever is not None:
+        return settings.retriever, []
+    if not rows:
+        return RetrieverSpec(), ["this catalog has no interactions: text retrieval + LLM only "
+                                 "(ingest ratings, then `recagent fit`, for the fused pipeline)"]
+    if fitted is None:
+        return RetrieverSpec(kind="hybrid"), ["no fit for this catalog: default fusion weights "
+                                              "(run `recagent fit` to learn them)"]
+    weights = {k: v for k, v in fitted.retrieval_weights.items() if v > 0}
+    return RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
+        {"weights": weights})), []
+
+
+@contextmanager
+def open_parts(
+    settings: Settings, *, interactions: Sequence[Row] | None = None
+) -> Iterator[Parts]:
+    """Store, retriever, LLM, ranker and explainer as `settings` (and the saved fit) say,
+    for the duration. `interactions` default to the ones ingested with the catalog."""
+    store = open_store(settings)
+    store.check_complete()  # a killed or running ingest: refused with what to do
+    rows = stored_rows(settings) if interactions is None else list(interactions)
+    fitted = load_fitted(settings.home, settings.collection) if settings.use_fit else None
+    spec, notes = product_retriever(settings, fitted, rows)
+    retriever = build_retriever(spec, store, rows)
+    fusion = {k: v for k, v in (fitted.rerank_weights if fitted else {}).items() if v > 0}
+    prompts = PromptLibrary()
+    if settings.ranker is not None:
+        prompts.check(ranker_templates(settings.ranker))  # a typo fails before the LLM starts
+    with ExitStack() as stack:
+        client = stack.enter_context(open_llm(settings)) if settings.ranker else None
+        ranker, more = product_ranker(settings, client, prompts, fitted, fusion)
+        notes += more
+        explainer = Explainer(
+            client if settings.explain_with_llm else None, prompts,
+            stats=CoLikes((u, i) for u, i, rating, _ in rows if positive(rating)),
+            genres=catalog_genres(store), titles=catalog_titles(store), seed=settings.seed)
+        recommender = Recommender(store, retriever, ranker, n_candidates=settings.n_candidates,
+                                  explainer=explainer)
+        yield Parts(store, client, prompts, recommender, fitted, tuple(notes))
+
+
+def product_ranker(
+    settings: Settings, client: LLMClient | None, prompts: PromptLibrary,
+    fitted: FittedConfig | None, fusion: dict[str, float],
+) -> tuple[Ranker | None, list[str]]:
+    """What orders the candidates. A ranker the settings name explicitly always runs (fused
+    with the fitted weights, if any). The product's own LLM score runs only where the fit
+    gave it weight: small local models rank at random level zero-shot, so without a fit
+    that measured otherwise the order is the (fused) retrieval order."""
+    explicit = settings.ranker is not None and settings.ranker != PRODUCT_RANKER
+    if client is not None and settings.ranker is not None and (
+            explicit or (fitted is not None and fitted.uses_llm)):
+        notes = []
+        if fitted and fitted.llm_model and fitted.llm_model != client.model:
+            notes.append(f"the fit was made with {fitted.llm_model}, not {client.model}: "
+                         "run `recagent fit` again for this model")
+        return build_ranker(settings.ranker, client, prompts, seed=settings.seed,
+                            fusion=fusion or None), notes
+    rest = {k: v for k, v in fusion.items() if k != LLM_SOURCE}
+    return (FusionRanker(None, rest) if rest else None), []
+
+
+def fit_and_save(
+    settings: Settings, *, n_users: int = 200, progress: Callable[[str], object] | None = None
+) -> tuple[FittedConfig, Path]:
+    """`recagent fit`: both fits on the catalog's interactions with this LLM (the settings'
+    ranker; None: without it), saved beside the catalog."""
+    store = open_store(settings)
+    store.check_complete()
+    rows = stored_rows(settings)
+    every_source = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
+        {"weights": dict.fromkeys(get_args(SourceName), 1.0)}))
+
+    def build(train: Sequence[Row]) -> HybridRetriever:
+        retriever = build_retriever(every_source, store, train)
+        assert isinstance(retriever, HybridRetriever)
+        return retriever
+
+    with ExitStack() as stack:
+        ranker: Ranker | None = None
+        client: LLMClient | None = None
+        if settings.ranker is not None:
+            client = stack.enter_context(open_llm(settings))
+            ranker = build_ranker(settings.ranker, client, PromptLibrary(), seed=settings.seed)
+        fitted = fit_catalog(
+            collection=settings.collection, rows=rows, build=build, items=store.get,
+            ranker=ranker, llm_model=client.model if client else None,
+            n=settings.n_candidates, n_users=n_users, seed=settings.seed,
+            progress=progress or (lambda _: None))
+    return fitted, save_fitted(settings.home, fitted)
+
+
+def catalog_titles(store: CatalogStore) -> list[str]:
+    """Every title in the catalog (the explanation checker refuses the ones not allowed)."""
+    got = store.collection.get(include=["metadatas"])
+    return [str(m[TITLE_KEY]) for m in got["metadatas"] or [] if m and TITLE_KEY in m]
+
+
+@contextmanager
+def open_recommender(settings: Settings) -> Iterator[Recommender]:
+    """The Python API's entry point: a Recommender as `settings` say, for the duration."""
+    with open_parts(settings) as parts:
+        yield parts.recommender

@@ -1,0 +1,129 @@
+"""`recagent fit` (recagent/fit.py): who is held out, what each fit learns, and that the
+saved fit is read back and used. Real Chroma and real retrievers on a small catalog; the
+LLM is scripted at the client boundary where its scores are needed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from fakes import ScriptedClient
+
+from recagent.errors import ConfigError
+from recagent.fit import (
+    FittedConfig,
+    fit_catalog,
+    fit_retrieval,
+    hold_out,
+    load_fitted,
+    row_rating,
+    save_fitted,
+)
+from recagent.llm.prompts import PromptLibrary
+from recagent.rank.logprob import LogprobRanker
+from recagent.types import Completion, Item, Usage
+from retrieval.collaborative import CoOccurrenceRetriever, PopularityRetriever
+from retrieval.embeddings import Embedder
+from retrieval.hybrid import HybridRetriever
+from retrieval.semantic import SemanticRetriever
+from retrieval.store import CatalogStore
+
+Row = tuple[str, str, float | None, int | None]
+
+
+def rows_of(users: int = 40) -> list[Row]:
+    """Every user likes 'a' then 'b' then 'c' (in time): 'c' follows 'b' for everyone, so
+    co-occurrence finds it and popularity (everyone liked 'a' too) ties it."""
+    rows: list[Row] = []
+    for u in range(users):
+        rows += [(f"u{u}", "a", 5.0, 10), (f"u{u}", "b", 4.0, 20), (f"u{u}", "c", 5.0, 30)]
+        rows.append((f"u{u}", f"x{u % 5}", 2.0, 5))  # a disliked item, early
+    return rows
+
+
+def test_hold_out_keeps_the_target_and_the_future_out_of_training() -> None:
+    rows = [*rows_of(), ("u0", "d", 5.0, 30)]  # u0: two positives tie on the last time
+    train, held = hold_out(rows, 10, seed=3)
+    assert len(held) == 10 and len({h.user for h in held}) == 10
+    for h in held:
+        own = [r for r in train if r[0] == h.user]
+        assert all(r[1] != h.target for r in own)
+        assert h.target not in h.history.seen_ids
+        assert all(r[3] is not None and r[3] < 30 for r in own)  # nothing at or after it
+    again = hold_out(rows, 10, seed=3)
+    assert [(h.user, h.target) for h in again[1]] == [(h.user, h.target) for h in held]
+    untouched = {r[0] for r in rows} - {h.user for h in held}
+    assert {r for r in rows if r[0] in untouched} <= set(train)
+
+
+def test_row_rating_maps_likes_to_the_scale() -> None:
+    assert row_rating(3.0, None) == 3.0
+    assert row_rating(None, True) == 5.0
+    assert row_rating(None, False) is not None and row_rating(None, False) < 2  # type: ignore[operator]
+    assert row_rating(None, None) is None  # a bare interaction: positive
+
+
+@pytest.fixture(scope="module")
+def store(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> CatalogStore:
+    s = CatalogStore.open(embedder, path=tmp_path_factory.mktemp("fit"), name="fit")
+    texts = {"a": "A space opera adventure", "b": "A space war sequel", "c": "A quiet drama",
+             "d": "A cooking show"}
+    s.ingest([Item(id=i, title=f"Film {i}", text=t) for i, t in texts.items()]
+             + [Item(id=f"x{n}", title=f"Flop {n}", text="A forgettable comedy")
+                for n in range(5)])
+    return s
+
+
+def hybrid(store: CatalogStore, rows: list[Row]) -> HybridRetriever:
+    pairs = [(u, i) for u, i, r, _ in rows if r is None or r >= 4]
+    return HybridRetriever({"semantic": SemanticRetriever(store),
+                            "cooccurrence": CoOccurrenceRetriever(store, pairs),
+                            "popularity": PopularityRetriever(store, pairs)})
+
+
+def test_fit_retrieval_finds_weights_at_least_as_good_as_equal_ones(
+        store: CatalogStore) -> None:
+    train, held = hold_out(rows_of(), 12, seed=1)
+    weights, recall, equal = fit_retrieval(hybrid(store, train), held, n=1)
+    assert set(weights) == {"semantic", "cooccurrence", "popularity"}
+    assert weights["semantic"] > 0 and recall >= equal
+    assert recall == 1.0  # with one candidate, only co-occurrence finds 'c' after 'b'
+
+
+def test_fit_catalog_weighs_the_llm_and_saves_what_the_product_reads(
+        store: CatalogStore, tmp_path: Path) -> None:
+    def logprobs(_: object) -> Completion:  # the scripted LLM: always the first label
+        return Completion(text="A", usage=Usage(prompt_tokens=5, completion_tokens=1),
+                          top_logprobs=[{"A": math.log(0.9), "B": math.log(0.1)}])
+
+    client = ScriptedClient(*[logprobs] * 50)
+    fitted = fit_catalog(collection="fit", rows=rows_of(), build=lambda r: hybrid(store, r),
+                         items=store.get, ranker=LogprobRanker(client, PromptLibrary()),
+                         llm_model="scripted", n=3, k=2, n_users=10, seed=0)
+    assert fitted.validation_users == 10 and fitted.llm_model == "scripted"
+    assert set(fitted.rerank_weights) == {"rrf", "semantic", "popularity", "llm"}
+    assert 0.0 <= fitted.llm_share <= 1.0
+    assert client.requests  # the LLM was asked for the validation users' scores
+    path = save_fitted(tmp_path, fitted)
+    assert load_fitted(tmp_path, "fit") == fitted and json.loads(path.read_text())
+    assert load_fitted(tmp_path, "other") is None
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="run `recagent fit` again"):
+        load_fitted(tmp_path, "fit")
+
+
+def test_a_catalog_without_interactions_cannot_be_fitted(store: CatalogStore) -> None:
+    with pytest.raises(ConfigError, match="ingest interactions first"):
+        fit_catalog(collection="fit", rows=[], build=lambda r: hybrid(store, r),
+                    items=store.get, ranker=None, llm_model=None)
+
+
+def test_the_saved_fit_rejects_unknown_fields(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="extra"):
+        FittedConfig.model_validate({"collection": "c", "retrieval_weights": {},
+                                     "rerank_weights": {}, "llm_model": None,
+                                     "llm_share": 0, "validation_users": 1,
+                                     "validation": {}, "interactions": 1,
+                                     "fitted_at": "now", "surprise": 1})
