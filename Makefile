@@ -30,9 +30,11 @@ $(VLLM_VENV)/.installed: requirements-vllm.txt
 	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf, accelerate, tenacity'
 	touch $@
 
-## demo: ingest MovieLens 100K into Chroma, then recommend for a new user with 3 likes
+## demo: ingest MovieLens 100K (items and ratings), fit the fusion weights on 100 held-out
+## users, then recommend for a new user with 3 likes (Toy Story, Star Wars, Return of the Jedi)
 demo: venv
 	$(VENV)/bin/recagent ingest --movielens $(DATA)
+	$(VENV)/bin/recagent fit --users 100
 	$(VENV)/bin/recagent recommend --history 1,50,181 --k 10
 
 ## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM,
