@@ -153,14 +153,20 @@ class CoOccurrenceRetriever:
         sim = self.similarity
         liked = [i.item_id for i in history.interactions
                  if i.polarity > 0 and i.item_id in sim.index]
-        scores = sim.scores(liked)
-        for seen in history.seen_ids:
-            if seen in sim.index:
-                scores[sim.index[seen]] = 0.0
-        order = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] > 0]
-        ranked = [(sim.ids[j], float(scores[j])) for j in order]
-        found = _candidates(self.store, ranked, n, self.source, where)
+        found = _unseen_top(self.store, sim, sim.scores(liked), history, n, self.source, where)
         return _with_nearest(found, liked, sim)
+
+
+def _unseen_top(
+    store: CatalogStore, sim: ItemSimilarity, scores: np.ndarray, history: UserHistory, n: int,
+    source: str, where: dict[str, Any] | None,
+) -> list[Candidate]:
+    """The n best-scored items the user has not seen (a score of 0 proposes nothing)."""
+    for seen in history.seen_ids:
+        if seen in sim.index:
+            scores[sim.index[seen]] = 0.0
+    order = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] > 0]
+    return _candidates(store, [(sim.ids[j], float(scores[j])) for j in order], n, source, where)
 
 
 def _with_nearest(
@@ -211,13 +217,8 @@ class RecencyKNNRetriever:
         sim = self.similarity
         recent = [i for i in recent_first(history, self.max_history) if i in sim.index]
         weights = [self.decay ** age for age in range(len(recent))]
-        scores = sim.scores(recent, weights)
-        for seen in history.seen_ids:
-            if seen in sim.index:
-                scores[sim.index[seen]] = 0.0
-        order = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] > 0]
-        ranked = [(sim.ids[j], float(scores[j])) for j in order]
-        found = _candidates(self.store, ranked, n, self.source, where)
+        found = _unseen_top(self.store, sim, sim.scores(recent, weights), history, n,
+                            self.source, where)
         return _with_nearest(found, recent, sim, weights)
 
 
