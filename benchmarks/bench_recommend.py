@@ -1,4 +1,6 @@
-"""Wall time of `Recommender.recommend` (20 candidates, k=10) per model preset.
+"""Wall time of the product's `recommend` (20 candidates, k=10) per model preset, split
+into the ranker's LLM call, the explanation call and the rest (retrieval, gate, our code).
+With `recagent fit` run on HOME, the fitted pipeline is what is timed.
 
 Histories are the first 1-5 liked movies (rating >= 4, by time) of seeded random
 MovieLens 100K users, i.e. the new-user case. Needs the catalog ingested into HOME:
@@ -44,23 +46,37 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-100k/u.data"))
     parser.add_argument("-n", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-llm", action="store_true", help="no LLM at all (templates)")
     args = parser.parse_args()
 
     histories = sparse_histories(args.data, args.n, args.seed)
     started = time.perf_counter()
-    with open_recommender(Settings(home=args.home, llm=LLMSpec(preset=args.model))) as recommender:
+    settings = Settings(home=args.home, llm=LLMSpec(preset=args.model))
+    if args.no_llm:
+        settings = settings.model_copy(update={"ranker": None})
+    with open_recommender(settings) as recommender:
         startup = time.perf_counter() - started
         recommender.recommend(histories[0], k=10)  # warm-up, not counted
-        times, completion = [], []
+        times, completion, ranking, explaining, worded = [], [], [], [], []
         for history in histories:
             rec = recommender.recommend(history, k=10)
             times.append(rec.trace.latency_s)
             completion.append(rec.trace.usage.completion_tokens)
+            ranking.append(rec.trace.llm_latency_s)
+            call = rec.trace.explain_call
+            explaining.append(call.latency_s if call else 0.0)
+            worded.append(rec.trace.explanation_counts.llm)
         stats = recommender.stats
     q = statistics.quantiles(times, n=10)
     print(json.dumps({
-        "model": args.model, "requests": len(times), "startup_s": round(startup, 1),
+        "model": None if args.no_llm else args.model, "requests": len(times),
+        "startup_s": round(startup, 1),
         "median_s": round(statistics.median(times), 2), "p90_s": round(q[-1], 2),
+        "median_rank_llm_s": round(statistics.median(ranking), 2),
+        "median_explain_llm_s": round(statistics.median(explaining), 2),
+        "median_rest_s": round(statistics.median(
+            t - r - e for t, r, e in zip(times, ranking, explaining, strict=True)), 3),
+        "llm_worded_share": round(sum(worded) / (10 * len(times)), 3),
         "mean_completion_tokens": round(statistics.mean(completion), 1),
         "degraded": stats.degraded, "repaired": stats.repaired, "reasked": stats.reasked,
     }))
