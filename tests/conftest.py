@@ -42,7 +42,11 @@ needs_data = pytest.mark.skipif(
 
 @pytest.fixture(scope="session")
 def artifact_store() -> ArtifactStore:
-    return ArtifactStore(REPO / ".cache" / "artifacts")
+    """The test run's model cache. Created here: tests link their homes' `artifacts` to it,
+    and a link to a folder that does not exist yet (a clean clone) would break them."""
+    store = ArtifactStore(REPO / ".cache" / "artifacts")
+    store.cache_dir.mkdir(parents=True, exist_ok=True)
+    return store
 
 
 @pytest.fixture(scope="session")

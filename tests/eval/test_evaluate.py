@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from recagent.cli.main import main
-from tests.conftest import REPO
+from recagent.llm.backends.artifacts import ArtifactStore
 
 pytestmark = pytest.mark.integration
 
@@ -58,10 +58,11 @@ def run(config: Path, home: Path, out: Path, capsys: pytest.CaptureFixture[str])
     return json.loads(capsys.readouterr().out)
 
 
-def test_llmrank_end_to_end_then_a_free_rerun(tmp_path: Path, capsys) -> None:
+def test_llmrank_end_to_end_then_a_free_rerun(tmp_path: Path, capsys,
+                                             artifact_store: ArtifactStore) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "artifacts").symlink_to(REPO / ".cache" / "artifacts")
+    (home / "artifacts").symlink_to(artifact_store.cache_dir.resolve())
     config = write_inputs(tmp_path)
     out = tmp_path / "report"
 
