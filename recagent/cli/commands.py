@@ -160,6 +160,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     script = script_messages(args.script) if args.script else None
     with open_parts(settings) as parts:
+        for note in parts.notes:
+            print(f"note: {note}", file=sys.stderr)
         recommender, client, prompts = parts.recommender, parts.client, parts.prompts
         if args.session and args.session.exists():
             session = ChatSession.from_json(args.session.read_text(encoding="utf-8"),
