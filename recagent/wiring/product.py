@@ -105,7 +105,8 @@ def open_parts(
         explainer = Explainer(
             client if settings.explain_with_llm else None, prompts,
             stats=CoLikes((u, i) for u, i, rating, _ in rows if positive(rating)),
-            genres=catalog_genres(store), titles=catalog_titles(store), seed=settings.seed)
+            genres=catalog_genres(store), titles=catalog_titles(store),
+            llm_items=settings.llm_explained, seed=settings.seed)
         recommender = Recommender(store, retriever, ranker, n_candidates=settings.n_candidates,
                                   explainer=explainer)
         yield Parts(store, client, prompts, recommender, fitted, tuple(notes))

@@ -127,7 +127,11 @@ class Settings(_Strict):
     """The LLM's score, fused with the candidates' own by the fitted weights; None: no LLM
     at all (fused collaborative order, template explanations)."""
     explain_with_llm: bool = True
-    """The LLM words each explanation from its evidence (checked, else a template)."""
+    """The LLM words explanations from their evidence (checked, else a template)."""
+    llm_explained: int = Field(1, ge=1, le=100)
+    """How many of the top items the LLM words; the rest get templates. Decoding is most of
+    a request's time on a CPU: with the default preset, 1 item keeps the p50 near 8 s, 3
+    items took 15 s (benchmarks/bench_recommend.py)."""
     use_fit: bool = True
     """Use the weights `recagent fit` saved for this collection, if any."""
     n_candidates: int = Field(20, ge=1, le=100)
