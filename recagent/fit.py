@@ -35,7 +35,7 @@ from recagent.rank.ensemble import LLM_SOURCE, Example, fit_weights, llm_scores
 from recagent.rank.listwise import Ranker
 from recagent.types import Interaction, Item, UserHistory
 from retrieval.hybrid import RRF, HybridRetriever
-from retrieval.types import NEGATIVE_RATING, POSITIVE_RATING, Candidate
+from retrieval.types import NEGATIVE_RATING, Candidate
 
 Row = tuple[str, str, float | None, int | None]
 """(user, item, rating or None, timestamp or None), as the collaborative sources take it."""
@@ -113,7 +113,8 @@ class Held:
 
 
 def positive(rating: float | None) -> bool:
-    return rating is None or rating >= POSITIVE_RATING
+    """Positive feedback as everywhere else: `Interaction.polarity` (a bare row counts)."""
+    return Interaction.model_construct(item_id="", rating=rating).polarity > 0
 
 
 def hold_out(rows: Sequence[Row], n_users: int, seed: int) -> tuple[list[Row], list[Held]]:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from recagent.explain.checker import text_problem
 from recagent.types import (
     Candidate,
-    ExplanationFailureKind,
     Item,
     RankedItem,
     Repair,
@@ -28,13 +27,6 @@ Limits = Callable[[Item], list[str]]
 def no_limits(item: Item) -> list[str]:
     """The default: every candidate may be shown."""
     return []
-
-
-def reason_problem(reason: str, earlier: Sequence[str] = ()) -> ExplanationFailureKind | None:
-    """Why a ranker's reason may not stand (None: it may): empty, talk about the prompt's
-    labels, a phrase looping, or the same sentence as an earlier item's in the list. The
-    rules are the explanation checker's own (recagent/explain/checker.py `text_problem`)."""
-    return text_problem(reason, earlier)
 
 
 def retrieval_reason(candidate: Candidate, history_titles: Mapping[str, str]) -> str:
@@ -93,7 +85,7 @@ def assemble(
         else:
             if reason is None:
                 picked.append((candidate, retrieval_reason(candidate, history_titles), "llm"))
-            elif problem := reason_problem(reason, [r for _, r, _ in picked]):
+            elif problem := text_problem(reason, [r for _, r, _ in picked]):
                 kind: RepairKind = "empty_reason" if problem == "empty" else "unusable_reason"
                 repairs.append(Repair(
                     kind=kind, item_id=item_id,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recagent.gate import assemble, no_limits, reason_problem, retrieval_reason
+from recagent.explain.checker import text_problem
+from recagent.gate import assemble, no_limits, retrieval_reason
 from recagent.types import Candidate, Item, RankedItem, Repair
 
 TITLES = {"h": "Heat"}
@@ -150,7 +151,7 @@ def test_a_clean_answer_needs_no_repair() -> None:
     ("The one item I would pick after Heat.", None),  # nor is the pronoun 'I'
 ])
 def test_reasons_that_say_nothing_to_a_user_are_refused(reason: str, problem: str | None) -> None:
-    assert reason_problem(reason, ["another heist film like heat."]) == problem
+    assert text_problem(reason, ["another heist film like heat."]) == problem
 
 
 def test_an_unusable_reason_is_replaced_by_retrieval_evidence() -> None:
