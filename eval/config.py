@@ -54,8 +54,9 @@ class ProtocolConfig(_Strict):
     n_negatives: Annotated[int, Field(ge=1)] = 19
     n_candidates: Annotated[int, Field(ge=1, le=100)] = 20
     """Pipeline: candidates retrieved per user."""
-    retriever: Literal["semantic", "hybrid"] = "semantic"
-    """Pipeline: where candidates come from; 'hybrid' fuses the sources of [protocol.hybrid]."""
+    retriever: Literal["semantic", "hybrid", "product"] = "semantic"
+    """Pipeline: where candidates come from; 'hybrid' fuses the sources of [protocol.hybrid];
+    'product' is the product's own fitted retrieval (needs a [product] table)."""
     hybrid: HybridSpec | None = None
     """Pipeline with retriever = "hybrid" only (default: all sources, weight 1)."""
     llm_only_when_retrieved: bool = False
@@ -101,7 +102,10 @@ class ProtocolConfig(_Strict):
 
     @property
     def retriever_spec(self) -> RetrieverSpec:
-        """The pipeline's retriever as the product's wiring builds it."""
+        """The pipeline's retriever as the product's wiring builds it ('product': the fit's,
+        made by the harness)."""
+        if self.retriever == "product":
+            raise ValueError("the product's retriever comes from its fit (eval.product)")
         return RetrieverSpec(kind=self.retriever, hybrid=self.hybrid_or_default)
 
 
@@ -163,6 +167,16 @@ class VariantConfig(RankerSpec):
         return self
 
 
+class ProductConfig(_Strict):
+    """The product as it ships, as a row of the report (eval.product): `recagent fit` run on
+    this run's training split, then the fitted retrieval and reranking through the
+    product's `Recommender`. Fitted without the LLM: small local models' scores added
+    nothing measurable to the fusion (the LLM's share is judged by its own configs)."""
+
+    fit_users: Annotated[int, Field(ge=1)] = 200
+    """Validation users held out of the training split for the fit (recagent.fit)."""
+
+
 class EvalConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
     seed: int = 0
@@ -172,12 +186,20 @@ class EvalConfig(_Strict):
     baselines: BaselinesConfig = BaselinesConfig()
     llm: LLMConfig = LLMConfig()
     variants: list[VariantConfig] = Field(default_factory=list)
+    product: ProductConfig | None = None
+    """A `product` row: the shipped configuration, fitted on the training split."""
     degraded_scores_zero: bool = True
     """A degraded answer (the LLM failed; retrieval order shown) scores 0 like a failure."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> EvalConfig:
         names = [v.name for v in self.variants] + list(self.baselines.include)
+        names += ["product"] if self.product else []
+        if (self.protocol.retriever == "product") != (
+                self.product is not None and self.protocol.kind == "pipeline"):
+            raise ValueError('the pipeline protocol with a [product] table needs retriever = '
+                             '"product" (the baselines then rank the product\'s candidates), '
+                             'and retriever = "product" needs a [product] table')
         if len(names) != len(set(names)):
             raise ValueError(f"variant and baseline names must be unique, got {names}")
         for v in self.variants:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from eval import product
 from eval.baselines import (
     BPRScorer,
     EmbeddingScorer,
@@ -40,6 +41,7 @@ from eval.protocols import (
 from eval.results import ResultLog, UserResult
 from eval.variants import demonstrations
 from recagent.errors import ConfigError
+from recagent.fit import FittedConfig
 from recagent.llm.cache import CacheStats, CachingClient
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
@@ -83,10 +85,13 @@ class EvalResult:
     """The model that answered the variants (None: no variant ran)."""
     fusion_weights: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     """Fusion variant → setting → the fitted weight of each source."""
+    product_fit: FittedConfig | None = None
+    """The `product` row's fit on the training split (eval.product)."""
 
     @property
     def baselines(self) -> list[str]:
-        return [b for b in self.config.baselines.include if b in self.results]
+        """The rows that need no LLM: the baselines, then the product (fitted without it)."""
+        return [b for b in [*self.config.baselines.include, product.RUN] if b in self.results]
 
     @property
     def variants(self) -> list[str]:
@@ -148,15 +153,20 @@ class Harness:
         # collaborative sources learn from these only: (user, item, rating, ts), in the
         # protocol's time order (ties at one timestamp in its seeded order)
         rows = [(r.user, r.item, r.rating, r.ts) for r in loo.train]
-        retriever = (build_retriever(proto.retriever_spec, self.store, rows)
-                     if proto.kind == "pipeline" else None)
-        # hybrid sources listed with weight 0 take no part in the fusion; their recall is
-        # still reported beside the others' (a comparison row), so they are built apart
-        unfused = [n for n, w in proto.hybrid_or_default.weights.items() if w == 0]
+        fitted = (product.fit(cfg, self.store, rows, self.out, progress=self.progress)
+                  if cfg.product else None)
+        retriever: Retriever | None = None
+        if proto.kind == "pipeline":
+            retriever = (product.retriever(fitted, self.store, rows) if fitted else
+                         build_retriever(proto.retriever_spec, self.store, rows))
+        # hybrid sources with weight 0 take no part in the fusion; their recall is still
+        # reported beside the others' (a comparison row), so they are built apart
+        weights = (fitted.retrieval_weights if fitted else proto.hybrid_or_default.weights)
+        unfused = [n for n, w in weights.items() if w == 0]
         measured: dict[str, Retriever] = {}
-        if retriever is not None and proto.retriever == "hybrid" and unfused:
-            alone = build_retriever(RetrieverSpec(kind="hybrid", hybrid=HybridSpec(
-                weights={"semantic": 1.0, **dict.fromkeys(unfused, 1.0)})), self.store, rows)
+        if isinstance(retriever, HybridRetriever) and unfused:
+            alone = build_retriever(RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
+                {"weights": {"semantic": 1.0, **dict.fromkeys(unfused, 1.0)}})), self.store, rows)
             assert isinstance(alone, HybridRetriever)
             measured = {n: alone.sources[n] for n in unfused}
         for setting in proto.settings:
@@ -164,6 +174,13 @@ class Harness:
                 cases[setting] = llmrank_cases(
                     splits, dataset.rated_items(), setting=setting,
                     n_negatives=proto.n_negatives, max_history=proto.max_history, seed=cfg.seed)
+                if fitted:  # the product orders them as its retrieval would
+                    deep = product.retriever(fitted, self.store, rows, depth=len(dataset.items))
+                    by_user = {s.user: s for s in splits}
+                    cases[setting] = [product.scored_candidates(
+                        c, by_user[c.user], deep, dataset.items, proto.max_history)
+                        for c in tqdm(cases[setting], desc="product retrieval", unit="user",
+                                      disable=not self.progress)]
                 continue
             cases[setting], rankings[setting] = [], {}
             for s in tqdm(splits, desc=f"retrieving (history {setting or 'full'})",
@@ -175,7 +192,7 @@ class Harness:
                 for source, ids in by_source.items():
                     rankings[setting].setdefault(source, {})[s.user] = ids
         return EvalResult(config=cfg, dataset=dataset, loo=loo, cases=cases,
-                          llm_users=llm_users, retrieval=rankings)
+                          llm_users=llm_users, retrieval=rankings, product_fit=fitted)
 
     # ---- baselines ---------------------------------------------------------------------
 
@@ -190,6 +207,10 @@ class Harness:
                                   unit="user", disable=not self.progress, leave=False)
                 ]
             result.results[scorer.name] = per_setting
+        if result.product_fit is not None:
+            result.results[product.RUN] = product.run(
+                self.config, result.product_fit, self.store, result.cases,
+                result.dataset.items, progress=self.progress)
 
     def _scorers(self, result: EvalResult) -> Iterator[Scorer]:
         train, cfg = result.loo.train, self.config

@@ -65,11 +65,13 @@ def case_llm_scores(
 def llm_result(
     recommender: Recommender, case: Case, run: str, k: int, items: dict[str, Item],
     degraded_scores_zero: bool, sources: dict[str, dict[str, float]] | None = None,
+    found: list[Candidate] | None = None,
 ) -> UserResult:
-    """One user through the public API; any exception is a failed user that scores 0."""
+    """One user through the public API; any exception is a failed user that scores 0.
+    `found`: the case's candidates as a retriever gave them (order and source scores)."""
     base: dict[str, Any] = {"run": run, "user": case.user, "setting": case.setting,
                             "history_len": len(case.history), "case": case.key}
-    candidates = case_candidates(case, items, sources)
+    candidates = found if found is not None else case_candidates(case, items, sources)
     try:
         rec = recommender.recommend(to_history(case.user, case.history),
                                     k=min(k, len(candidates)), candidates=candidates)

@@ -95,6 +95,9 @@ class Case:
     """Score per candidate when retrieval proposed them (pipeline protocol)."""
     retriever: str = "semantic"
     """Which retriever's scores `retrieval_scores` are: 'semantic' (cosine) or 'hybrid'."""
+    found: tuple[Candidate, ...] = ()
+    """The candidates as a hybrid retriever returned them, each source's score kept (what
+    the product's reranker fuses); not part of `key`, which the ids already decide."""
 
     @property
     def truncated(self) -> bool:
@@ -274,7 +277,8 @@ def pipeline_retrieval(
     found = fused[:n_candidates]
     case = Case(user=split.user, setting=setting, history=history, target=split.target,
                 candidates=tuple(c.item.id for c in found),
-                retrieval_scores=tuple(c.score for c in found), retriever="hybrid")
+                retrieval_scores=tuple(c.score for c in found), retriever="hybrid",
+                found=tuple(found))
     rankings = {name: _ids(c[:depth]) for name, c in lists.items()}
     return case, {**rankings, **alone, FUSION: _ids(fused[:depth])}
 

@@ -71,15 +71,20 @@ def markdown(summary: dict[str, Any]) -> str:
                 lines += [f"Retrieval {recall} (the target among the candidates).", ""]
             lines += _sources_table(entry.get("retrieval_sources", {}))
             sig = entry.get("significance", {})
+            vs_product = entry.get("product_significance", {})
             header = ["run", "users", *(c for _, c in COLUMNS), "failed"]
             if sig:
                 header.append(f"p vs {entry['reference']} (NDCG@10 / HR@10)")
+            if vs_product:
+                header.append("p vs product (NDCG@10 / HR@10)")
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for run, row in entry["rows"].items():
                 cells = [run, str(row["users"]), *(_f(row[m]) for m, _ in COLUMNS),
                          str(row["failed"])]
                 if sig:
                     cells.append(_sig_cell(sig.get(run)))
+                if vs_product:
+                    cells.append(_sig_cell(vs_product.get(run)))
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
     if summary.get("fusion"):

@@ -49,9 +49,17 @@ def summarize(result: EvalResult) -> dict[str, Any]:
                      f"weights: {weights}); co-occurrence and popularity are fitted on the "
                      f"training interactions only. A user whose target was not retrieved "
                      f"counts as a miss (no user is filtered out).")
+    elif cfg.protocol.kind == "pipeline" and cfg.protocol.retriever == "product":
+        notes.append(_product_note(result) + " The candidates are the product's own: its "
+                     "fitted retrieval over the training interactions; every ranker of this "
+                     "report ranks them. A user whose target was not retrieved counts as a "
+                     "miss (no user is filtered out).")
     elif cfg.protocol.kind == "pipeline":
         notes.append("Candidates come from our semantic retriever; a user whose target was "
                      "not retrieved counts as a miss (no user is filtered out).")
+    if cfg.protocol.kind == "llmrank" and result.product_fit is not None:
+        notes.append(_product_note(result) + " Here it orders the given candidates by its "
+                     "fitted retrieval asked for the whole catalog, then its reranking.")
     if cfg.protocol.llm_only_when_retrieved:
         notes.append("The LLM was called only for users whose target was among their "
                      "candidates; the others score 0 whatever is answered, so every metric is "
@@ -62,6 +70,8 @@ def summarize(result: EvalResult) -> dict[str, Any]:
                      "exception score 0 and are counted in 'failed'.")
     out: dict[str, Any] = {
         "name": cfg.name,
+        "product_fit": (result.product_fit.model_dump(mode="json")
+                        if result.product_fit else None),
         "seed": cfg.seed,
         "llm_model": result.llm_model,
         "dataset": {"name": ds.name, "partial": ds.partial, "ratings": len(ds.ratings),
@@ -94,6 +104,18 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     return out
 
 
+def _product_note(result: EvalResult) -> str:
+    fit = result.product_fit
+    assert fit is not None
+    retrieval = ", ".join(f"{k} {v:g}" for k, v in fit.retrieval_weights.items())
+    rerank = ", ".join(f"{k} {v:g}" for k, v in fit.rerank_weights.items())
+    return (f"The `product` row is the shipped configuration: `recagent fit` run on this "
+            f"report's training interactions ({fit.validation_users} validation users held "
+            f"out inside them; no test target seen), without the LLM. Retrieval RRF weights: "
+            f"{retrieval}; rerank weights: {rerank}. Each user goes through the product's "
+            f"Recommender (its gate included).")
+
+
 def _first(result: EvalResult) -> int:
     return next(iter(result.cases))
 
@@ -122,6 +144,12 @@ def _population(
             entry["retrieval_recall"] = {f"recall@{n}": recall[f"recall@{n}"]}
             entry["retrieval_sources"] = _source_recall(
                 qrels, result.retrieval.get(setting, {}), users)
+        if "product" in rows:  # is the product below any baseline? (delta: baseline - product)
+            by_run = {name: run_for(name, [r for r in result.results[name][setting]
+                                           if users is None or r.user in users])
+                      for name in result.baselines}
+            entry["product_significance"] = paired_tests(
+                qrels, by_run.pop("product"), list(by_run.values()), seed=result.config.seed)
         variants = [v for v in result.variants if v in rows]
         if variants and result.baselines:
             reference = max(result.baselines, key=lambda b: rows[b]["ndcg@10"])

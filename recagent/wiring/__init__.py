@@ -22,11 +22,15 @@ from recagent.wiring.product import (
     Parts,
     catalog_titles,
     fit_and_save,
+    fit_product,
+    fitted_fusion,
+    fitted_retriever_spec,
     open_parts,
     open_recommender,
     product_ranker,
     product_retriever,
     stored_rows,
+    without_llm,
 )
 from recagent.wiring.settings import (
     PRODUCT_RANKER,
@@ -37,8 +41,10 @@ from recagent.wiring.settings import (
     SourceName,
 )
 
-__all__ = ["PRODUCT_RANKER", "HybridSpec", "LLMSpec", "Parts", "RetrieverSpec", "Settings",
-           "SourceName", "build_retriever", "catalog_titles", "embedded_server", "engine_model",
-           "fit_and_save", "open_embedder", "open_interactions", "open_llm", "open_parts",
-           "open_recommender", "open_store", "product_ranker", "product_retriever",
-           "stored_rows", "usable_home", "vllm_server"]
+__all__ = ["PRODUCT_RANKER", "HybridSpec", "LLMSpec", "Parts", "RetrieverSpec",
+           "Settings", "SourceName", "build_retriever", "catalog_titles",
+           "embedded_server", "engine_model", "fit_and_save", "fit_product",
+           "fitted_fusion", "fitted_retriever_spec", "open_embedder",
+           "open_interactions", "open_llm", "open_parts", "open_recommender",
+           "open_store", "product_ranker", "product_retriever", "stored_rows",
+           "usable_home", "vllm_server", "without_llm"]

@@ -20,6 +20,7 @@ from recagent.fit import (
     row_rating,
     save_fitted,
 )
+from recagent.llm.backends.presets import canonical_name
 from recagent.llm.client import (
     LLMClient,
 )
@@ -66,6 +67,17 @@ def stored_rows(settings: Settings) -> list[Row]:
             for r in open_interactions(settings).interactions(settings.collection)]
 
 
+def fitted_retriever_spec(fitted: FittedConfig) -> RetrieverSpec:
+    """The hybrid retrieval a fit chose: its sources with weight > 0."""
+    weights = {k: v for k, v in fitted.retrieval_weights.items() if v > 0}
+    return RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate({"weights": weights}))
+
+
+def fitted_fusion(fitted: FittedConfig | None) -> dict[str, float]:
+    """The rerank weights a fit chose, those > 0 ("llm" among them if it earned any)."""
+    return {k: v for k, v in (fitted.rerank_weights if fitted else {}).items() if v > 0}
+
+
 def product_retriever(settings: Settings, fitted: FittedConfig | None,
                       rows: Sequence[Row]) -> tuple[RetrieverSpec, list[str]]:
     """The retrieval the product runs, and what to tell the user about it."""
@@ -77,9 +89,7 @@ def product_retriever(settings: Settings, fitted: FittedConfig | None,
     if fitted is None:
         return RetrieverSpec(kind="hybrid"), ["no fit for this catalog: default fusion weights "
                                               "(run `recagent fit` to learn them)"]
-    weights = {k: v for k, v in fitted.retrieval_weights.items() if v > 0}
-    return RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
-        {"weights": weights})), []
+    return fitted_retriever_spec(fitted), []
 
 
 @contextmanager
@@ -94,7 +104,7 @@ def open_parts(
     fitted = load_fitted(settings.home, settings.collection) if settings.use_fit else None
     spec, notes = product_retriever(settings, fitted, rows)
     retriever = build_retriever(spec, store, rows)
-    fusion = {k: v for k, v in (fitted.rerank_weights if fitted else {}).items() if v > 0}
+    fusion = fitted_fusion(fitted)
     prompts = PromptLibrary()
     if settings.ranker is not None:
         prompts.check(ranker_templates(settings.ranker))  # a typo fails before the LLM starts
@@ -124,13 +134,41 @@ def product_ranker(
     if client is not None and settings.ranker is not None and (
             explicit or (fitted is not None and fitted.uses_llm)):
         notes = []
-        if fitted and fitted.llm_model and fitted.llm_model != client.model:
+        if fitted and fitted.llm_model and \
+                canonical_name(fitted.llm_model) != canonical_name(client.model):
             notes.append(f"the fit was made with {fitted.llm_model}, not {client.model}: "
                          "run `recagent fit` again for this model")
         return build_ranker(settings.ranker, client, prompts, seed=settings.seed,
                             fusion=fusion or None), notes
+    return without_llm(fusion), []
+
+
+def without_llm(fusion: dict[str, float]) -> Ranker | None:
+    """The fitted reranking over the candidates' own scores alone (None: retrieval order)."""
     rest = {k: v for k, v in fusion.items() if k != LLM_SOURCE}
-    return (FusionRanker(None, rest) if rest else None), []
+    return FusionRanker(None, rest) if rest else None
+
+
+EVERY_SOURCE = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
+    {"weights": dict.fromkeys(get_args(SourceName), 1.0)}))
+"""What a fit starts from: every source, equal weights."""
+
+
+def fit_product(
+    store: CatalogStore, rows: Sequence[Row], *, collection: str, ranker: Ranker | None,
+    llm_model: str | None, n: int, n_users: int, seed: int,
+    progress: Callable[[str], object] = lambda _: None,
+) -> FittedConfig:
+    """Both fits of `recagent.fit` on `rows`, every source built by the product's wiring:
+    what `recagent fit` saves, and what eval's `product` row runs on its training split."""
+    def build(train: Sequence[Row]) -> HybridRetriever:
+        retriever = build_retriever(EVERY_SOURCE, store, train)
+        assert isinstance(retriever, HybridRetriever)
+        return retriever
+
+    return fit_catalog(collection=collection, rows=rows, build=build, items=store.get,
+                       ranker=ranker, llm_model=llm_model, n=n, n_users=n_users, seed=seed,
+                       progress=progress)
 
 
 def fit_and_save(
@@ -140,26 +178,16 @@ def fit_and_save(
     ranker; None: without it), saved beside the catalog."""
     store = open_store(settings)
     store.check_complete()
-    rows = stored_rows(settings)
-    every_source = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
-        {"weights": dict.fromkeys(get_args(SourceName), 1.0)}))
-
-    def build(train: Sequence[Row]) -> HybridRetriever:
-        retriever = build_retriever(every_source, store, train)
-        assert isinstance(retriever, HybridRetriever)
-        return retriever
-
     with ExitStack() as stack:
         ranker: Ranker | None = None
         client: LLMClient | None = None
         if settings.ranker is not None:
             client = stack.enter_context(open_llm(settings))
             ranker = build_ranker(settings.ranker, client, PromptLibrary(), seed=settings.seed)
-        fitted = fit_catalog(
-            collection=settings.collection, rows=rows, build=build, items=store.get,
-            ranker=ranker, llm_model=client.model if client else None,
-            n=settings.n_candidates, n_users=n_users, seed=settings.seed,
-            progress=progress or (lambda _: None))
+        fitted = fit_product(
+            store, stored_rows(settings), collection=settings.collection, ranker=ranker,
+            llm_model=client.model if client else None, n=settings.n_candidates,
+            n_users=n_users, seed=settings.seed, progress=progress or (lambda _: None))
     return fitted, save_fitted(settings.home, fitted)
 
 
