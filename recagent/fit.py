@@ -8,9 +8,11 @@ the collaborative sources):
    recall@n (is the target among the candidates the ranker will see);
 2. reranking: the weights that fuse the LLM's score with the candidates' own scores
    (fused retrieval score, text similarity, popularity, ...), by the bagged grid search
-   of `recagent.rank.ensemble.fit_weights` on NDCG@10. The LLM's share of these weights
-   is reported: small local models cannot rank zero-shot, and the fit says so when the
-   LLM's weight comes out at zero.
+   of `recagent.rank.ensemble.fit_weights` on NDCG@10. The LLM keeps a weight only if it
+   earns it out of sample: two-fold cross-fitting on the validation users, fused with the
+   LLM against without it, paired t-test on per-user NDCG@10 (gain > 0 and p < 0.05).
+   Small local models cannot rank zero-shot; without a measured gain the product does not
+   pay for the LLM's ranking call. The LLM's share and the test are reported.
 
 Pure logic: the caller gives the sources, the ranker and the rows (recagent.wiring and the
 CLI wire them; eval runs the same fit on its own training split).
@@ -19,6 +21,7 @@ CLI wire them; eval runs the same fit on its own training split).
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import tempfile
@@ -28,10 +31,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from scipy.stats import ttest_rel
 
 from recagent.errors import ConfigError
-from recagent.rank.ensemble import LLM_SOURCE, Example, fit_weights, llm_scores
+from recagent.rank.ensemble import (
+    LLM_SOURCE,
+    Example,
+    fit_weights,
+    llm_scores,
+    ndcg_by_weighting,
+)
 from recagent.rank.listwise import Ranker
 from recagent.types import Interaction, Item, UserHistory
 from retrieval.hybrid import RRF, HybridRetriever
@@ -44,6 +55,8 @@ RERANK_FEATURES = (RRF, "semantic", "popularity")
 """Candidate scores fused with the LLM's: the fused retrieval score, text similarity and
 popularity (each source's own score is already inside the fused one)."""
 FIT_VERSION = 1
+LLM_MAX_P = 0.05
+"""The LLM keeps its fitted weight only if its out-of-fold gain is significant at this level."""
 
 
 class FittedConfig(BaseModel):
@@ -64,7 +77,8 @@ class FittedConfig(BaseModel):
     validation_users: int
     validation: dict[str, float]
     """Validation metrics: recall@n of the fitted retrieval and of equal weights, NDCG@10 of
-    the fitted reranking with and without the LLM."""
+    the fitted reranking with and without the LLM and, with an LLM, its out-of-fold gain
+    in NDCG@10 and that gain's paired-test p value."""
     interactions: int
     fitted_at: str
 
@@ -239,6 +253,31 @@ def fit_rerank(examples: Sequence[Example], *, with_llm: bool, seed: int
     return fit_weights(examples, names, seed=seed)
 
 
+def llm_gain(examples: Sequence[Example], seed: int) -> tuple[float, float]:
+    """(mean gain in NDCG@10, p) of fusing the LLM, measured out of fold: each of two seeded
+    halves of the users is scored with the weights fitted on the other half, with the LLM
+    and without it; paired t-test over the users (p 1.0 when nothing differs)."""
+    order = list(range(len(examples)))
+    random.Random(f"{seed}/llm-gain").shuffle(order)
+    halves = [order[::2], order[1::2]]
+    gains: list[float] = []
+    for test, train in (halves, halves[::-1]):
+        if not test or not train:
+            continue
+        fold = [examples[i] for i in test]
+        scored = []
+        for with_llm in (True, False):
+            weights, _ = fit_rerank([examples[i] for i in train], with_llm=with_llm, seed=seed)
+            names = list(weights)
+            scored.append(ndcg_by_weighting(fold, names, np.array([[weights[n] for n in names]]))
+                          [:, 0])
+        gains.extend((scored[0] - scored[1]).tolist())
+    if not gains or not any(gains):
+        return 0.0, 1.0
+    p = float(ttest_rel(np.array(gains), np.zeros(len(gains))).pvalue)
+    return float(np.mean(gains)), (p if math.isfinite(p) else 1.0)
+
+
 def fitted_at() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -265,11 +304,20 @@ def fit_catalog(
     found = [(h, fused.retrieve(h.history, n)) for h in held]
     plain, plain_ndcg = fit_rerank(rerank_examples(found, None), with_llm=False, seed=seed)
     chosen, ndcg = plain, plain_ndcg
+    tested: dict[str, float] = {}
     if ranker is not None:
         needed = sorted({i.item_id for h, _ in found for i in h.history.interactions})
         progress(f"asking the LLM ({llm_model}) to score {len(found)} users' candidates")
         examples = rerank_examples(found, ranker_scores(ranker, items(needed), k))
-        chosen, ndcg = fit_rerank(examples, with_llm=True, seed=seed)
+        gain, p = llm_gain(examples, seed)
+        tested = {"llm_gain_ndcg@10": gain, "llm_gain_p": p}
+        progress(f"the LLM's out-of-fold gain in NDCG@10: {gain:+.4f} (paired t-test p = "
+                 f"{p:.3g}); " + ("it keeps its weight" if gain > 0 and p < LLM_MAX_P else
+                                  "not significant: weight 0, no ranking call"))
+        if gain > 0 and p < LLM_MAX_P:
+            chosen, ndcg = fit_rerank(examples, with_llm=True, seed=seed)
+        else:
+            chosen = {**plain, LLM_SOURCE: 0.0}
     total = sum(chosen.values()) or 1.0
     return FittedConfig(
         collection=collection, retrieval_weights=weights, rerank_weights=chosen,
@@ -277,5 +325,5 @@ def fit_catalog(
         llm_share=round(chosen.get(LLM_SOURCE, 0.0) / total, 4),
         validation_users=len(held),
         validation={f"recall@{n}": recall, f"recall@{n}_equal_weights": equal,
-                    "ndcg@10": ndcg, "ndcg@10_without_llm": plain_ndcg},
+                    "ndcg@10": ndcg, "ndcg@10_without_llm": plain_ndcg, **tested},
         interactions=len(rows), fitted_at=fitted_at())

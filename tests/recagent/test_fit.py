@@ -17,6 +17,7 @@ from recagent.fit import (
     fit_catalog,
     fit_retrieval,
     hold_out,
+    llm_gain,
     load_fitted,
     row_rating,
     save_fitted,
@@ -104,7 +105,9 @@ def test_fit_catalog_weighs_the_llm_and_saves_what_the_product_reads(
                          llm_model="scripted", n=3, k=2, n_users=10, seed=0)
     assert fitted.validation_users == 10 and fitted.llm_model == "scripted"
     assert set(fitted.rerank_weights) == {"rrf", "semantic", "popularity", "llm"}
-    assert 0.0 <= fitted.llm_share <= 1.0
+    # an LLM that only repeats the given order adds nothing out of fold: weight 0
+    assert fitted.validation["llm_gain_p"] >= 0.05
+    assert fitted.rerank_weights["llm"] == 0 and fitted.llm_share == 0 and not fitted.uses_llm
     assert client.requests  # the LLM was asked for the validation users' scores
     path = save_fitted(tmp_path, fitted)
     assert load_fitted(tmp_path, "fit") == fitted and json.loads(path.read_text())
@@ -127,3 +130,30 @@ def test_the_saved_fit_rejects_unknown_fields(tmp_path: Path) -> None:
                                      "llm_share": 0, "validation_users": 1,
                                      "validation": {}, "interactions": 1,
                                      "fitted_at": "now", "surprise": 1})
+
+
+def gain_examples(llm_knows: bool, users: int = 60) -> list[tuple[dict[str, dict[str, float]],
+                                                                 list[str], str]]:
+    """Ten candidates per user; the target is a seeded random one. Retrieval and
+    popularity scores are noise; the LLM scores the target first when `llm_knows`."""
+    import random
+
+    rng = random.Random(5)
+    out = []
+    for u in range(users):
+        ids = [f"u{u}i{n}" for n in range(10)]
+        target = rng.choice(ids)
+        noise = {name: {i: rng.random() for i in ids} for name in ("rrf", "semantic",
+                                                                   "popularity")}
+        llm = {i: (2.0 if i == target else rng.random()) if llm_knows else rng.random()
+               for i in ids}
+        out.append(({**noise, "llm": llm}, ids, target))
+    return out
+
+
+def test_the_llm_keeps_a_weight_only_for_an_out_of_fold_gain() -> None:
+    gain, p = llm_gain(gain_examples(llm_knows=True), seed=0)
+    assert gain > 0.3 and p < 0.001  # an LLM that knows the answer earns its weight
+    gain, p = llm_gain(gain_examples(llm_knows=False), seed=0)
+    assert not (gain > 0 and p < 0.05)  # noise does not
+    assert llm_gain(gain_examples(llm_knows=True)[:1], seed=0) == (0.0, 1.0)  # one user
