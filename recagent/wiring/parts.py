@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from recagent.errors import ConfigError
 from recagent.llm.backends.llamacpp import LocalLLMServer
-from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, resolve_model
+from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, find_preset, resolve_model
 from recagent.llm.client import (
     DEADLINE_EMBEDDED_S,
     DEADLINE_REMOTE_S,
@@ -153,7 +153,7 @@ def vllm_server(
     from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
 
     spec = settings.preset
-    folder = settings.vllm_preparer(python).prepare(spec).folder if spec in PRESETS else None
+    folder = settings.vllm_preparer(python).prepare(spec).folder if find_preset(spec) else None
     cores = cpu_cores or (usable_cores() if device == "cpu" else None)
     return VLLMServer(python=python, model=str(folder) if folder else spec,
                       served_model_name=served_name or Path(spec).name, device=device,
@@ -186,7 +186,8 @@ def engine_model(spec: LLMSpec, settings: Settings) -> tuple[Path, str]:
                               "fetched from a hub")
         return folder, folder.name
     preset = spec.preset or settings.preset
-    if preset not in PRESETS:
+    found = find_preset(preset)
+    if found is None:
         raise ConfigError(f"[llm] preset = {preset!r}: engine = 'vllm' takes a preset "
                           f"({', '.join(PRESETS)}) or model = a Hugging Face folder")
-    return settings.vllm_preparer(Path(sys.executable)).prepare(preset).folder, preset
+    return settings.vllm_preparer(Path(sys.executable)).prepare(preset).folder, found.name

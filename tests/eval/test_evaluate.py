@@ -115,7 +115,7 @@ def test_a_bad_config_exits_2(tmp_path: Path, capsys) -> None:
 def test_a_model_flag_the_config_overrules_is_an_error(tmp_path: Path, capsys) -> None:
     config = write_inputs(tmp_path)  # its [llm] table names smollm2-135m
     out = tmp_path / "report"
-    assert main(["eval", str(config), "--model", "qwen2.5-0.5b", "--out", str(out)]) == 2
+    assert main(["eval", str(config), "--model", "qwen2.5-coder-0.5b", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--model qwen2.5-0.5b" in err and "smollm2-135m" in err
+    assert "--model qwen2.5-coder-0.5b" in err and "smollm2-135m" in err
     assert not out.exists()  # nothing was run or written

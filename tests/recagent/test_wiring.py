@@ -81,8 +81,8 @@ def test_an_eval_variant_is_the_products_ranker_spec() -> None:
 
 def test_eval_llm_table_wins_over_the_command_line() -> None:
     cli = Settings(home=Path("."), llm=LLMSpec(preset="smollm2-135m", threads=2))
-    assert eval_llm_spec(LLMConfig(preset="qwen2.5-0.5b"), cli) == \
-        LLMSpec(preset="qwen2.5-0.5b", threads=2)
+    assert eval_llm_spec(LLMConfig(preset="qwen2.5-coder-0.5b"), cli) == \
+        LLMSpec(preset="qwen2.5-coder-0.5b", threads=2)
     assert eval_llm_spec(LLMConfig(), cli) == cli.llm
     engine = eval_llm_spec(LLMConfig(engine="vllm", device="gpu"), cli)
     assert engine == LLMSpec(engine="vllm", device="gpu")  # llama.cpp threads do not apply
@@ -98,10 +98,10 @@ def test_the_command_line_chooses_the_pipeline(tmp_path: Path) -> None:
     assert default.ranker == PRODUCT_RANKER and default.retriever is None  # the product's
     assert settings("--no-llm").ranker is None
     chosen = settings("--method", "nir", "--bootstrap", "3", "--retriever", "hybrid",
-                      "--model", "qwen2.5-0.5b")
+                      "--model", "qwen2.5-coder-0.5b")
     assert chosen.ranker == RankerSpec(method="nir", bootstrap=3, explain=False)
     assert chosen.retriever is not None and chosen.retriever.kind == "hybrid"
-    assert chosen.llm.preset == "qwen2.5-0.5b"
+    assert chosen.llm.preset == "qwen2.5-coder-0.5b"
     assert settings("--template", "rank_recency").ranker == RankerSpec(
         template="rank_recency", explain=False)  # a template names a listwise ranker
 
@@ -146,3 +146,28 @@ def test_a_template_typo_fails_before_the_llm_starts(home: Path) -> None:
                         llm=LLMSpec(preset="/nowhere/model.gguf"))
     with pytest.raises(ConfigError, match="no prompt template 'nope'"), open_parts(settings):
         pass
+
+
+@pytest.mark.parametrize(("fitted_with", "running", "warned"), [
+    ("qwen2.5-0.5b", "qwen2.5-coder-0.5b", False),  # an old fit, the preset's new name
+    ("qwen2.5-coder-0.5b", "qwen2.5-0.5b", False),
+    ("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b", False),
+    ("qwen2.5-0.5b", "smollm2-135m", True),
+    ("qwen2.5-0.5b", "qwen2.5-coder-1.5b", True),
+])
+def test_a_fit_counts_for_its_model_under_either_name(
+        tmp_path: Path, fitted_with: str, running: str, warned: bool) -> None:
+    from recagent.fit import FittedConfig
+    from recagent.wiring import product_ranker
+
+    fitted = FittedConfig(collection="c", retrieval_weights={"semantic": 1.0},
+                          rerank_weights={"llm": 1.0}, llm_model=fitted_with, llm_share=1.0,
+                          validation_users=10, validation={}, interactions=1, fitted_at="now")
+    client = ScriptedClient()
+    client.model = running
+    ranker, notes = product_ranker(Settings(home=tmp_path), client, PromptLibrary(), fitted,
+                                   {"llm": 1.0})
+    assert ranker is not None
+    assert bool(notes) == warned
+    if warned:
+        assert notes[0].startswith(f"the fit was made with {fitted_with}, not {running}")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from recagent.errors import ConfigError, ModelArtifactError
 from recagent.llm.backends.artifacts import ARTIFACTS, ArtifactStore
-from recagent.llm.backends.presets import PRESETS, Preset
+from recagent.llm.backends.presets import PRESETS, Preset, find_preset
 
 CONVERTER = Path(__file__).with_name("gguf_to_hf.py")
 """Run by the vLLM environment's python; imports nothing from recagent."""
@@ -50,26 +50,27 @@ class VLLMModelPreparer:
 
     def folder_for(self, preset: str) -> Path:
         """Where the converted preset lives (whether or not it exists yet)."""
-        artifact = ARTIFACTS[self._preset(preset).artifact]
-        return self.models_dir / f"{preset}-{artifact.sha256[:12]}"
+        found = self._preset(preset)  # an alias shares its preset's folder
+        return self.models_dir / f"{found.name}-{ARTIFACTS[found.artifact].sha256[:12]}"
 
     def prepare(self, preset: str) -> PreparedModel:
         """The folder of `preset`, converting its verified GGUF first if needed."""
-        folder = self.folder_for(preset)
+        found = self._preset(preset)
+        folder = self.folder_for(found.name)
         if folder.is_dir():
-            return PreparedModel(preset, folder, 0.0)
+            return PreparedModel(found.name, folder, 0.0)
         check_python(self.python)  # before fetching the GGUF that it could not convert
-        gguf = self.store.path(self._preset(preset).artifact)
+        gguf = self.store.path(found.artifact)
         began = time.perf_counter()
         convert(gguf, folder, python=self.python, timeout_s=self.timeout_s)
-        return PreparedModel(preset, folder, time.perf_counter() - began)
+        return PreparedModel(found.name, folder, time.perf_counter() - began)
 
     @staticmethod
     def _preset(name: str) -> Preset:
-        try:
-            return PRESETS[name]
-        except KeyError:
-            raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+        found = find_preset(name)
+        if found is None:
+            raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        return found
 
 
 def convert(gguf: Path, folder: Path, *, python: Path, timeout_s: float = 1800.0) -> None:
