@@ -9,6 +9,7 @@ from pathlib import Path
 
 from recagent.cli.options import EXIT_OK, settings_from_args
 from recagent.errors import ConfigError
+from recagent.llm.backends.presets import canonical_name
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -28,7 +29,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     llm = load_config(args.config).llm
     overruled = [f"{flag} {given} (the config says {fixed})" for flag, given, fixed in (
-        ("--model", args.model, llm.preset), ("--llm-base-url", args.llm_base_url, llm.base_url),
+        ("--model", args.model and canonical_name(args.model),
+         llm.preset and canonical_name(llm.preset)),
+        ("--llm-base-url", args.llm_base_url, llm.base_url),
         ("--llm-model", args.llm_model, llm.model)) if given and fixed and given != fixed]
     if overruled:  # the config's [llm] table wins, so a different flag would be ignored
         raise ConfigError(f"{args.config}: its [llm] table fixes the model, so "
