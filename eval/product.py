@@ -40,17 +40,15 @@ RUN = "product"
 
 def fit(config: EvalConfig, store: CatalogStore, rows: Sequence[Row], out: Path,
         *, progress: bool) -> FittedConfig:
-    """`recagent fit` on the training rows, without the LLM; saved in the state folder."""
+    """`recagent fit` on the training rows, without the LLM; saved beside the report."""
     assert config.product is not None
     fitted = fit_product(
         store, rows, collection=store.collection.name, ranker=None, llm_model=None,
         n=config.protocol.n_candidates, n_users=config.product.fit_users, seed=config.seed,
         progress=(lambda line: tqdm.write(f"product fit: {line}")) if progress
         else (lambda _: None))
-    folder = out / "state"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "product_fit.json").write_text(json.dumps(fitted.model_dump(mode="json"),
-                                                        indent=1))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "product_fit.json").write_text(json.dumps(fitted.model_dump(mode="json"), indent=1))
     return fitted
 
 

@@ -89,7 +89,7 @@ def test_pipeline_product_runs_its_own_fit_retrieval_and_recommender(
     assert fitted is not None
     assert fitted.interactions == len(result.loo.train)  # the fit saw training rows only
     assert 1 <= fitted.validation_users <= 4 and fitted.llm_model is None
-    assert (tmp_path / "state" / "product_fit.json").is_file()
+    assert (tmp_path / "product_fit.json").is_file()
     rows = [(r.user, r.item, r.rating, r.ts) for r in result.loo.train]
     retriever = product.retriever(fitted, store, rows)
     recommender = Recommender(store, None, without_llm(fitted_fusion(fitted)))
