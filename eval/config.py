@@ -175,6 +175,9 @@ class ProductConfig(_Strict):
 
     fit_users: Annotated[int, Field(ge=1)] = 200
     """Validation users held out of the training split for the fit (recagent.fit)."""
+    depth: Annotated[int, Field(ge=20, le=5000)] = 300
+    """LLMRank protocol: items asked of each retrieval source to order the given candidates
+    (a candidate no source ranks this deep comes after the others, in the given order)."""
 
 
 class EvalConfig(_Strict):

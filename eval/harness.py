@@ -175,10 +175,12 @@ class Harness:
                     splits, dataset.rated_items(), setting=setting,
                     n_negatives=proto.n_negatives, max_history=proto.max_history, seed=cfg.seed)
                 if fitted:  # the product orders them as its retrieval would
-                    deep = product.retriever(fitted, self.store, rows, depth=len(dataset.items))
+                    assert cfg.product is not None
+                    deep = product.retriever(fitted, self.store, rows, depth=cfg.product.depth)
                     by_user = {s.user: s for s in splits}
                     cases[setting] = [product.scored_candidates(
-                        c, by_user[c.user], deep, dataset.items, proto.max_history)
+                        c, by_user[c.user], deep, dataset.items, proto.max_history,
+                        cfg.product.depth)
                         for c in tqdm(cases[setting], desc="product retrieval", unit="user",
                                       disable=not self.progress)]
                 continue

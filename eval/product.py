@@ -9,8 +9,9 @@ included) on:
 - the pipeline protocol: the candidates the fitted retrieval proposed (every ranker of
   the run ranks these same candidates);
 - the LLMRank protocol: the given 1 + N candidates, in the order and with the scores the
-  product's retrieval gives them when asked for the whole catalog (an item no source
-  proposes keeps its place in the given order, after the others).
+  product's retrieval gives them when each source is asked for its top `depth` items (300
+  by default; an item no source ranks that deep keeps its place in the given order, after
+  the others: the product would not have proposed it).
 The product's explanations are not written here: they never change the order.
 """
 
@@ -65,9 +66,9 @@ def retriever(fitted: FittedConfig, store: CatalogStore, rows: Sequence[Row],
 
 
 def scored_candidates(case: Case, split: Split, deep: HybridRetriever, items: dict[str, Item],
-                      max_history: int) -> Case:
+                      max_history: int, depth: int) -> Case:
     """An LLMRank case with the product's retrieval order and scores of its candidates."""
-    fused = deep.retrieve(retrieval_history(split, case.setting, max_history), len(items))
+    fused = deep.retrieve(retrieval_history(split, case.setting, max_history), depth)
     given = set(case.candidates)
     found = [c for c in fused if c.item.id in given]
     proposed = {c.item.id for c in found}

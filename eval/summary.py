@@ -58,8 +58,11 @@ def summarize(result: EvalResult) -> dict[str, Any]:
         notes.append("Candidates come from our semantic retriever; a user whose target was "
                      "not retrieved counts as a miss (no user is filtered out).")
     if cfg.protocol.kind == "llmrank" and result.product_fit is not None:
+        depth = cfg.product.depth if cfg.product else 0
         notes.append(_product_note(result) + " Here it orders the given candidates by its "
-                     "fitted retrieval asked for the whole catalog, then its reranking.")
+                     f"fitted retrieval (each source asked for its top {depth}; a candidate "
+                     "none ranks that deep comes after, in the given order), then its "
+                     "reranking.")
     if cfg.protocol.llm_only_when_retrieved:
         notes.append("The LLM was called only for users whose target was among their "
                      "candidates; the others score 0 whatever is answered, so every metric is "
