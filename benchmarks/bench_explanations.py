@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench_recommend import sparse_histories
+from tqdm import tqdm
 
 from recagent.explain.checker import Checker
 from recagent.types import Item, Recommendation
@@ -58,7 +59,7 @@ def main() -> None:
     refused, degraded, started = 0, 0, time.perf_counter()
     with open_parts(settings) as parts:
         recommender = parts.recommender
-        for history in histories:
+        for history in tqdm(histories, desc=args.model, unit="user"):
             rec = recommender.recommend(history, k=K)
             degraded += rec.degraded
             for record in rec.trace.explanations:
