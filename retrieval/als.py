@@ -2,8 +2,8 @@
 
 `implicit`'s alternating least squares factorises the binary user x item matrix of the
 training interactions. The item factors go into a collection of their own beside the
-catalog (`<catalog>-als`, inner-product space, vectors passed explicitly: Chroma never
-embeds anything), so "items near this user's taste" is one Chroma query. A user, new or
+catalog (`<catalog>-als-<digest>`, inner-product space, vectors passed explicitly:
+Chroma never embeds anything), so "items near this user's taste" is one Chroma query. A user, new or
 not, is folded in from a sparse history without retraining, by the closed form of one ALS
 user step (Hu, Koren and Volinsky, 2008) with the item factors fixed:
 
@@ -16,15 +16,19 @@ recent item, so recent items weigh more). A candidate's score is x_u · y_j, and
 score. Defaults: chosen on validation cases of ML-100K and ML-1M (see
 eval/configs/retrieval_*.toml).
 
-The collection is rebuilt when the training data or the settings change (a digest of both
-is kept in its metadata); otherwise the stored vectors are read back and nothing is
-trained. Two processes training on different data under one collection name would
-overwrite each other's vectors: give each its own `collection`.
+The collection is named by a digest of the training data and the settings, so the same
+training reads its stored vectors back and trains nothing, and processes training on
+different data (a fit's held-out split, eval, the product) never touch each other's
+collection; two writing the same one write the same vectors. The oldest of more than
+`KEEP` such collections of a catalog are dropped when a new one is written. A collection
+named explicitly is rebuilt in place when the training changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +46,9 @@ from retrieval.types import Candidate, UserHistory
 
 DIGEST_KEY = "als_digest"
 """Collection metadata: what the stored vectors were trained from (data and settings)."""
+CREATED_KEY = "als_created"
+KEEP = 8
+"""Digest-named ALS collections kept per catalog (the most recently written)."""
 
 
 @contextmanager
@@ -91,8 +98,8 @@ class ALSRetriever:
         recency: float = 0.9, recent_boost: float = 9.0, seed: int = 0,
         collection: str | None = None, client: ClientAPI | None = None,
     ) -> None:
-        """`collection` defaults to `<catalog>-als`, on `client` (default: the catalog's
-        own Chroma client, so the same folder or server)."""
+        """`collection` defaults to `<catalog>-als-<digest>`, on `client` (default: the
+        catalog's own Chroma client, so the same folder or server)."""
         if min(factors, iterations) < 1 or regularization < 0 or alpha <= 0:
             raise ConfigError("ALS needs factors, iterations >= 1, regularization >= 0 and "
                               "alpha > 0")
@@ -113,25 +120,31 @@ class ALSRetriever:
         settings: dict[str, Any] = dict(factors=factors, regularization=regularization,
                                         iterations=iterations, alpha=alpha, seed=seed)
         digest = _digest(settings, sorted(set(pairs)))
-        self.collection = self._open(client or _catalog_client(store),
-                                     collection or f"{store.collection.name}-als", digest)
+        client = client or _catalog_client(store)
+        prefix = f"{store.collection.name}-als-"
+        self.collection = self._open(client, collection or prefix + digest[:16], digest,
+                                     rebuild=collection is not None)
         stored = self._read()
         if stored is None:
             _, stored = train_als(users, self.items, pairs, **settings)
             self._write(stored, digest)
+            if collection is None:
+                _prune(client, prefix, keep=self.collection.name)
         self.item_factors = stored.astype(np.float64)
         self.gram = self.item_factors.T @ self.item_factors
 
     # ---- the collection ----------------------------------------------------------------
 
-    def _open(self, client: ClientAPI, name: str, digest: str) -> chromadb.Collection:
-        """The collection, emptied (recreated) when it holds vectors of other training."""
+    def _open(self, client: ClientAPI, name: str, digest: str, *, rebuild: bool
+              ) -> chromadb.Collection:
+        """The collection; with `rebuild`, emptied (recreated) when it holds vectors of
+        other training (a digest-named one only ever holds its own)."""
         config: Any = {"hnsw": {"space": "ip", "ef_search": SEARCH_EF}}
         with _quiet():
             found = client.get_or_create_collection(name, embedding_function=None,
                                                     configuration=config)
-            if (found.metadata or {}).get(DIGEST_KEY) != digest or found.count() != len(
-                    self.items):
+            if rebuild and ((found.metadata or {}).get(DIGEST_KEY) != digest
+                            or found.count() != len(self.items)):
                 client.delete_collection(name)
                 found = client.create_collection(name, embedding_function=None,
                                                  configuration=config)
@@ -157,7 +170,7 @@ class ALSRetriever:
             self.collection.upsert(ids=self.items[start:start + READ_CHUNK],
                                    embeddings=item_factors[start:start + READ_CHUNK])
         with _quiet():  # last: only a complete collection is marked as holding this training
-            self.collection.modify(metadata={DIGEST_KEY: digest})
+            self.collection.modify(metadata={DIGEST_KEY: digest, CREATED_KEY: time.time()})
 
     # ---- folding in and querying -------------------------------------------------------
 
@@ -214,6 +227,18 @@ def _catalog_client(store: CatalogStore) -> ClientAPI:
         raise ConfigError("the ALS source needs a catalog store opened with CatalogStore.open "
                           "(or a Chroma client given explicitly)")
     return client
+
+
+def _prune(client: ClientAPI, prefix: str, *, keep: str) -> None:
+    """Drop the oldest digest-named collections beyond KEEP (never `keep`, just written,
+    nor one named explicitly)."""
+    found = [c for c in client.list_collections() if c.name.startswith(prefix)
+             and c.name[len(prefix):] == str((c.metadata or {}).get(DIGEST_KEY, ""))[:16]]
+    found.sort(key=lambda c: float((c.metadata or {}).get(CREATED_KEY, 0.0)), reverse=True)
+    for old in found[KEEP:]:
+        if old.name != keep:
+            with contextlib.suppress(Exception):  # another process may have dropped it
+                client.delete_collection(old.name)
 
 
 def _digest(settings: dict[str, Any], pairs: Sequence[tuple[str, str]]) -> str:

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from recagent.errors import ConfigError
 from recagent.types import Interaction, Item, UserHistory
 from retrieval import als as als_module
-from retrieval.als import DIGEST_KEY, ALSRetriever, train_als
+from retrieval.als import DIGEST_KEY, KEEP, ALSRetriever, train_als
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.store import CatalogStore
 
@@ -47,7 +47,7 @@ def test_item_vectors_live_in_their_own_collection(
     store: CatalogStore, retriever: ALSRetriever
 ) -> None:
     coll = retriever.collection
-    assert coll.name == "catalog-als" and coll.name != store.collection.name
+    assert coll.name.startswith("catalog-als-") and coll.name != store.collection.name
     assert coll.count() == len(retriever.items) == 21
     assert DIGEST_KEY in (coll.metadata or {})
     got = coll.get(ids=["h1"], include=["embeddings"])
@@ -143,3 +143,23 @@ def test_bad_settings_are_config_errors(store: CatalogStore) -> None:
         ALSRetriever(store, ROWS, recency=0.0)
     with pytest.raises(ConfigError, match="factors"):
         ALSRetriever(store, ROWS, factors=0)
+
+
+def test_different_trainings_never_share_a_collection(
+    store: CatalogStore, retriever: ALSRetriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two trainings at once (a fit's split and the product, two processes): each its own
+    digest-named collection, so building one never drops the other's vectors; the oldest
+    beyond KEEP are dropped, never the one just written."""
+    first = ALSRetriever(store, ROWS, **SETTINGS)
+    named = ALSRetriever(store, ROWS, **SETTINGS, collection="catalog-als-mine")
+    extra = [(f"z{n}", "a1", 5.0, 1) for n in range(KEEP + 2)]
+    others = [ALSRetriever(store, [*ROWS, row], **SETTINGS) for row in extra]
+    names = {first.collection.name, *(o.collection.name for o in others)}
+    assert len(names) == KEEP + 3
+    assert others[-1].retrieve(timed("a1"), 3)  # the newest still answers
+    kept = {c.name for c in store.guard._client.list_collections()  # type: ignore[union-attr]
+            if c.name.startswith("catalog-als-") and c.name != "catalog-als-mine"}
+    assert len(kept) == KEEP and others[-1].collection.name in kept
+    assert first.collection.name not in kept  # the oldest went
+    assert named.retrieve(timed("a1"), 3)  # one named explicitly is never dropped
