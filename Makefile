@@ -7,14 +7,14 @@ DATA   ?= ../shared/data/ml-100k
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: demo test lint venv vllm-venv clean
+.PHONY: demo test lint venv vllm-venv browser clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,eval,langchain]'
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,eval,langchain,serve]'
 	touch $@
 
 ## vllm-venv: a separate environment with vLLM (CPU build) for the `vllm` tests and
@@ -30,6 +30,16 @@ $(VLLM_VENV)/.installed: requirements-vllm.txt
 	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, gguf, accelerate, tenacity'
 	touch $@
 
+## browser: Debian's Chromium for the chat page test (tests/recagent/serve/test_page_browser.py),
+## which Playwright drives by its path; installed only when missing (root, Debian); the package
+## lists are refreshed only when the install fails on stale ones.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium \
+	  || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; }
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) still missing after installing chromium"; exit 1; }
+
 ## demo: ingest MovieLens 100K (items and ratings), fit the fusion weights on 100 held-out
 ## users, then recommend for a new user with 3 likes (Toy Story, Star Wars, Return of the Jedi)
 demo: venv
@@ -39,7 +49,7 @@ demo: venv
 
 ## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM,
 ## a real vLLM server from .venv-vllm, built first)
-test: venv vllm-venv
+test: venv vllm-venv browser
 	$(VENV)/bin/ruff check recagent retrieval eval tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

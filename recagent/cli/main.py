@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from recagent.cli import commands, models
+from recagent.cli import commands, models, serve
 from recagent.cli.options import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit without the LLM's scores (the product then ranks without it)")
     p.set_defaults(func=commands.cmd_fit)
 
+    serve.add_command(sub, [base, store, llm, pipeline])
     models.add_commands(sub, base, llm, flags["vllm"])
     for plugin in entry_points(group="recagent.commands"):  # e.g. `eval`, from the eval package
         plugin.load()(sub, [base, store, llm])
