@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eval.protocols import PROTOCOL_VERSION
+from eval.item_coldstart_config import ItemColdStartConfig
+from eval.protocols import LLMRANK_POSITIVE, PROTOCOL_VERSION
 from recagent.errors import ConfigError
 from recagent.rank.factory import RankerSpec
 from recagent.wiring import HybridSpec, LLMSpec, RetrieverSpec
@@ -50,7 +51,8 @@ class DatasetConfig(_Strict):
 
 
 class ProtocolConfig(_Strict):
-    kind: Literal["llmrank", "pipeline", "rating"]
+    kind: Literal["llmrank", "pipeline", "rating", "item_coldstart"]
+    """item_coldstart: eval/item_coldstart.py, with an [item_coldstart] table."""
     n_negatives: Annotated[int, Field(ge=1)] = 19
     n_candidates: Annotated[int, Field(ge=1, le=100)] = 20
     """Pipeline: candidates retrieved per user."""
@@ -72,6 +74,9 @@ class ProtocolConfig(_Strict):
     """Rating protocol: rated examples shown per user."""
     n_held_out: Annotated[int, Field(ge=1)] = 5
     """Rating protocol: ratings to predict per user."""
+    conventions: Literal["ours", "llmrank"] = "ours"
+    """LLMRank protocol: "llmrank" reproduces LLMRank's own target, history and negatives
+    (every interaction positive; negatives may be seen items): docs/evaluation.md."""
 
     @property
     def settings(self) -> list[int]:
@@ -84,12 +89,14 @@ class ProtocolConfig(_Strict):
             raise ValueError("history_lengths must be positive integers or 'full'")
         if len(set(self.settings)) != len(self.settings):
             raise ValueError("history_lengths repeat a value")
-        if self.kind == "llmrank" and self.k > self.n_negatives + 1:
+        if self.kind in ("llmrank", "item_coldstart") and self.k > self.n_negatives + 1:
             raise ValueError(f"k={self.k} exceeds the {self.n_negatives + 1} candidates")
         if self.kind == "pipeline" and self.k > self.n_candidates:
             raise ValueError(f"k={self.k} exceeds n_candidates={self.n_candidates}")
         if self.llm_only_when_retrieved and self.kind != "pipeline":
             raise ValueError("llm_only_when_retrieved applies to the pipeline protocol only")
+        if self.conventions != "ours" and self.kind != "llmrank":
+            raise ValueError("conventions applies to the llmrank protocol only")
         if self.retriever != "semantic" and self.kind != "pipeline":
             raise ValueError("retriever applies to the pipeline protocol only")
         if self.hybrid is not None and self.retriever != "hybrid":
@@ -193,6 +200,18 @@ class EvalConfig(_Strict):
     """A `product` row: the shipped configuration, fitted on the training split."""
     degraded_scores_zero: bool = True
     """A degraded answer (the LLM failed; retrieval order shown) scores 0 like a failure."""
+    item_coldstart: ItemColdStartConfig | None = None
+    """Protocol kind "item_coldstart" only: cold items, item-vector models, the rule."""
+
+    @model_validator(mode="after")
+    def _item_coldstart(self) -> EvalConfig:
+        cold = self.protocol.kind == "item_coldstart"
+        if cold != (self.item_coldstart is not None):
+            raise ValueError('protocol kind "item_coldstart" and an [item_coldstart] table go '
+                             'together')
+        if cold and self.product is not None:
+            raise ValueError("the item_coldstart protocol has no [product] row")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> EvalConfig:
@@ -203,6 +222,10 @@ class EvalConfig(_Strict):
             raise ValueError('the pipeline protocol with a [product] table needs retriever = '
                              '"product" (the baselines then rank the product\'s candidates), '
                              'and retriever = "product" needs a [product] table')
+        fixed = self.dataset.model_fields_set & {"positive_threshold", "history"}
+        if self.protocol.conventions == "llmrank" and fixed:
+            raise ValueError(f"conventions = 'llmrank' counts every interaction as positive: "
+                             f"remove {sorted(fixed)} from [dataset]")
         if len(names) != len(set(names)):
             raise ValueError(f"variant and baseline names must be unique, got {names}")
         for v in self.variants:
@@ -211,6 +234,13 @@ class EvalConfig(_Strict):
                 raise ValueError(f"variant {v.name!r} fuses {sorted(missing)}, which are not "
                                  "in baselines.include")
         return self
+
+    @property
+    def positive_threshold(self) -> float:
+        """What is positive for the targets, the history and the baselines' training data."""
+        if self.protocol.conventions == "llmrank":
+            return LLMRANK_POSITIVE
+        return self.dataset.positive_threshold
 
     def fingerprint(self, *parts: object) -> str:
         """What a stored per-user result depends on; a changed config never reuses stale ones."""

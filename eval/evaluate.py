@@ -51,6 +51,12 @@ def evaluate_config(
             rating = evaluate_rating(config, dataset, None, out=folder, progress=progress)
         write_rating_report(rating, folder, config_text)
         return rating, folder
+    if config.protocol.kind == "item_coldstart":
+        from eval.item_coldstart_run import evaluate_item_coldstart
+
+        return evaluate_item_coldstart(
+            config, dataset, settings, folder, config_text, progress=progress,
+            open_client=lambda: open_eval_llm(config.llm, settings))
     store = open_store(settings, collection=f"eval-{dataset.name}")
     harness = Harness(config, dataset=dataset, store=store, out=folder, progress=progress)
     if config.variants:

@@ -29,6 +29,7 @@ from eval.baselines import (
 from eval.config import DatasetConfig, EvalConfig, VariantConfig
 from eval.datasets import Dataset, load_interactions, load_ml1m, load_ml100k
 from eval.fusion import folds, validation_users
+from eval.item_coldstart import cold_items, cold_split
 from eval.per_user import baseline_result, case_llm_scores, llm_result, skipped_result
 from eval.protocols import (
     Case,
@@ -87,11 +88,14 @@ class EvalResult:
     """Fusion variant → setting → the fitted weight of each source."""
     product_fit: FittedConfig | None = None
     """The `product` row's fit on the training split (eval.product)."""
+    extra_runs: list[str] = field(default_factory=list)
+    """Rows of the `extra_scorers` a harness was given (the item cold start rankers)."""
 
     @property
     def baselines(self) -> list[str]:
         """The rows that need no LLM: the baselines, then the product (fitted without it)."""
-        return [b for b in [*self.config.baselines.include, product.RUN] if b in self.results]
+        return [b for b in [*self.config.baselines.include, *self.extra_runs, product.RUN]
+                if b in self.results]
 
     @property
     def variants(self) -> list[str]:
@@ -114,7 +118,10 @@ class Harness:
     def __init__(
         self, config: EvalConfig, *, dataset: Dataset, store: CatalogStore, out: Path,
         progress: bool = True,
+        extra_scorers: Callable[[EvalResult], Sequence[Scorer]] | None = None,
     ) -> None:
+        """`extra_scorers`: more rows without an LLM, built from the prepared result (its
+        training split), run after the configured baselines."""
         if config.protocol.kind == "rating":
             raise ConfigError("the rating protocol is run by eval.rating, not the ranking harness")
         self.config = config
@@ -122,6 +129,7 @@ class Harness:
         self.store = store
         self.out = out
         self.progress = progress
+        self.extra_scorers = extra_scorers
         self.scorers: dict[str, Scorer] = {}
         """The fitted baselines, whose scores fusion variants reuse."""
 
@@ -141,8 +149,12 @@ class Harness:
         """Ingest the catalog (idempotent: only the first run pays), split, build cases."""
         cfg, dataset = self.config, self.dataset
         self.store.ingest(list(dataset.items.values()), progress=self.progress)
-        loo = leave_one_out(dataset, threshold=cfg.dataset.positive_threshold,
+        loo = leave_one_out(dataset, threshold=cfg.positive_threshold,
                             positive_history=cfg.dataset.history == "positive", seed=cfg.seed)
+        pool = dataset.rated_items()
+        if cfg.item_coldstart is not None:  # cold targets, cold negatives, warm training
+            cold = cold_items(dataset, cfg.item_coldstart.cold_share)
+            loo, pool = cold_split(loo, cold, n_negatives=cfg.protocol.n_negatives), list(cold.pool)
         users = sample_users([s.user for s in loo.splits], cfg.users.baseline_sample, cfg.seed)
         chosen = set(users)
         splits = [s for s in loo.splits if s.user in chosen]
@@ -172,8 +184,9 @@ class Harness:
         for setting in proto.settings:
             if retriever is None:
                 cases[setting] = llmrank_cases(
-                    splits, dataset.rated_items(), setting=setting,
-                    n_negatives=proto.n_negatives, max_history=proto.max_history, seed=cfg.seed)
+                    splits, pool, setting=setting,
+                    n_negatives=proto.n_negatives, max_history=proto.max_history, seed=cfg.seed,
+                    exclude_seen=proto.conventions == "ours")
                 if fitted:  # the product orders them as its retrieval would
                     assert cfg.product is not None
                     deep = product.retriever(fitted, self.store, rows, depth=cfg.product.depth)
@@ -209,13 +222,15 @@ class Harness:
                                   unit="user", disable=not self.progress, leave=False)
                 ]
             result.results[scorer.name] = per_setting
+            if scorer.name not in self.config.baselines.include:
+                result.extra_runs.append(scorer.name)
         if result.product_fit is not None:
             result.results[product.RUN] = product.run(
                 self.config, result.product_fit, self.store, result.cases,
                 result.dataset.items, progress=self.progress)
 
     def _scorers(self, result: EvalResult) -> Iterator[Scorer]:
-        train, cfg = result.loo.train, self.config
+        train, cfg = result.loo.positives, self.config  # one meaning of positive everywhere
         factories: dict[str, Callable[[], Scorer]] = {
             "random": lambda: RandomScorer(cfg.seed),
             "popularity": lambda: PopularityScorer(train),
@@ -225,6 +240,8 @@ class Harness:
         }
         for name in cfg.baselines.include:
             yield factories[name]()
+        if self.extra_scorers is not None:
+            yield from self.extra_scorers(result)
 
     # ---- LLM variants ------------------------------------------------------------------
 

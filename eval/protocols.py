@@ -18,13 +18,14 @@ Leave-one-out, exactly (protocol version `PROTOCOL_VERSION`):
   are never shown, never trained on, never counted as seen. A re-rated item counts once,
   at its latest interaction before the cut; an earlier interaction with the target
   itself is dropped too.
-* **What each stage sees.** `Split.history` is the LLM's and the baselines' history (the
-  positive interactions before the cut, or all of them with `history = "all"`).
-  `Split.prior` is every interaction before the cut, whatever its rating: the pipeline's
-  retriever gets it as its `UserHistory` (ratings kept, so polarity decides what is
-  liked), so every item the user interacted with before the cut is excluded from the
-  candidates. `LeaveOneOut.train` is every user's interactions before their cut, in that
-  order: the only data a collaborative source or baseline learns from.
+* **Positive**, for the target, the history and the baselines' training data alike: rated
+  >= `positive_threshold`, or implicit (LLMRank's conventions: every interaction).
+* **What each stage sees.** `Split.history`: the LLM's and the baselines' history (the
+  positive interactions before the cut; all of them with `history = "all"`).
+  `Split.prior`: every interaction before the cut, ratings kept: the pipeline's retriever
+  gets it, so every item the user touched before the cut is excluded from the candidates.
+  `LeaveOneOut.train`: every interaction before each user's cut, in that order, what the
+  retrieval sources learn from; `LeaveOneOut.positives`: its positive part, the baselines'.
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ from recagent.types import Candidate, Interaction, UserHistory
 from retrieval.hybrid import HybridRetriever
 from retrieval.types import Retriever
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Changes whenever a protocol rule changes what a case holds, so that results stored
 under an older rule are never reused (it is part of `EvalConfig.fingerprint`).
 1: ties at the target's timestamp in file order; the pipeline excluded positive items only.
-2: seeded tie order; the pipeline's retrieval history holds every prior interaction."""
+2: seeded tie order; the pipeline's retrieval history holds every prior interaction.
+3: the baselines learn from positive training interactions only (were: every rating)."""
+LLMRANK_POSITIVE = float("-inf")
+"""The positive threshold of LLMRank's own conventions: every interaction is positive (its
+ML-1M config loads no rating column: RUCAIBox/LLMRank props/ml-1m.yaml)."""
 FULL = 0
 """History length setting meaning "the whole history" (still capped by max_history)."""
 RECALL_CUTOFFS = (20, 50)
@@ -80,6 +85,13 @@ class LeaveOneOut:
     what that user did after it."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Users that cannot be evaluated, by reason (no positive item, nothing before it)."""
+    threshold: float = 4.0
+    """What counted as positive for the targets (and so for `positives`)."""
+
+    @property
+    def positives(self) -> list[Rating]:
+        """The positive training interactions: all that the baselines learn from."""
+        return [r for r in self.train if is_positive(r, self.threshold)]
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,7 @@ def leave_one_out(
             continue
         splits.append(Split(user=user, history=tuple(history), target=target,
                             seen=frozenset(r.item for r in ratings), prior=tuple(prior)))
-    return LeaveOneOut(splits=splits, train=train, skipped=skipped)
+    return LeaveOneOut(splits=splits, train=train, skipped=skipped, threshold=threshold)
 
 
 def time_order(ratings: Sequence[Rating], *, seed: int, user: str) -> list[Rating]:
@@ -192,11 +204,13 @@ def user_rng(seed: int, user: str, purpose: str) -> random.Random:
 
 
 def llmrank_candidates(
-    split: Split, pool: Sequence[str], *, n_negatives: int, seed: int
+    split: Split, pool: Sequence[str], *, n_negatives: int, seed: int, exclude_seen: bool = True
 ) -> tuple[str, ...]:
     """The target plus `n_negatives` items drawn uniformly from `pool` minus everything the
-    user ever interacted with, shuffled. (LLMRank did not exclude seen items; we do.)"""
-    unseen = [i for i in pool if i not in split.seen]
+    user ever interacted with, shuffled. `exclude_seen=False`: LLMRank's own rule, any
+    item but the target (a negative may be an item the user rated)."""
+    excluded = split.seen if exclude_seen else {split.target}
+    unseen = [i for i in pool if i not in excluded]
     if len(unseen) < n_negatives:
         raise ValueError(f"user {split.user}: only {len(unseen)} unseen items for "
                          f"{n_negatives} negatives")
@@ -217,13 +231,14 @@ def to_history(user: str, ratings: Iterable[Rating]) -> UserHistory:
 
 def llmrank_cases(
     splits: Sequence[Split], pool: Sequence[str], *, setting: int, n_negatives: int,
-    max_history: int, seed: int,
+    max_history: int, seed: int, exclude_seen: bool = True,
 ) -> list[Case]:
     """LLMRank protocol: the candidates depend only on the user, never on the setting."""
     return [
         Case(user=s.user, setting=setting, history=truncate(s.history, setting, max_history),
              target=s.target,
-             candidates=llmrank_candidates(s, pool, n_negatives=n_negatives, seed=seed))
+             candidates=llmrank_candidates(s, pool, n_negatives=n_negatives, seed=seed,
+                                           exclude_seen=exclude_seen))
         for s in splits
     ]
 

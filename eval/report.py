@@ -1,11 +1,16 @@
-"""The report folder: metrics (Markdown + JSON), a PNG plot, TREC run and qrels files, config.
+"""The report folder: metrics (Markdown + JSON), a PNG plot, TREC run and qrels files, the
+LLM variants' per-user results, config.
 
-The run and qrels files are exactly what the metrics were computed from, so anyone can
-recompute every number with ranx or `trec_eval -m ndcg_cut.1,5,10 qrels.txt RUN`.
+The run and qrels files (`trec/*.gz`) are exactly what the metrics were computed from, and
+`state/VARIANT.jsonl.gz` holds every LLM and fused variant's per-user result (validity,
+tokens, time): small enough to commit, so anyone can recompute every number from the
+folder alone (`python -m eval.recompute REPORT`, or `trec_eval -m ndcg_cut.1,5,10` on the
+unzipped files). Gzip without a name or time stamp: the same report gives the same bytes.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +18,10 @@ from typing import Any
 from eval.harness import EvalResult
 from eval.metrics import ranking_scores
 from eval.summary import setting_label
+
+QRELS = "qrels.txt.gz"
+RUN_SUFFIX = ".run.gz"
+STATE_SUFFIX = ".jsonl.gz"
 
 COLUMNS = [("ndcg@1", "NDCG@1"), ("ndcg@5", "NDCG@5"), ("ndcg@10", "NDCG@10"),
            ("hit_rate@1", "HR@1"), ("hit_rate@5", "HR@5"), ("hit_rate@10", "HR@10")]
@@ -28,26 +37,55 @@ def write_report(result: EvalResult, summary: dict[str, Any], out: Path,
     written[2].write_text(markdown(summary), encoding="utf-8")
     written.append(plot(summary, out / "ndcg10_by_history.png"))
     written.extend(write_trec(result, out / "trec"))
+    written.extend(write_state(result, out / "state"))
     return written
 
 
+def write_gzip(path: Path, text: str) -> Path:
+    """`text` gzipped with no file name and time stamp 0, so equal text gives equal bytes."""
+    with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                               mtime=0) as f:
+        f.write(text.encode("utf-8"))
+    return path
+
+
 def write_trec(result: EvalResult, folder: Path) -> list[Path]:
-    """qrels.txt (one relevant target per user) and one run file per ranker and setting."""
+    """qrels.txt.gz (one relevant target per user) and one run file per ranker and setting;
+    gzipped run files of runs this report no longer has are removed."""
     folder.mkdir(parents=True, exist_ok=True)
-    qrels = folder / "qrels.txt"
     first = next(iter(result.cases.values()))
-    qrels.write_text("".join(f"{c.user} 0 {c.target} 1\n" for c in first), encoding="utf-8")
-    paths = [qrels]
+    paths = [write_gzip(folder / QRELS, "".join(f"{c.user} 0 {c.target} 1\n" for c in first))]
     for name, per_setting in result.results.items():
         for setting, results in per_setting.items():
-            path = folder / f"{name}.{setting_label(setting)}.run"
             lines = []
             for r in results:
                 for rank, (item, score) in enumerate(ranking_scores(r.ranking).items(), 1):
                     lines.append(f"{r.user} Q0 {item} {rank} {score:g} {name}\n")
-            path.write_text("".join(lines), encoding="utf-8")
-            paths.append(path)
+            paths.append(write_gzip(folder / f"{name}.{setting_label(setting)}{RUN_SUFFIX}",
+                                    "".join(lines)))
+    _remove_others(folder, RUN_SUFFIX, paths)
     return paths
+
+
+def write_state(result: EvalResult, folder: Path) -> list[Path]:
+    """Every LLM and fused variant's per-user results (all settings) as the report used
+    them, one gzipped JSON Lines file per variant; the resumable logs stay beside them."""
+    if result.variants:
+        folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for variant in result.variants:
+        lines = [r.model_dump_json() + "\n" for rs in result.results[variant].values()
+                 for r in rs]
+        paths.append(write_gzip(folder / f"{variant}{STATE_SUFFIX}", "".join(lines)))
+    _remove_others(folder, STATE_SUFFIX, paths)
+    return paths
+
+
+def _remove_others(folder: Path, suffix: str, keep: list[Path]) -> None:
+    """A renamed or dropped run must not leave a stale file that a recompute would read."""
+    for path in folder.glob(f"*{suffix}"):
+        if path not in keep:
+            path.unlink()
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -62,6 +100,7 @@ def markdown(summary: dict[str, Any]) -> str:
              f" Protocol: **{proto['kind']}**, k={proto['k']}, seed {summary['seed']}."
              + (f" LLM: **{summary['llm_model']}**." if summary["llm_model"] else ""), ""]
     lines += [f"- {n}" for n in summary["notes"]] + [""]
+    lines += _history_table(summary.get("history_seen", {}))
     for pop_name, pop in summary["populations"].items():
         title = "All users" if pop_name == "all" else "LLM sample (fixed seeded sample)"
         for label, entry in pop["settings"].items():
@@ -93,8 +132,22 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += _validity_table(summary)
     if summary.get("cost"):
         lines += _cost_table(summary)
-    lines += ["![NDCG@10 by history length](ndcg10_by_history.png)", ""]
+    lines += ["![NDCG@10 by history length](ndcg10_by_history.png)", "",
+              "Recompute every table above from this folder alone: "
+              "`python -m eval.recompute REPORT_FOLDER`.", ""]
     return "\n".join(lines)
+
+
+def _history_table(seen: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """What each run saw of a user's history: the rankers do not all see the same."""
+    if not seen:
+        return []
+    lines = ["## History each run saw (items per user, over the run's users)", "",
+             "| run | history | what it saw | mean | max |", "|---|---|---|---|---|"]
+    for label, runs in seen.items():
+        lines += [f"| {run} | {label} | {e['what']} | {e['mean']:.1f} | {e['max']} |"
+                  for run, e in runs.items()]
+    return [*lines, ""]
 
 
 def _sources_table(sources: dict[str, dict[str, float]]) -> list[str]:

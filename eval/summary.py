@@ -7,6 +7,7 @@ three can never disagree.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from eval.metrics import (
     ranking_scores,
     run_for,
 )
-from eval.protocols import FULL, RECALL_CUTOFFS
+from eval.protocols import FULL, RECALL_CUTOFFS, retrieval_history
 from eval.results import UserResult
 
 HISTORY_BUCKETS = [(1, 4), (5, 9), (10, 19), (20, 49), (50, 10**9)]
@@ -39,8 +40,7 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     ds = result.dataset
     notes = list(ds.notes)
     if cfg.protocol.kind == "llmrank":
-        notes.append(f"Negatives are sampled from items the user never interacted with "
-                     f"(LLMRank sampled from all items); {cfg.protocol.n_negatives} per user.")
+        notes += llmrank_notes(result)
     if cfg.protocol.kind == "pipeline" and cfg.protocol.retriever == "hybrid":
         fusion = cfg.protocol.hybrid_or_default
         weights = ", ".join(f"{k} {v:g}" for k, v in fusion.weights.items())
@@ -90,12 +90,13 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     if result.variants and len(result.llm_users) < len(result.cases[_first(result)]):
         out["populations"]["llm_sample"] = _population(result, set(result.llm_users),
                                                        with_variants=True)
-    out["validity"] = {v: {setting_label(s): _validity(rs) for s, rs in result.results[v].items()}
+    out["validity"] = {v: {setting_label(s): validity(rs) for s, rs in result.results[v].items()}
                        for v in result.variants}
-    out["cost"] = {v: _cost([r for rs in result.results[v].values() for r in rs])
+    out["cost"] = {v: cost([r for rs in result.results[v].values() for r in rs])
                    for v in result.variants}
     out["throughput"] = _throughput(result)
-    out["fusion"] = {v: {setting_label(s): _shares(w) for s, w in by_setting.items()}
+    out["history_seen"] = {setting_label(s): history_seen(result, s) for s in result.cases}
+    out["fusion"] = {v: {setting_label(s): shares(w) for s, w in by_setting.items()}
                      for v, by_setting in result.fusion_weights.items()}
     if result.cache is not None:
         out["cache"] = {"hits": result.cache.hits, "misses": result.cache.misses}
@@ -104,6 +105,73 @@ def summarize(result: EvalResult) -> dict[str, Any]:
                     **_curve(result, out["populations"][plot_population]["users_set"])}
     for pop in out["populations"].values():
         pop.pop("users_set")
+    return out
+
+
+def llmrank_notes(result: EvalResult) -> list[str]:
+    """Exactly where this run's LLMRank protocol differs from LLMRank's code (RUCAIBox/LLMRank:
+    props/ml-1m.yaml, props/overall.yaml, sample_candidates.py, trainer.py, model/rank.py)."""
+    proto, threshold = result.config.protocol, result.config.dataset.positive_threshold
+    if proto.conventions == "llmrank":
+        cases = result.cases[next(iter(result.cases))]
+        shown = [len(set(c.candidates) & {r.item for r in c.history}) for c in cases]
+        first = (f"LLMRank's own conventions: every interaction is positive (the target is the "
+                 f"user's last interaction whatever its rating, the history every earlier one, "
+                 f"and the baselines learn from every training interaction); the "
+                 f"{proto.n_negatives} negatives are drawn uniformly from every rated item but "
+                 f"the target, so a negative may be an item the user rated: "
+                 f"{statistics.fmean(shown):.2f} per user are in the history shown "
+                 f"({sum(n > 0 for n in shown)} of {len(shown)} users have one). The baselines "
+                 f"rank those; the product and LLM variants never return an item of the "
+                 f"history (the Recommender's gate), which LLMRank's ranker did not do.")
+    else:
+        first = (f"Our conventions, not LLMRank's: the target is the last interaction rated "
+                 f">= {threshold:g} (LLMRank: the last interaction, any rating); the history "
+                 f"holds the earlier positive ones (LLMRank: every earlier interaction); the "
+                 f"{proto.n_negatives} negatives are drawn from the items the user never "
+                 f"interacted with (LLMRank: any item but the target); the baselines learn from "
+                 f"positive training interactions (LLMRank: every training interaction).")
+    prompts = sorted({v.max_history for v in result.config.variants})
+    return [first, "Differences from LLMRank's code that remain: interactions sharing a "
+            "timestamp are in a seeded random order (LLMRank: RecBole's time sort); the "
+            "training data keeps each user's second-to-last interaction (LLMRank holds it out "
+            "for validation); every user is evaluated (LLMRank: 200 random users); the "
+            "baselines are ours (popularity counts training interactions like LLMRank's Pop; "
+            f"item-kNN; BPR from `implicit`); history shown: up to {proto.max_history} items "
+            "to the baselines" + (f", {', '.join(map(str, prompts))} in the LLM prompts"
+                                  if prompts else "") + " (LLMRank: 50)."]
+
+
+def history_seen(result: EvalResult, setting: int) -> dict[str, dict[str, Any]]:
+    """What each run saw of each user's history at one setting: a description, and the
+    mean and largest number of items over the run's users (same cases for every run)."""
+    cfg, splits = result.config, {s.user: s for s in result.loo.splits}
+    cases = {c.user: c for c in result.cases[setting]}
+    learned = Counter(r.user for r in result.loo.positives)
+    variants = {v.name: v for v in cfg.variants}
+    out: dict[str, dict[str, Any]] = {}
+    for run, per_setting in result.results.items():
+        users = [r.user for r in per_setting.get(setting, [])]
+        if run in ("random", "popularity"):
+            what, counts = "no history", [0 for _ in users]
+        elif run == "bpr" and setting == FULL:
+            what = "its learned user vector: every positive training interaction of the user"
+            counts = [learned[u] for u in users]
+        elif run == "product":
+            what = "retrieval: every interaction before the cut, ratings kept"
+            counts = [len(retrieval_history(splits[u], setting, cfg.protocol.max_history)
+                          .interactions) for u in users]
+        elif run in variants:
+            n = variants[run].max_history
+            what = (f"the prompt: the case's history, its last {n} items at most"
+                    + ("; the fused baselines: all of it" if variants[run].fusion else ""))
+            counts = [min(n, len(cases[u].history)) for u in users]
+        else:
+            what = (f"the case's history: the most recent {cfg.protocol.max_history} at most"
+                    + (" (BPR: folded in from it)" if run == "bpr" else ""))
+            counts = [len(cases[u].history) for u in users]
+        out[run] = {"what": what, "mean": statistics.fmean(counts) if counts else 0.0,
+                    "max": max(counts, default=0)}
     return out
 
 
@@ -181,14 +249,14 @@ def _source_recall(
     }
 
 
-def _shares(weights: dict[str, float]) -> dict[str, float]:
+def shares(weights: dict[str, float]) -> dict[str, float]:
     """Fitted weights as shares of their sum: fused scores are min-max normalised, so a
     source's share is its say in the order."""
     total = sum(weights.values())
     return {n: w / total for n, w in weights.items()}
 
 
-def _validity(results: Sequence[UserResult]) -> dict[str, int]:
+def validity(results: Sequence[UserResult]) -> dict[str, int]:
     return {
         "users": len(results),
         "failed": sum(r.failed for r in results),
@@ -203,7 +271,7 @@ def _validity(results: Sequence[UserResult]) -> dict[str, int]:
     }
 
 
-def _cost(results: Sequence[UserResult]) -> dict[str, float]:
+def cost(results: Sequence[UserResult]) -> dict[str, float]:
     answered = [r for r in results if r.attempts > 0]
     if not answered:
         return {"requests": 0}

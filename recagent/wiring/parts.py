@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import openai
+
 from recagent.errors import ConfigError
-from recagent.llm.backends.llamacpp import LocalLLMServer
+from recagent.llm.backends.llamacpp import LocalLLMServer, Pooling
 from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, find_preset, resolve_model
 from recagent.llm.client import (
     DEADLINE_EMBEDDED_S,
@@ -30,13 +33,21 @@ from retrieval.collaborative import (
     RecencyKNNRetriever,
     as_rows,
 )
-from retrieval.embeddings import Embedder, OnnxEmbedder
+from retrieval.embeddings import Embedder, OnnxEmbedder, OpenAIEmbedder
 from retrieval.hybrid import HybridRetriever
 from retrieval.interactions import DB_NAME, InteractionStore
+from retrieval.item_map import MappedRetriever
+from retrieval.item_types import CatalogPass
+from retrieval.item_vectors import (
+    ItemVectorRetriever,
+    LazyEmbedder,
+    embed_catalog,
+    vector_collection,
+)
 from retrieval.semantic import SemanticRetriever
 from retrieval.sequential import SequentialRetriever
 from retrieval.store import CatalogStore
-from retrieval.types import Retriever
+from retrieval.types import Item, Retriever
 
 if TYPE_CHECKING:
     from recagent.llm.backends.vllm_server import VLLMServer
@@ -60,9 +71,12 @@ def open_embedder(settings: Settings) -> Embedder:
     return OnnxEmbedder(store.path("minilm-onnx"), store.path("minilm-tokenizer"))
 
 
-def open_store(settings: Settings, collection: str | None = None) -> CatalogStore:
-    """The catalog collection (default `settings.collection`), embedded or on a server."""
-    embedder, name = open_embedder(settings), collection or settings.collection
+def open_store(
+    settings: Settings, collection: str | None = None, *, embedder: Embedder | None = None
+) -> CatalogStore:
+    """The catalog collection (default `settings.collection`), embedded or on a server;
+    `embedder` (default MiniLM) for another embedder's collection (item vectors)."""
+    embedder, name = embedder or open_embedder(settings), collection or settings.collection
     if settings.chroma_url:
         return CatalogStore.open(embedder, url=settings.chroma_url, name=name,
                                  lock_dir=settings.home / "locks")
@@ -76,12 +90,14 @@ def open_interactions(settings: Settings) -> InteractionStore:
 
 
 def build_retriever(
-    spec: RetrieverSpec, store: CatalogStore, interactions: Interactions = ()
+    spec: RetrieverSpec, store: CatalogStore, interactions: Interactions = (), *,
+    llm_vectors: CatalogStore | None = None,
 ) -> Retriever:
     """The semantic retriever, or the hybrid one whose collaborative sources learn from
     `interactions` (in eval the training interactions only): (user, item) pairs, or
     (user, item, rating, timestamp) rows, which the sequential source orders by time
-    (pairs: each user's in the given order)."""
+    (pairs: each user's in the given order). `llm_vectors`: the LLM's item vectors
+    (`llm_item_vectors`), which the llm_text and llm_mapped sources need."""
     semantic = SemanticRetriever(store)
     if spec.kind == "semantic":
         return semantic
@@ -90,10 +106,22 @@ def build_retriever(
     if not rows and set(weights) - {"semantic"}:
         raise ConfigError("the hybrid retriever's collaborative sources need interactions, "
                           "and none were given; use retriever kind 'semantic'")
+    als = cache(lambda: ALSRetriever(store, rows))  # one ALS space for every source using it
+
+    def llm(source: str) -> CatalogStore:
+        if llm_vectors is None:
+            raise ConfigError(f"the {source} source needs the LLM's item vectors (one pass "
+                              "over the catalog, recagent.wiring.llm_item_vectors); none were "
+                              "given")
+        return llm_vectors
+
     factories: dict[str, Callable[[], Retriever]] = {  # in this order: ties favour semantic
         "semantic": lambda: semantic,
+        "llm_text": lambda: ItemVectorRetriever(llm("llm_text"), source="llm_text"),
         "sequential": lambda: SequentialRetriever(store, rows),
-        "als": lambda: ALSRetriever(store, rows),
+        "als": als,
+        "llm_mapped": lambda: MappedRetriever(llm("llm_mapped"), als(), source="llm_mapped"),
+        "text_mapped": lambda: MappedRetriever(store, als(), source="text_mapped"),
         "recency_knn": lambda: RecencyKNNRetriever(store, rows),
         "cooccurrence": lambda: CoOccurrenceRetriever(store, rows),
         "popularity": lambda: PopularityRetriever(store, rows),
@@ -140,6 +168,51 @@ def embedded_server(
     name, path = resolve_model(spec.preset or DEFAULT_PRESET, settings.artifacts)
     return LocalLLMServer(path, model_name=name, n_threads=spec.threads,
                           n_parallel=spec.parallel, port=port, n_ctx=spec.context or 4096)
+
+
+def embedding_server(
+    settings: Settings, spec: LLMSpec | None = None, *, pooling: Pooling = "mean"
+) -> LocalLLMServer:
+    """The embedded llama.cpp server in embedding mode for the spec's preset or .gguf file
+    (not yet started). One request at a time, one thread unless the spec says otherwise:
+    llama.cpp's spinning threads crawl on a shared CPU (measured: 2 threads took 10x
+    longer than 1 with other work on the two cores)."""
+    spec = spec or settings.llm
+    usable_home(settings)
+    name, path = resolve_model(spec.preset or DEFAULT_PRESET, settings.artifacts)
+    return LocalLLMServer(path, model_name=name, n_threads=spec.threads or 1, n_parallel=1,
+                          n_ctx=spec.context or 512, pooling=pooling)
+
+
+def llm_embedder_name(model: str, pooling: Pooling) -> str:
+    """The name the LLM's item vectors are cached under: the model and its pooling."""
+    return f"llamacpp:{model}:{pooling}"
+
+
+def llm_item_vectors(
+    settings: Settings, catalog: CatalogStore, items: Sequence[Item], *,
+    spec: LLMSpec | None = None, pooling: Pooling = "mean", progress: bool = False,
+) -> tuple[CatalogStore, CatalogPass]:
+    """The LLM's item vectors in their own collection beside `catalog`, after one pass over
+    `items` (cached by model, pooling and item text: the model starts only if an item
+    needs embedding, and stops before this returns). The store is what the llm_text and
+    llm_mapped sources read; the pass says what it cost."""
+    server = embedding_server(settings, spec, pooling=pooling)
+
+    def start() -> Embedder:
+        server.start()
+        client = openai.OpenAI(base_url=server.base_url, api_key="local", max_retries=0,
+                               timeout=None)
+        return OpenAIEmbedder(client, server.model, batch_size=32)
+
+    embedder = LazyEmbedder(llm_embedder_name(server.model, pooling), start)
+    try:
+        store = open_store(settings, vector_collection(catalog.collection.name, embedder.name),
+                           embedder=embedder)
+        done = embed_catalog(store, items, batch_size=32, progress=progress)
+    finally:
+        server.stop()
+    return store, done  # for reading: its embedder's server is stopped
 
 
 def vllm_server(

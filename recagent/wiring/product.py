@@ -37,10 +37,10 @@ from recagent.wiring.parts import (
 )
 from recagent.wiring.settings import (
     PRODUCT_RANKER,
+    FitSource,
     HybridSpec,
     RetrieverSpec,
     Settings,
-    SourceName,
 )
 from retrieval.hybrid import HybridRetriever
 from retrieval.store import TITLE_KEY, CatalogStore
@@ -150,8 +150,8 @@ def without_llm(fusion: dict[str, float]) -> Ranker | None:
 
 
 EVERY_SOURCE = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
-    {"weights": dict.fromkeys(get_args(SourceName), 1.0)}))
-"""What a fit starts from: every source, equal weights."""
+    {"weights": dict.fromkeys(get_args(FitSource), 1.0)}))
+"""What a fit starts from: every source it weighs (not the item-side ones), equal weights."""
 
 
 def fit_product(

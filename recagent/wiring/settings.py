@@ -16,12 +16,21 @@ from recagent.rank.factory import RankerSpec
 if TYPE_CHECKING:
     pass
 
-SourceName = Literal["semantic", "cooccurrence", "popularity", "sequential", "als",
-                     "recency_knn"]
-"""Candidate sources a hybrid retriever can fuse: semantic (retrieval/semantic.py), item
-co-occurrence, popularity and recency-weighted item-kNN (retrieval/collaborative.py),
-sequential (recent items and what followed them, retrieval/sequential.py), als (ALS item
-vectors in their own Chroma collection, retrieval/als.py)."""
+FitSource = Literal["semantic", "cooccurrence", "popularity", "sequential", "als",
+                    "recency_knn"]
+"""The sources `recagent fit` weighs: semantic (retrieval/semantic.py), item co-occurrence,
+popularity and recency-weighted item-kNN (retrieval/collaborative.py), sequential (recent
+items and what followed them, retrieval/sequential.py), als (ALS item vectors in their own
+Chroma collection, retrieval/als.py)."""
+ItemSideSource = Literal["llm_text", "llm_mapped", "text_mapped"]
+"""Item-side sources, chosen by name only: llm_text (the semantic rule over an LLM's item
+vectors, retrieval/item_vectors.py), llm_mapped and text_mapped (those vectors, or the
+catalog's MiniLM ones, mapped into the ALS space by a ridge map fitted on warm items,
+retrieval/item_map.py). The llm_ ones need the LLM's catalog pass
+(recagent.wiring.llm_item_vectors)."""
+LLM_VECTOR_SOURCES: tuple[ItemSideSource, ...] = ("llm_text", "llm_mapped")
+SourceName = Literal[FitSource, ItemSideSource]
+"""Candidate sources a hybrid retriever can fuse."""
 
 
 class _Strict(BaseModel):

@@ -4,15 +4,21 @@ makes no LLM call."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import pytest
 
+from eval.recompute import main as recompute
 from recagent.cli.main import main
 from recagent.llm.backends.artifacts import ArtifactStore
 
 pytestmark = pytest.mark.integration
+
+
+def gunzip(path: Path) -> list[str]:
+    return gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
 
 GENRES = ["horror", "animated", "space", "romance", "western"]
 
@@ -76,10 +82,9 @@ def test_llmrank_end_to_end_then_a_free_rerun(tmp_path: Path, capsys,
     for line in (tmp_path / "log.csv").read_text().splitlines()[1:]:
         user, item, *_ = line.split(",")
         history.setdefault(user, set()).add(item)
-    targets = dict(line.split()[::2] for line in
-                   (out / "trec" / "qrels.txt").read_text().splitlines())
+    targets = dict(line.split()[::2] for line in gunzip(out / "trec" / "qrels.txt.gz"))
     per_user: dict[str, list[str]] = {}
-    for line in (out / "trec" / "zs.full.run").read_text().splitlines():
+    for line in gunzip(out / "trec" / "zs.full.run.gz"):
         user, _, item, *_ = line.split()
         per_user.setdefault(user, []).append(item)
     for user, items in per_user.items():
@@ -91,6 +96,8 @@ def test_llmrank_end_to_end_then_a_free_rerun(tmp_path: Path, capsys,
     assert (out / "ndcg10_by_history.png").is_file()
     assert first["llm_model"] == "smollm2-135m"  # the report says which model answered
     assert "LLM: **smollm2-135m**" in (out / "metrics.md").read_text()
+    assert recompute([str(out)]) == 0  # the folder alone gives every number again
+    assert "every recomputed number matches" in capsys.readouterr().out
 
     again = run(config, home, out, capsys)
     assert again["throughput"]["zs"]["llm_calls"] == 0

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ranx import Qrels, Run, evaluate
 
 import eval.harness
 from eval.config import EvalConfig
@@ -18,7 +17,7 @@ from eval.fusion import folds
 from eval.harness import Harness
 from eval.per_user import llm_result
 from eval.protocols import Case
-from eval.report import markdown, write_report
+from eval.report import markdown
 from eval.summary import summarize
 from recagent.errors import ConfigError, TransportError
 from recagent.llm.prompts import PromptLibrary
@@ -205,24 +204,6 @@ def test_the_stored_result_counts_the_trace_by_its_fields() -> None:
                                      "degraded_detail": "ResponseError lookalike"})
     assert not _from_recommendation(rec.model_copy(update={"trace": other}), base,
                                     False).parse_failure
-
-
-def test_report_files_are_written_and_recompute_the_metrics(store, tmp_path: Path) -> None:
-    result = harness(config(), store, tmp_path / "out").run(picks(10))
-    summary = summarize(result)
-    written = write_report(result, summary, tmp_path / "report", "name = 'tiny'\n")
-    names = {p.relative_to(tmp_path / "report").as_posix() for p in written}
-    assert {"config.toml", "metrics.json", "metrics.md", "ndcg10_by_history.png",
-            "trec/qrels.txt", "trec/zs.full.run", "trec/popularity.full.run"} <= names
-    assert (tmp_path / "report" / "ndcg10_by_history.png").read_bytes()[:4] == b"\x89PNG"
-    md = (tmp_path / "report" / "metrics.md").read_text()
-    assert "| popularity | 8 |" in md and "Validity" in md
-    qrels = Qrels.from_file(str(tmp_path / "report" / "trec" / "qrels.txt"), kind="trec")
-    run = Run.from_file(str(tmp_path / "report" / "trec" / "popularity.full.run"), kind="trec")
-    recomputed = evaluate(qrels, run, "ndcg@10")
-    expected = summary["populations"]["all"]["settings"]["full"]["rows"]["popularity"]
-    assert recomputed == pytest.approx(expected["ndcg@10"])
-    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["name"] == "tiny"
 
 
 def test_fusion_is_fitted_outside_the_sample_and_reuses_the_llm_calls(store, tmp_path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml100k
 from eval.protocols import (
     FULL,
+    LLMRANK_POSITIVE,
     fit_rrf_weights,
     leave_one_out,
     llmrank_candidates,
@@ -97,6 +98,35 @@ def test_negative_sampling_is_seeded_per_user() -> None:
     both = llmrank_cases(list(reversed(leave_one_out(TINY).splits)), pool, setting=1,
                          n_negatives=19, max_history=50, seed=7)
     assert alone[0].candidates == next(c for c in both if c.user == "u1").candidates == first
+
+
+def test_baselines_learn_from_the_same_positives_as_the_targets() -> None:
+    loo = leave_one_out(TINY)
+    assert {(x.user, x.item) for x in loo.positives} == {("u1", "1"), ("u1", "3"), ("u4", "8")}
+    assert all(x.rating is None or x.rating >= 4 for x in loo.positives)
+    assert {(x.user, x.item) for x in loo.train} >= {("u1", "2"), ("u2", "1"), ("u2", "2")}
+
+
+def test_llmrank_conventions_count_every_interaction_as_positive() -> None:
+    loo = leave_one_out(TINY, threshold=LLMRANK_POSITIVE)
+    by_user = {s.user: s for s in loo.splits}
+    # the target is the last interaction whatever its rating (u1 rated 5 with a 2)
+    assert by_user["u1"].target == "5" and [h.item for h in by_user["u1"].history] == [
+        "1", "2", "3", "4"]
+    assert by_user["u2"].target == "2" and by_user["u3"].target == "7"
+    assert loo.skipped == {} and loo.positives == loo.train
+
+
+def test_llmrank_own_negatives_may_be_seen_items_but_never_the_target() -> None:
+    u1 = next(s for s in leave_one_out(TINY).splits if s.user == "u1")
+    pool = [str(i) for i in range(1, 8)]  # u1 rated 1-5: only 6 and 7 are unseen
+    ours = llmrank_candidates(u1, pool, n_negatives=2, seed=3)
+    assert set(ours) == {"4", "6", "7"}
+    theirs = llmrank_candidates(u1, pool, n_negatives=6, seed=3, exclude_seen=False)
+    assert sorted(theirs) == pool and theirs.count("4") == 1
+    assert llmrank_candidates(u1, pool, n_negatives=6, seed=3, exclude_seen=False) == theirs
+    # the default is unchanged, so stored answers for our convention stay valid
+    assert ours == llmrank_candidates(u1, pool, n_negatives=2, seed=3, exclude_seen=True)
 
 
 def test_too_few_unseen_items_is_an_error() -> None:

@@ -9,6 +9,11 @@ the C++ destructor, which ends the task loop, stops the HTTP listener and joins 
 threads (the port is free again within ~0.1 s). That destructor hangs if it runs
 before the task loop has started (the terminate signal is lost), so `start()` waits
 for one task to pass through the loop before it returns.
+
+Embedding mode (`pooling` given): the same server answers /v1/embeddings with the model's
+hidden states pooled per input (llama.cpp's `embedding` and `pooling_type`), L2-normalised;
+chat and completion requests are then refused. Item-side vectors (retrieval/item_vectors.py)
+come from it: one pass over the catalog, cached.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, get_args
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # imported where a server starts: a vLLM-only environment lacks it
@@ -33,6 +38,10 @@ from recagent.errors import ConfigError, LLMError, ModelArtifactError, Transport
 GGUF_MAGIC = b"GGUF"
 _PROMPT_CACHE_MIB = 512
 """llama.cpp keeps old prompts' KV in RAM for reuse, 8 GiB by default: too much to share."""
+Pooling = Literal["mean", "last", "cls"]
+"""How embedding mode turns one input's token states into one vector: their mean, the
+last token's state (what a causal model has read everything by), or the first token's."""
+POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 
 
 class LocalLLMServer:
@@ -41,6 +50,8 @@ class LocalLLMServer:
     `n_ctx` is the context of one request: the KV cache holds `n_ctx * n_parallel`
     tokens so that `n_parallel` requests of full length can run at once.
     `verbosity`: 0 silent, 1 errors (default), 2 warnings, 3 info, 4 debug (stderr).
+    `pooling`: serve embeddings pooled this way instead of completions (embedding mode);
+    an input must then fit in one batch of `n_ctx` tokens.
     """
 
     def __init__(
@@ -55,7 +66,10 @@ class LocalLLMServer:
         host: str = "127.0.0.1",
         verbosity: int = 1,
         start_timeout_s: float = 60.0,
+        pooling: Pooling | None = None,
     ) -> None:
+        if pooling is not None and pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if n_ctx < 64 or n_parallel < 1 or (n_threads is not None and n_threads < 1):
             raise ConfigError(
                 f"need n_ctx >= 64, n_parallel >= 1, n_threads >= 1 or None; "
@@ -70,6 +84,7 @@ class LocalLLMServer:
         self.host = host
         self.verbosity = verbosity
         self.start_timeout_s = start_timeout_s
+        self.pooling = pooling
         self._server: xllamacpp.Server | None = None
         self._address = ""
         self.startup_s = 0.0
@@ -190,6 +205,12 @@ class LocalLLMServer:
         params.endpoint_metrics = True
         params.cache_ram_mib = _PROMPT_CACHE_MIB
         params.ui = False
+        if self.pooling is not None:
+            params.embedding = True
+            params.pooling_type = getattr(xllamacpp.llama_pooling_type,
+                                          f"LLAMA_POOLING_TYPE_{self.pooling.upper()}")
+            # an input is embedded in one physical batch: let one of full length fit
+            params.n_batch = params.n_ubatch = self.n_ctx
         return params
 
     def _wait_healthy(self, deadline: float) -> None:
