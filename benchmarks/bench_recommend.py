@@ -22,12 +22,18 @@ from recagent.types import UserHistory
 from recagent.wiring import LLMSpec, Settings, open_recommender
 
 
-def sparse_histories(ratings: Path, n: int, seed: int) -> list[UserHistory]:
+def liked_in_time(ratings: Path) -> dict[str, list[tuple[int, str]]]:
+    """Each user's liked (rating >= 4) items of an ML-100K u.data file, as (time, item)."""
     liked: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for line in ratings.read_text().splitlines():
         user, item, rating, ts = line.split("\t")
         if int(rating) >= 4:
             liked[user].append((int(ts), item))
+    return liked
+
+
+def sparse_histories(ratings: Path, n: int, seed: int) -> list[UserHistory]:
+    liked = liked_in_time(ratings)
     rng = random.Random(seed)
     users = sorted(liked, key=int)
     out = []

@@ -24,19 +24,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_recommend import liked_in_time
 
 
 def histories(ratings: Path, n: int, seed: int) -> list[list[str]]:
-    liked: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for line in ratings.read_text().splitlines():
-        user, item, rating, ts = line.split("\t")
-        if int(rating) >= 4:
-            liked[user].append((int(ts), item))
+    liked = liked_in_time(ratings)
     rng = random.Random(seed)
     users = sorted(liked, key=int)
     return [[item for _, item in sorted(liked[u])[:rng.randint(1, 5)]]

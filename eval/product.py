@@ -31,8 +31,13 @@ from eval.results import UserResult
 from recagent.fit import FittedConfig, Row
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Item
-from recagent.wiring import build_retriever, fit_product, fitted_fusion, fitted_retriever_spec
-from recagent.wiring import without_llm as fitted_reranker
+from recagent.wiring import (
+    build_retriever,
+    fit_product,
+    fitted_fusion,
+    fitted_retriever_spec,
+    without_llm,
+)
 from retrieval.hybrid import HybridRetriever
 from retrieval.store import CatalogStore
 
@@ -81,7 +86,7 @@ def run(config: EvalConfig, fitted: FittedConfig, store: CatalogStore,
         cases: dict[int, list[Case]], items: dict[str, Item], *, progress: bool
         ) -> dict[int, list[UserResult]]:
     """Every user of every setting through the product's recommender."""
-    recommender = Recommender(store, None, fitted_reranker(fitted_fusion(fitted)))
+    recommender = Recommender(store, None, without_llm(fitted_fusion(fitted)))
     out: dict[int, list[UserResult]] = {}
     for setting, group in cases.items():
         out[setting] = [
