@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eval.item_coldstart_config import ItemColdStartConfig
+from eval.item_coldstart_config import ItemColdStartConfig, ItemVectorsConfig, item_rows
 from eval.protocols import LLMRANK_POSITIVE, PROTOCOL_VERSION
 from recagent.errors import ConfigError
 from recagent.rank.factory import RankerSpec
@@ -148,13 +148,18 @@ class LLMConfig(LLMSpec):
     cache: Path | None = Field(default=None, description="SQLite response cache; default in --out")
 
 
+LATER_FIELDS = ("calibrate", "judge_against")
+"""Variant fields added after reports were committed (see VariantConfig.identity)."""
+
+
 class VariantConfig(RankerSpec):
     """A prompt variant: a ranker (recagent.wiring.RankerSpec, the same spec the product runs)
     under a name, optionally fused with baselines' scores."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
-    fusion: list[BaselineName] = Field(default_factory=list)
-    """Baselines whose scores are fused with this variant's LLM scores (eval.fusion)."""
+    fusion: list[str] = Field(default_factory=list)
+    """Baselines (or item-vector rows, with an [item_vectors] table) whose scores are fused
+    with this variant's LLM scores (eval.fusion)."""
     fit_users: Annotated[int, Field(ge=1)] = 20
     """Fusion: validation users outside the LLM sample the weights are fitted on."""
     fit_folds: Annotated[int, Field(ge=2)] | None = None
@@ -164,6 +169,17 @@ class VariantConfig(RankerSpec):
     fuse_llm: bool = True
     """Fusion: False holds the LLM out (weight 0, never called): the same fit over the other
     sources alone, a row that shows what the LLM adds to the fusion."""
+    judge_against: str | None = None
+    """Another run (variant or baseline) this one is judged against: the report adds a
+    paired t-test of this run minus that one, per history setting (e.g. a fusion with
+    LLM features against the same fusion without them)."""
+
+    def identity(self) -> dict[str, object]:
+        """The variant as its stored results are keyed. Fields added later are left out
+        while at their default, so results stored before they existed stay reusable."""
+        later = {n for n in LATER_FIELDS
+                 if getattr(self, n) == VariantConfig.model_fields[n].default}
+        return self.model_dump(mode="json", exclude=later)
 
     @model_validator(mode="after")
     def _fusion_options(self) -> VariantConfig:
@@ -202,6 +218,9 @@ class EvalConfig(_Strict):
     """A degraded answer (the LLM failed; retrieval order shown) scores 0 like a failure."""
     item_coldstart: ItemColdStartConfig | None = None
     """Protocol kind "item_coldstart" only: cold items, item-vector models, the rule."""
+    item_vectors: ItemVectorsConfig | None = None
+    """Protocols llmrank and pipeline: item-vector rows (eval.item_features), run like
+    baselines and fusable by name."""
 
     @model_validator(mode="after")
     def _item_coldstart(self) -> EvalConfig:
@@ -211,7 +230,21 @@ class EvalConfig(_Strict):
                              'together')
         if cold and self.product is not None:
             raise ValueError("the item_coldstart protocol has no [product] row")
+        if self.item_vectors is not None and self.protocol.kind not in ("llmrank", "pipeline"):
+            raise ValueError("[item_vectors] goes with protocol kind llmrank or pipeline (the "
+                             "item_coldstart protocol lists its models in [item_coldstart])")
         return self
+
+    @property
+    def item_features(self) -> ItemVectorsConfig | None:
+        """The item-vector models this run computes, whichever table names them."""
+        return self.item_coldstart or self.item_vectors
+
+    @property
+    def fusable(self) -> list[str]:
+        """The rows a variant may fuse: the baselines and the item-vector rows."""
+        spec = self.item_features
+        return [*self.baselines.include, *(item_rows(spec.models) if spec else [])]
 
     @model_validator(mode="after")
     def _unique_names(self) -> EvalConfig:
@@ -228,11 +261,15 @@ class EvalConfig(_Strict):
                              f"remove {sorted(fixed)} from [dataset]")
         if len(names) != len(set(names)):
             raise ValueError(f"variant and baseline names must be unique, got {names}")
+        runs = set(names) | set(self.fusable)
         for v in self.variants:
-            missing = set(v.fusion) - set(self.baselines.include)
+            missing = set(v.fusion) - set(self.fusable)
             if missing:
                 raise ValueError(f"variant {v.name!r} fuses {sorted(missing)}, which are not "
-                                 "in baselines.include")
+                                 "in baselines.include (nor item-vector rows)")
+            if v.judge_against is not None and v.judge_against not in runs - {v.name}:
+                raise ValueError(f"variant {v.name!r} is judged against "
+                                 f"{v.judge_against!r}, which is not another run of this config")
         return self
 
     @property

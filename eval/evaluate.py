@@ -7,17 +7,24 @@ with `engine = "vllm"` an in-process vLLM engine), started only if a variant nee
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from eval.baselines import Scorer
 from eval.config import LLMConfig, load_config
-from eval.harness import Harness, load_dataset
+from eval.harness import EvalResult, Harness, load_dataset
 from eval.rating import evaluate_rating, write_rating_report
 from eval.report import write_report
 from eval.summary import summarize
 from recagent.llm.client import LLMClient
 from recagent.wiring import LLMSpec, Settings, open_llm, open_store
+
+if TYPE_CHECKING:
+    from eval.item_coldstart_rankers import ColdStartRankers
+    from retrieval.item_types import CatalogPass
 
 DEFAULT_REPORTS = Path("eval") / "reports"
 
@@ -58,7 +65,18 @@ def evaluate_config(
             config, dataset, settings, folder, config_text, progress=progress,
             open_client=lambda: open_eval_llm(config.llm, settings))
     store = open_store(settings, collection=f"eval-{dataset.name}")
-    harness = Harness(config, dataset=dataset, store=store, out=folder, progress=progress)
+    rankers: ColdStartRankers | None = None
+    passes: dict[str, CatalogPass] = {}
+    extra_scorers = None
+    if config.item_vectors is not None:
+        from eval.item_features import item_rankers
+
+        store.ingest(list(dataset.items.values()), progress=progress)
+        rankers, passes = item_rankers(config.item_vectors, dataset, settings, store,
+                                       run=config.name, seed=config.seed, progress=progress)
+        extra_scorers = partial(_item_rows, rankers)
+    harness = Harness(config, dataset=dataset, store=store, out=folder, progress=progress,
+                      extra_scorers=extra_scorers)
     if config.variants:
         result = harness.prepare()
         harness.baselines(result)
@@ -67,5 +85,20 @@ def evaluate_config(
     else:
         result = harness.run(None)
     summary = summarize(result)
+    features = ""
+    if rankers is not None:
+        from eval.item_coldstart_judge import features_markdown
+        from eval.item_features import features_record
+
+        summary["item_vectors"] = features_record(harness, result, rankers, passes,
+                                                  config.protocol.settings[0])
+        features = "\n## Item vectors\n\n" + features_markdown(summary["item_vectors"])
     write_report(result, summary, folder, config_text)
+    if features:
+        with (folder / "metrics.md").open("a", encoding="utf-8") as f:
+            f.write(features)
     return summary, folder
+
+
+def _item_rows(rankers: ColdStartRankers, result: EvalResult) -> Sequence[Scorer]:
+    return rankers(result.loo.train, result.loo.positives)

@@ -267,7 +267,7 @@ class Harness:
         before, start = client.stats, time.perf_counter()
         fits = self._fit_fusion(variant, ranker, result) if variant.fusion else []
         weights = {user: by_setting for users, by_setting in fits for user in users}
-        identity: list[object] = [variant.model_dump(mode="json"), client.model,
+        identity: list[object] = [variant.identity(), client.model,
                                   cfg.llm.base_url, cfg.degraded_scores_zero]
         if fits:  # a refit with other weights must not reuse the fused results
             per_fold = [{str(s): w for s, w in by_setting.items()} for _, by_setting in fits]

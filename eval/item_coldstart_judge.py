@@ -15,8 +15,7 @@ from typing import Any
 from ranx import Run
 
 from eval.harness import EvalResult
-from eval.item_coldstart_config import ItemColdStartConfig
-from eval.item_coldstart_rankers import (
+from eval.item_coldstart_config import (
     EXPLORATORY,
     LLM_FUSION,
     LLM_MAPPED,
@@ -25,6 +24,7 @@ from eval.item_coldstart_rankers import (
     MINILM_MAPPED,
     MINILM_TEXT,
     POP_ATTRIBUTES,
+    ItemColdStartConfig,
 )
 from eval.metrics import mean_metrics, paired_tests, qrels_for, run_for
 from eval.protocols import FULL
@@ -136,9 +136,14 @@ def markdown(verdict: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
         lines.append(f"| {name} | {row['ndcg@10']:.4f} | {row['hit_rate@10']:.4f} | "
                      f"{_p(row['vs_pop_attributes'])} | {_p(row['vs_best_minilm'])} | "
                      + (f"{ms:.2f}" if ms is not None else "—") + " |")
-    lines += ["", "Catalog passes (one per embedder, cached by model and item text):", "",
-              "| embedder | items | embedded this run | this run s | full pass s | s/item |",
-              "|---|---|---|---|---|---|"]
+    return "\n".join(lines) + "\n\n" + features_markdown(extra)
+
+
+def features_markdown(extra: Mapping[str, Any]) -> str:
+    """The catalog passes (what each embedder's item vectors cost) and the fitted maps."""
+    lines = ["Catalog passes (one per embedder, cached by model and item text):", "",
+             "| embedder | items | embedded this run | this run s | full pass s | s/item |",
+             "|---|---|---|---|---|---|"]
     for name, p in extra["passes"].items():
         full = p.get("full_pass_s")
         per = p.get("full_pass_s_per_item")

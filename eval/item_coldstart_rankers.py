@@ -17,6 +17,19 @@ import numpy as np
 
 from eval.baselines import EmbeddingScorer, Scorer
 from eval.datasets import Rating
+from eval.item_coldstart_config import (
+    ALL_FUSION,
+    LLM_CENTRED,
+    LLM_FUSION,
+    LLM_MAPPED,
+    LLM_TEXT,
+    MINILM_CENTRED,
+    MINILM_FUSION,
+    MINILM_MAPPED,
+    MINILM_TEXT,
+    POP_ATTRIBUTES,
+    llm_row,
+)
 from eval.protocols import Case, to_history
 from recagent.rank.ensemble import fuse
 from recagent.types import Item
@@ -27,20 +40,6 @@ from retrieval.item_types import MapFit
 from retrieval.item_vectors import all_vectors
 from retrieval.query import taste
 from retrieval.store import CatalogStore
-
-POP_ATTRIBUTES = "pop_attributes"
-MINILM_TEXT = "minilm_text"
-MINILM_MAPPED = "minilm_mapped"
-MINILM_FUSION = "minilm_fusion"
-LLM_TEXT = "llm_text"
-LLM_MAPPED = "llm_mapped"
-LLM_FUSION = "llm_fusion"
-ALL_FUSION = "all_fusion"
-MINILM_CENTRED = "minilm_centred"
-LLM_CENTRED = "llm_centred"
-EXPLORATORY = (MINILM_CENTRED, LLM_CENTRED)
-"""Rows added after a smoke run showed raw LLM-vector similarity below random (a decoder's
-mean-pooled states share one large common direction): not part of the committed rule."""
 
 
 def attributes(item: Item) -> list[str]:
@@ -139,19 +138,17 @@ class FusedScorer:
         return fuse(scores, dict.fromkeys(scores, 1.0), case.candidates)
 
 
-def llm_row(kind: str, model: str) -> str:
-    """The row name of an LLM-derived ranker of `model` ('llm_text.smollm2-135m')."""
-    return f"{kind}.{model}"
-
-
 class ColdStartRankers:
     """Builds every ranker of the protocol from the prepared training split, and keeps the
     fitted maps for the report."""
 
     def __init__(self, store: CatalogStore, llm_vectors: Mapping[str, CatalogStore], *,
                  items: Mapping[str, Item], grid: Sequence[float] = RIDGE_GRID,
-                 seed: int = 0) -> None:
+                 seed: int = 0, als_collection: str | None = None) -> None:
+        """`als_collection`: the ALS item vectors' collection (default: the store's name
+        + "-als-itemcold")."""
         self.store = store
+        self.als_collection = als_collection or f"{store.collection.name}-als-itemcold"
         self.llm_vectors = dict(llm_vectors)
         self.items = items
         self.grid = tuple(grid)
@@ -165,7 +162,7 @@ class ColdStartRankers:
         ALS space trained on every warm interaction (as the product's ALS source), fusions."""
         rows = [(r.user, r.item, r.rating, r.ts) for r in train]
         als = ALSRetriever(self.store, rows, seed=self.seed,
-                           collection=f"{self.store.collection.name}-als-itemcold")
+                           collection=self.als_collection)
         popularity = AttributePopularityScorer(positives, self.items, grid=self.grid,
                                                seed=self.seed)
         self.maps[POP_ATTRIBUTES] = popularity.fit

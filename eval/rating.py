@@ -186,7 +186,7 @@ def evaluate_rating(
             for variant in config.variants:
                 rater = LLMRater(cached, PromptLibrary(), variant, dataset.items,
                                  seed=config.seed)
-                key = config.fingerprint(variant.model_dump(mode="json"), cached.model)
+                key = config.fingerprint(variant.identity(), cached.model)
                 log = ResultLog(out / "state" / f"{variant.name}-{key}.jsonl", RatingResult)
                 done = {r.user: r for r in log.read()}
                 todo = [c for c in cases if c.user in sample and c.user not in done]

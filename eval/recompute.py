@@ -29,7 +29,7 @@ from eval.config import EvalConfig, load_config
 from eval.metrics import NO_ANSWER, RANK_METRICS, mean_metrics, paired_tests, ranking_scores
 from eval.report import COLUMNS, QRELS, RUN_SUFFIX, STATE_SUFFIX, write_gzip
 from eval.results import UserResult
-from eval.summary import cost, setting_label, shares, validity
+from eval.summary import cost, judged_tests, setting_label, shares, validity
 from recagent.errors import ConfigError
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNUSABLE = 0, 1, 2
@@ -166,6 +166,8 @@ def _population(report: Report, users: set[str], with_variants: bool) -> dict[st
             entry["reference"] = reference
             entry["significance"] = paired_tests(qrels, runs[reference],
                                                  [runs[v] for v in variants], seed=seed)
+        if judged := judged_tests(report.config, qrels, runs):
+            entry["judged"] = judged
         settings[label] = entry
     return {"users": len(users), "settings": settings}
 

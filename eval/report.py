@@ -126,6 +126,7 @@ def markdown(summary: dict[str, Any]) -> str:
                     cells.append(_sig_cell(vs_product.get(run)))
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+            lines += _judged_table(entry.get("judged", {}))
     if summary.get("fusion"):
         lines += _fusion_table(summary["fusion"])
     if summary.get("validity"):
@@ -159,6 +160,19 @@ def _sources_table(sources: dict[str, dict[str, float]]) -> list[str]:
              "|" + "---|" * (len(metrics) + 1)]
     lines += [f"| {name} | " + " | ".join(_f(row[m]) for m in metrics) + " |"
               for name, row in sources.items()]
+    return [*lines, ""]
+
+
+def _judged_table(judged: dict[str, dict[str, Any]]) -> list[str]:
+    """The differences the config names for judgement (`judge_against`), with their tests."""
+    if not judged:
+        return []
+    lines = ["| judged run | against | Δ NDCG@10 (p) | Δ HR@10 (p) |", "|---|---|---|---|"]
+    for run, entry in judged.items():
+        cells = [f"{entry[m]['delta']:+.4f} (p {entry[m]['p']:.3g}"
+                 + ("*" if entry[m]["significant"] else "") + ")"
+                 for m in ("ndcg@10", "hit_rate@10")]
+        lines.append(f"| {run} | {entry['against']} | {cells[0]} | {cells[1]} |")
     return [*lines, ""]
 
 

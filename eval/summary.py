@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ranx import Qrels, Run
 
+from eval.config import EvalConfig
 from eval.harness import EvalResult
 from eval.metrics import (
     RANK_METRICS,
@@ -232,8 +233,21 @@ def _population(
                              if users is None or r.user in users]) for v in variants],
                 seed=result.config.seed,
             )
+        if judged := judged_tests(result.config, qrels, ranx_runs):
+            entry["judged"] = judged
         settings[setting_label(setting)] = entry
     return {"users": len(chosen), "settings": settings, "users_set": chosen}
+
+
+def judged_tests(config: EvalConfig, qrels: Qrels, runs: Mapping[str, Run]) -> dict[str, Any]:
+    """Each variant with `judge_against`, tested against that run (paired t-test; delta:
+    the variant minus it), where both ran on these users."""
+    out: dict[str, Any] = {}
+    for v in config.variants:
+        if v.judge_against is not None and v.name in runs and v.judge_against in runs:
+            tests = paired_tests(qrels, runs[v.judge_against], [runs[v.name]], seed=config.seed)
+            out[v.name] = {"against": v.judge_against, **tests[v.name]}
+    return out
 
 
 def _source_recall(

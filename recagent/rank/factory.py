@@ -15,7 +15,7 @@ from recagent.llm.prompts import PromptLibrary
 from recagent.rank.demonstrations import DemonstrationSource
 from recagent.rank.ensemble import BootstrapRanker, FusionRanker, ShuffledRanker
 from recagent.rank.listwise import ListwiseRanker, Ranker
-from recagent.rank.logprob import LogprobRanker
+from recagent.rank.logprob import Calibration, LogprobRanker
 from recagent.rank.nir import NIRRanker
 from recagent.types import Demonstration
 
@@ -50,6 +50,10 @@ class RankerSpec(BaseModel):
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
     max_history: Annotated[int, Field(ge=1)] = 20
     """History items shown in the prompt (the most recent)."""
+    calibrate: Calibration = "none"
+    """Logprob: subtract a content-free prompt's letter prior (recagent/rank/logprob.py):
+    "letters" (history and candidates blanked, one call per candidate count) or
+    "candidates" (history blanked, one more call per ranking)."""
 
     @model_validator(mode="after")
     def _method_options(self) -> RankerSpec:
@@ -61,6 +65,8 @@ class RankerSpec(BaseModel):
         if self.order and self.bootstrap:
             raise ValueError("order (one pass over one shuffle) and bootstrap (several "
                              "passes) exclude each other")
+        if self.calibrate != "none" and self.method != "logprob":
+            raise ValueError(f"calibrate applies to method 'logprob' only, not {self.method!r}")
         if self.method == "nir" and self.template is not None:
             raise ValueError("method 'nir' uses its own templates (nir_preferences, "
                              "nir_representative, nir_rank); leave template out")
@@ -80,7 +86,8 @@ def build_ranker(
     ranker: Ranker
     if spec.method == "logprob":
         ranker = LogprobRanker(client, prompts, template=spec.template or "rank_logprob",
-                               explain=spec.explain, max_history=spec.max_history, seed=seed)
+                               explain=spec.explain, max_history=spec.max_history, seed=seed,
+                               calibrate=spec.calibrate)
     elif spec.method == "nir":
         ranker = NIRRanker(client, prompts, max_history=spec.max_history,
                            temperature=spec.temperature, seed=seed, explain=spec.explain)

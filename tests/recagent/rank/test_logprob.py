@@ -70,3 +70,47 @@ def test_logprob_bad_explanations_leave_items_to_the_evidence() -> None:
     assert inv.attempts == 2 and inv.usage.prompt_tokens == 250
     items, repairs = assemble(result.order, cands(11, 12), set(), 1, {"100": "Movie 100"})
     assert items[0].explanation and repairs == []
+
+
+def test_calibrated_scores_subtract_the_prior_and_floor_unscored_labels() -> None:
+    from recagent.rank.logprob import calibrated
+    got = calibrated({"A": -1.0, "B": -2.0, "C": -0.5}, {"A": -0.2, "B": -3.0})
+    # C is not in the prior: it gets the prior's floor, -3.0 - 1
+    assert got == pytest.approx({"A": -0.8, "B": 1.0, "C": 3.5})
+
+
+def test_letter_calibration_reorders_by_prior_and_pays_its_call_once() -> None:
+    # the user prompt prefers A slightly over B, but the content-free prompt prefers A a lot:
+    # calibrated, B wins
+    user = logprobs({"A": math.log(0.5), "B": math.log(0.4), "C": math.log(0.1)})
+    prior = logprobs({"A": math.log(0.8), "B": math.log(0.1), "C": math.log(0.1)})
+    client = ScriptedClient(user, prior, user)
+    ranker = LogprobRanker(client, PromptLibrary(), calibrate="letters")
+    first = ranker.rank(HISTORY, cands(11, 12, 13), 3)
+    assert [i for i, _ in first.order] == ["12", "13", "11"]
+    blank = client.requests[1]["messages"][-1]["content"]
+    assert "[A] N/A" in blank and "Movie 1" not in blank
+    assert first.invocation.usage.prompt_tokens == 100  # both calls counted
+    second = ranker.rank(HISTORY, cands(14, 15, 16), 3)  # same count: the prior is cached
+    assert len(client.requests) == 3
+    assert [i for i, _ in second.order] == ["15", "16", "14"]
+    assert second.invocation.usage.prompt_tokens == 50
+
+
+def test_candidate_calibration_blanks_only_the_history_each_time() -> None:
+    user = logprobs({"A": math.log(0.5), "B": math.log(0.4)})
+    prior = logprobs({"A": math.log(0.9), "B": math.log(0.05)})
+    client = ScriptedClient(user, prior, user, prior)
+    ranker = LogprobRanker(client, PromptLibrary(), calibrate="candidates")
+    assert [i for i, _ in ranker.rank(HISTORY, cands(11, 12), 2).order] == ["12", "11"]
+    ranker.rank(HISTORY, cands(11, 12), 2)
+    assert len(client.requests) == 4
+    blank = client.requests[1]["messages"][-1]["content"]
+    assert "[A] Movie 11" in blank and "N/A (watched)" in blank
+    assert "Movie" not in blank.split("Candidates:")[0]
+
+
+def test_calibrate_is_refused_outside_the_logprob_method() -> None:
+    from recagent.rank.factory import RankerSpec
+    with pytest.raises(ValueError, match="calibrate applies to method 'logprob' only"):
+        RankerSpec(method="listwise", calibrate="letters")
