@@ -21,6 +21,8 @@ LLM_TEXT = "llm_text"
 LLM_MAPPED = "llm_mapped"
 LLM_FUSION = "llm_fusion"
 ALL_FUSION = "all_fusion"
+NO_LLM_FUSION = "nollm_fusion"
+"""all_fusion without any model's rows: what the LLM's share is judged against."""
 MINILM_CENTRED = "minilm_centred"
 LLM_CENTRED = "llm_centred"
 EXPLORATORY = (MINILM_CENTRED, LLM_CENTRED)
@@ -35,7 +37,8 @@ def llm_row(kind: str, model: str) -> str:
 
 def item_rows(models: Sequence[str]) -> list[str]:
     """Every row ColdStartRankers builds for these models, in its order."""
-    rows = [POP_ATTRIBUTES, MINILM_TEXT, MINILM_MAPPED, MINILM_FUSION, MINILM_CENTRED]
+    rows = [POP_ATTRIBUTES, MINILM_TEXT, MINILM_MAPPED, MINILM_FUSION, NO_LLM_FUSION,
+            MINILM_CENTRED]
     for model in models:
         rows += [llm_row(kind, model)
                  for kind in (LLM_TEXT, LLM_MAPPED, LLM_FUSION, ALL_FUSION, LLM_CENTRED)]

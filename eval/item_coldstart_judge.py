@@ -16,6 +16,7 @@ from ranx import Run
 
 from eval.harness import EvalResult
 from eval.item_coldstart_config import (
+    ALL_FUSION,
     EXPLORATORY,
     LLM_FUSION,
     LLM_MAPPED,
@@ -23,6 +24,7 @@ from eval.item_coldstart_config import (
     MINILM_FUSION,
     MINILM_MAPPED,
     MINILM_TEXT,
+    NO_LLM_FUSION,
     POP_ATTRIBUTES,
     ItemColdStartConfig,
 )
@@ -80,7 +82,22 @@ def judge(result: EvalResult, spec: ItemColdStartConfig) -> dict[str, Any]:
                      "vs_best_minilm": vs_minilm.get(n)} for n in names},
         "clauses": clauses,
         "passed": all(clauses.values()),
+        "llm_share": llm_share(result, spec.max_p),
     }
+
+
+def llm_share(result: EvalResult, max_p: float) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per history setting, NDCG@10 of all_fusion.M minus nollm_fusion (paired t-test): what
+    model M's item vectors add to the equal-weight fusion of everything else."""
+    fused = [n for n in result.baselines if n.startswith(f"{ALL_FUSION}.")]
+    if NO_LLM_FUSION not in result.results or not fused:
+        return {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for setting, cases in result.cases.items():
+        runs = {n: run_for(n, result.results[n][setting]) for n in [NO_LLM_FUSION, *fused]}
+        label = "full" if setting == FULL else str(setting)
+        out[label] = _tests(qrels_for(cases), runs, NO_LLM_FUSION, max_p, result.config.seed)
+    return out
 
 
 def _relative(value: float, reference: float) -> float | None:
@@ -136,6 +153,12 @@ def markdown(verdict: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
         lines.append(f"| {name} | {row['ndcg@10']:.4f} | {row['hit_rate@10']:.4f} | "
                      f"{_p(row['vs_pop_attributes'])} | {_p(row['vs_best_minilm'])} | "
                      + (f"{ms:.2f}" if ms is not None else "—") + " |")
+    if v.get("llm_share"):
+        lines += ["", f"LLM's share: NDCG@10 of `{ALL_FUSION}.M` minus `{NO_LLM_FUSION}` "
+                  "(popularity by attributes + both MiniLM rows, equal weights), paired t-test:",
+                  "", "| history | row | Δ NDCG@10 (p) |", "|---|---|---|"]
+        lines += [f"| {label} | {name} | {_p(test)} |"
+                  for label, tests in v["llm_share"].items() for name, test in tests.items()]
     return "\n".join(lines) + "\n\n" + features_markdown(extra)
 
 

@@ -27,6 +27,7 @@ from eval.item_coldstart_config import (
     MINILM_FUSION,
     MINILM_MAPPED,
     MINILM_TEXT,
+    NO_LLM_FUSION,
     POP_ATTRIBUTES,
     llm_row,
 )
@@ -169,6 +170,7 @@ class ColdStartRankers:
         minilm: list[Scorer] = [NamedScorer(EmbeddingScorer(self.store), MINILM_TEXT),
                   self._mapped(self.store, als, MINILM_MAPPED)]
         out: list[Scorer] = [popularity, *minilm, FusedScorer(minilm, MINILM_FUSION),
+                             FusedScorer([popularity, *minilm], NO_LLM_FUSION),
                              CentredScorer(self.store, MINILM_CENTRED)]
         for model, vectors in self.llm_vectors.items():
             llm: list[Scorer] = [NamedScorer(EmbeddingScorer(vectors), llm_row(LLM_TEXT, model)),

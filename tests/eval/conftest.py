@@ -61,6 +61,7 @@ explain = false
 max_history = 2
 fusion = ["popularity", "itemknn"]
 fit_users = 2
+judge_against = "lp"
 """
 LOGPROB_ANSWER = Completion(text="C", top_logprobs=[{"C": -0.1, "A": -1.0, "E": -2.0}])
 

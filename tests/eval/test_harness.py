@@ -52,7 +52,7 @@ def config(**over: Any) -> EvalConfig:
         "variants": [{"name": "zs", "template": "rank_zero_shot", "explain": False}],
     }
     for key, value in over.items():
-        raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return EvalConfig.model_validate(raw)
 
 
@@ -232,7 +232,8 @@ def test_fusion_without_the_llm_fits_the_same_users_and_never_calls_it(store, tm
     fusion = {"method": "logprob", "explain": False, "fusion": ["popularity", "itemknn"],
               "fit_users": 2}
     cfg = config(users={"llm_sample": 5}, variants=[
-        {"name": "lp-fused", **fusion}, {"name": "cf-fused", "fuse_llm": False, **fusion}])
+        {"name": "lp-fused", "judge_against": "cf-fused", **fusion},
+        {"name": "cf-fused", "fuse_llm": False, **fusion}])
     result = harness(cfg, store, tmp_path).run(client)
     assert len(client.requests) == 5 + 2  # the LLM variant's calls only
     state = tmp_path / "state"
@@ -248,8 +249,24 @@ def test_fusion_without_the_llm_fits_the_same_users_and_never_calls_it(store, tm
     md = markdown(summary)
     assert "| variant | history | llm | popularity | itemknn |" in md
     assert "| cf-fused | full | - |" in md
+    # the judged difference: lp-fused minus cf-fused over the same users, tested
+    judged = summary["populations"]["llm_sample"]["settings"]["full"]["judged"]["lp-fused"]
+    rows = summary["populations"]["llm_sample"]["settings"]["full"]["rows"]
+    assert judged["against"] == "cf-fused"
+    assert judged["ndcg@10"]["delta"] == pytest.approx(
+        rows["lp-fused"]["ndcg@10"] - rows["cf-fused"]["ndcg@10"])
+    assert "| judged run | against |" in md and "| lp-fused | cf-fused |" in md
     with pytest.raises(ValueError, match="fuse_llm = false needs fusion"):
         config(variants=[{"name": "x", "method": "logprob", "fuse_llm": False}])
+    with pytest.raises(ValueError, match="not another run of this config"):
+        config(variants=[{"name": "x", "method": "logprob", "judge_against": "x"}])
+    with pytest.raises(ValueError, match="nor item-vector rows"):  # no [item_vectors] table
+        config(variants=[{"name": "x", "method": "logprob", "fusion": ["minilm_mapped"]}])
+    with_rows = config(item_vectors={"models": ["m"]}, variants=[
+        {"name": "x", "method": "logprob", "fusion": ["llm_mapped.m", "minilm_centred"]}])
+    assert "llm_centred.m" in with_rows.fusable
+    with pytest.raises(ValueError, match="goes with protocol kind llmrank or pipeline"):
+        config(protocol={"kind": "rating"}, item_vectors={"models": ["m"]})
 
 
 def test_a_refit_with_other_weights_does_not_reuse_the_fused_results(

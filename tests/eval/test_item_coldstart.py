@@ -157,8 +157,8 @@ def test_the_rows_run_beside_the_baselines(
     _, result, rankers = run
     assert result.baselines == [
         "random", "popularity", "pop_attributes", "minilm_text", "minilm_mapped",
-        "minilm_fusion", "minilm_centred", "llm_text.stand-in", "llm_mapped.stand-in",
-        "llm_fusion.stand-in", "all_fusion.stand-in", "llm_centred.stand-in"]
+        "minilm_fusion", "nollm_fusion", "minilm_centred", "llm_text.stand-in",
+        "llm_mapped.stand-in", "llm_fusion.stand-in", "all_fusion.stand-in", "llm_centred.stand-in"]
     assert set(rankers.maps) == {"pop_attributes", "minilm_mapped", "llm_mapped.stand-in"}
     # text finds the cold item of the user's genre: the history is that genre's items
     full = {r.user: r.ranking for r in result.results["minilm_text"][FULL]}
@@ -198,6 +198,10 @@ def test_the_verdict_follows_the_rule(run: tuple[Harness, EvalResult, ColdStartR
                                        "negatives": 3, "train_dropped": 20},
                               "passes": {}, "maps": {}, "scoring_ms": {}})
     assert "NOT PASSED" in text and "as written" in text
+    # the stand-in is MiniLM again: its share is reported per setting, whatever its sign
+    assert set(verdict["llm_share"]) == {"1", "full"}
+    assert set(verdict["llm_share"]["full"]) == {"all_fusion.stand-in"}
+    assert "LLM's share" in text and "| full | all_fusion.stand-in |" in text
 
 
 def _results(name: str, cases: list[Case], hits: int) -> list[UserResult]:
@@ -214,13 +218,19 @@ def test_a_clear_llm_gain_passes_and_a_small_one_does_not(
 ) -> None:
     _, real, _ = run
     cases = real.cases[FULL]
-    rows = {"pop_attributes": 2, "minilm_text": 10, "llm_text.m": 19}
+    rows = {"pop_attributes": 2, "minilm_text": 10, "llm_text.m": 19, "nollm_fusion": 10,
+            "all_fusion.m": 18}
     result = EvalResult(config=real.config, dataset=real.dataset, loo=real.loo,
                         cases={FULL: cases}, llm_users=[], extra_runs=list(rows),
                         results={n: {FULL: _results(n, cases, h)} for n, h in rows.items()})
     spec = ItemColdStartConfig(ridge=[1.0])
     verdict = judge(result, spec)
     assert verdict["passed"] and verdict["best_llm"] == "llm_text.m"
+    # the LLM's share: all_fusion.m minus nollm_fusion, 8 more hits of 20
+    share = verdict["llm_share"]["full"]["all_fusion.m"]
+    assert share["delta"] == pytest.approx(
+        verdict["rows"]["all_fusion.m"]["ndcg@10"] - verdict["rows"]["nollm_fusion"]["ndcg@10"])
+    assert share["delta"] > 0 and share["significant"]
     assert verdict["relative_gain"] > 0.10
     assert math.isclose(verdict["rows"]["llm_text.m"]["vs_pop_attributes"]["delta"],
                         verdict["rows"]["llm_text.m"]["ndcg@10"] -

@@ -35,6 +35,8 @@ def test_a_fresh_report_recomputes_exactly(tiny_report, capsys) -> None:
     out = capsys.readouterr().out
     assert "every recomputed number matches" in out
     assert "## llm_sample, history full (6 users)" in out and "| lp-fused |" in out
+    judged = json.loads((tiny_report[0] / "metrics.json").read_text())
+    assert "judged" in judged["populations"]["llm_sample"]["settings"]["full"]
 
 
 def test_a_changed_metric_is_named(tiny_report, tmp_path, capsys) -> None:
