@@ -5,6 +5,8 @@ parameters); stored in SQLite in WAL mode, so threads of one run and several run
 once can share a file. Only answers are cached: a failed call is retried next time.
 A stored answer that no longer reads as a Completion counts as a miss and is replaced; a
 cache file SQLite cannot read or write is a ConfigError (the cache path is a setting).
+Continuation scores (recagent/llm/scoring.py) are cached in the same table, under keys of
+their own, when the inner client can score.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from recagent.errors import ConfigError
 from recagent.llm.client import JsonSchema, LLMClient, Message
+from recagent.llm.scoring import NEEDS_PROMPT_LOGPROBS, Continuations, ContinuationScorer
 from recagent.types import Completion
+
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -49,6 +56,14 @@ def request_key(
          "temperature": temperature, "top_logprobs": top_logprobs, "seed": seed},
         sort_keys=True, ensure_ascii=False, separators=(",", ":"),
     )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def continuations_key(model: str, prefix: str, continuations: Sequence[str]) -> str:
+    """A stable digest of one scoring request, never equal to a `request_key`."""
+    blob = json.dumps({"kind": "continuations", "model": model, "prefix": prefix,
+                       "continuations": list(continuations)},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -92,6 +107,22 @@ class CachingClient:
     ) -> Completion:
         key = request_key(self.inner.model, messages, schema=schema, max_tokens=max_tokens,
                           temperature=temperature, top_logprobs=top_logprobs, seed=seed)
+        return self._cached(key, Completion, lambda: self.inner.complete(
+            messages, schema=schema, max_tokens=max_tokens, temperature=temperature,
+            top_logprobs=top_logprobs, seed=seed,
+        ))
+
+    def continuation_logprobs(self, prefix: str, continuations: Sequence[str]) -> Continuations:
+        """The inner client's continuation scores, cached; a ConfigError if it cannot score."""
+        inner = self.inner
+        if not isinstance(inner, ContinuationScorer):
+            raise ConfigError(f"{NEEDS_PROMPT_LOGPROBS}; {type(inner).__name__} cannot score")
+        key = continuations_key(inner.model, prefix, continuations)
+        return self._cached(key, Continuations,
+                            lambda: inner.continuation_logprobs(prefix, continuations))
+
+    def _cached(self, key: str, kind: type[_Answer], call: Callable[[], _Answer]) -> _Answer:
+        """The stored answer under `key`, else `call()`'s, stored."""
         stale = False
         with self._lock:
             try:
@@ -102,7 +133,7 @@ class CachingClient:
                 raise ConfigError(f"the response cache {self.path} cannot be read: {e}") from e
             if row is not None:
                 try:
-                    hit = Completion.model_validate_json(row[0])
+                    hit = kind.model_validate_json(row[0])
                 except ValidationError:
                     stale = True  # written by another version: ask again, then replace it
                 else:
@@ -110,21 +141,18 @@ class CachingClient:
                     return hit
             self._misses += 1
         # The call itself runs outside the lock: concurrent misses reach the server together.
-        completion = self.inner.complete(
-            messages, schema=schema, max_tokens=max_tokens, temperature=temperature,
-            top_logprobs=top_logprobs, seed=seed,
-        )
+        answer = call()
         with self._lock:
             try:
                 self._db.execute(
                     f"INSERT OR {'REPLACE' if stale else 'IGNORE'} INTO completions "
                     "(key, model, completion, created) VALUES (?, ?, ?, ?)",
-                    (key, self.inner.model, completion.model_dump_json(), time.time()),
+                    (key, self.inner.model, answer.model_dump_json(), time.time()),
                 )
             except sqlite3.Error as e:
                 raise ConfigError(f"the response cache {self.path} cannot store an answer "
                                   f"(the answer is lost): {e}") from e
-        return completion
+        return answer
 
     def close(self) -> None:
         with self._lock:

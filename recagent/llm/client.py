@@ -9,11 +9,13 @@ the SDK's or the HTTP library's.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, Literal, Protocol
 
@@ -22,6 +24,7 @@ from openai.types.chat import ChatCompletion
 from tenacity import RetryCallState, retry, retry_if_exception, wait_exponential
 
 from recagent.errors import ConfigError, LLMError, RecagentError, TransportError
+from recagent.llm import scoring
 from recagent.types import Completion, Usage
 from retrieval.errors import DeadlineError
 
@@ -155,7 +158,7 @@ class OpenAIClient:
         if top_logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = top_logprobs
-        try:
+        with _recagent_errors(self._model):
             if schema is not None:
                 kwargs["response_format"] = self._response_format(schema)
             try:
@@ -168,19 +171,20 @@ class OpenAIClient:
                 self.structured_mode = "json_object"
                 kwargs["response_format"] = self._response_format(schema)
                 return self._send(kwargs, deadline)
-        except RecagentError:
-            raise
-        except openai.AuthenticationError as e:
-            raise ConfigError(f"the LLM server refused the API key: {_status(e)}") from e
-        except openai.NotFoundError as e:
-            raise ConfigError(
-                f"model {self._model!r} or endpoint not found: {_status(e)}") from e
-        except openai.BadRequestError as e:
-            raise LLMError(f"the LLM server rejected the request: {_status(e)}") from e
-        except openai.APIStatusError as e:
-            raise LLMError(f"the LLM server answered with an error: {_status(e)}") from e
-        except Exception as e:  # the boundary: nothing foreign gets past it
-            raise LLMError(f"the LLM call failed unexpectedly: {_describe(e)}") from e
+
+    def continuation_logprobs(self, prefix: str,
+                              continuations: Sequence[str]) -> scoring.Continuations:
+        """log P(continuation | prefix) of each from the server's prompt logprobs, in one
+        /v1/completions request (recagent/llm/scoring.py). Here, not in a class of its own:
+        it needs this client's SDK, retries and deadline, and every client the wiring builds
+        (and the cache around it) can then score wherever the server can."""
+        deadline = time.monotonic() + self._deadline_s
+        kwargs = scoring.completions_request(self._model, prefix, continuations)
+        with _recagent_errors(self._model):
+            raw, latency_s = self._call(self._sdk.completions.with_raw_response.create, kwargs,
+                                        deadline)
+            return scoring.parse_continuations(str(raw.text), prefix, continuations,
+                                               latency_s=latency_s)
 
     def _response_format(self, schema: JsonSchema) -> dict[str, Any]:
         if self.structured_mode == "json_object":
@@ -191,8 +195,15 @@ class OpenAIClient:
         }
 
     def _send(self, kwargs: dict[str, Any], deadline: float) -> Completion:
-        """One request with retries: a Completion, a recagent error, or the SDK's
-        APIStatusError for a status that is not worth retrying."""
+        """One chat request with retries (see `_call`)."""
+        raw, latency_s = self._call(self._sdk.chat.completions.with_raw_response.create,
+                                    kwargs, deadline)
+        return _to_completion(raw, latency_s=latency_s)
+
+    def _call(self, create: Callable[..., Any], kwargs: dict[str, Any],
+              deadline: float) -> tuple[Any, float]:
+        """`create(**kwargs)` (an SDK raw-response method) with retries: the raw response and
+        its latency, a recagent error, or the SDK's APIStatusError not worth retrying."""
         backoff = wait_exponential(multiplier=self._backoff_s, max=8)
         tries = 0
         last: Exception | None = None
@@ -212,7 +223,7 @@ class OpenAIClient:
                 raise _Overdue
             tries += 1
             try:
-                return self._try(kwargs, deadline)
+                return self._try(create, kwargs, deadline)
             except _Overdue:
                 raise
             except Exception as e:
@@ -232,9 +243,9 @@ class OpenAIClient:
             raise TransportError(
                 f"LLM server unreachable or overloaded after {tries} tries: {_describe(e)}"
             ) from e
-        return _to_completion(raw, latency_s=time.perf_counter() - start)
+        return raw, time.perf_counter() - start
 
-    def _try(self, kwargs: dict[str, Any], deadline: float) -> Any:
+    def _try(self, create: Callable[..., Any], kwargs: dict[str, Any], deadline: float) -> Any:
         """One HTTP try, in a worker thread that the caller gives up on at `deadline`."""
         left = deadline - time.monotonic()
         if left <= 0:
@@ -245,8 +256,7 @@ class OpenAIClient:
         def work() -> None:
             _CALL_DEADLINE.set(deadline)
             try:
-                outcome.value = self._sdk.chat.completions.with_raw_response.create(
-                    **kwargs, timeout=timeout)
+                outcome.value = create(**kwargs, timeout=timeout)
             except BaseException as e:  # handed to the caller, who raises it
                 outcome.error = e
             finally:
@@ -310,6 +320,25 @@ def _to_completion(raw: Any, *, latency_s: float) -> Completion:
     except Exception as e:
         raise LLMError(f"the LLM server sent a malformed chat completion "
                        f"({_describe(e)}): {_snippet(body)}") from e
+
+
+@contextlib.contextmanager
+def _recagent_errors(model: str) -> Iterator[None]:
+    """The client's boundary: whatever fails inside leaves as a recagent error."""
+    try:
+        yield
+    except RecagentError:
+        raise
+    except openai.AuthenticationError as e:
+        raise ConfigError(f"the LLM server refused the API key: {_status(e)}") from e
+    except openai.NotFoundError as e:
+        raise ConfigError(f"model {model!r} or endpoint not found: {_status(e)}") from e
+    except openai.BadRequestError as e:
+        raise LLMError(f"the LLM server rejected the request: {_status(e)}") from e
+    except openai.APIStatusError as e:
+        raise LLMError(f"the LLM server answered with an error: {_status(e)}") from e
+    except Exception as e:  # nothing foreign gets past it
+        raise LLMError(f"the LLM call failed unexpectedly: {_describe(e)}") from e
 
 
 def _stop_at_deadline(response: Any) -> None:

@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from recagent.errors import ConfigError
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.llm.scoring import NEEDS_PROMPT_LOGPROBS, ContinuationScorer
 from recagent.rank.demonstrations import DemonstrationSource
 from recagent.rank.ensemble import BootstrapRanker, FusionRanker, ShuffledRanker
+from recagent.rank.likelihood import LikelihoodRanker
 from recagent.rank.listwise import ListwiseRanker, Ranker
 from recagent.rank.logprob import Calibration, LogprobRanker
 from recagent.rank.nir import NIRRanker
@@ -25,13 +27,16 @@ class RankerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Literal["listwise", "logprob", "nir"] = "listwise"
+    method: Literal["listwise", "logprob", "nir", "likelihood"] = "listwise"
     """listwise: one structured answer with the top k; logprob: every candidate scored from
     the first answer token's logprobs in one forward pass (template default rank_logprob);
-    nir: NIR's three calls (preferences, representative items, ranking; recagent/rank/nir.py)."""
+    nir: NIR's three calls (preferences, representative items, ranking; recagent/rank/nir.py);
+    likelihood: each title's log P after the history minus after a neutral prompt, from prompt
+    logprobs (a server such as vLLM; recagent/rank/likelihood.py); it never explains."""
     template: str | None = None
     """Default: rank_zero_shot (listwise; rank_few_shot with few_shot > 0) or rank_logprob
-    (logprob); nir has its own three templates."""
+    (logprob); nir has its own three templates; likelihood: "likelihood", and the template's
+    name + "_neutral" is its neutral frame."""
     few_shot: Annotated[int, Field(ge=0, le=10)] = 0
     """Listwise: k demonstrations from other users."""
     demos: Literal["random", "similar"] = "random"
@@ -67,6 +72,9 @@ class RankerSpec(BaseModel):
                              "passes) exclude each other")
         if self.calibrate != "none" and self.method != "logprob":
             raise ValueError(f"calibrate applies to method 'logprob' only, not {self.method!r}")
+        if self.method == "likelihood" and (self.bootstrap or self.order):
+            raise ValueError("likelihood scores do not depend on the candidates' order; "
+                             "bootstrap and order would only repeat them")
         if self.method == "nir" and self.template is not None:
             raise ValueError("method 'nir' uses its own templates (nir_preferences, "
                              "nir_representative, nir_rank); leave template out")
@@ -88,6 +96,12 @@ def build_ranker(
         ranker = LogprobRanker(client, prompts, template=spec.template or "rank_logprob",
                                explain=spec.explain, max_history=spec.max_history, seed=seed,
                                calibrate=spec.calibrate)
+    elif spec.method == "likelihood":
+        if not isinstance(client, ContinuationScorer):
+            raise ConfigError(f"method 'likelihood': {NEEDS_PROMPT_LOGPROBS}, and "
+                              f"{type(client).__name__} cannot score continuations")
+        ranker = LikelihoodRanker(client, prompts, template=spec.template or "likelihood",
+                                  max_history=spec.max_history)
     elif spec.method == "nir":
         ranker = NIRRanker(client, prompts, max_history=spec.max_history,
                            temperature=spec.temperature, seed=seed, explain=spec.explain)
@@ -112,4 +126,7 @@ def ranker_templates(spec: RankerSpec) -> list[str]:
         return ["nir_preferences", "nir_representative", "nir_rank"]
     if spec.method == "logprob":
         return [spec.template or "rank_logprob"]
+    if spec.method == "likelihood":
+        template = spec.template or "likelihood"
+        return [template, f"{template}_neutral"]
     return [spec.template or ("rank_few_shot" if spec.few_shot else "rank_zero_shot")]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fakes import ScriptedClient
 
-from eval.config import LLMConfig, VariantConfig
+from eval.config import LATER_FIELDS, LLMConfig, VariantConfig
 from eval.evaluate import eval_llm_spec
 from recagent.cli.main import build_parser
 from recagent.cli.options import settings_from_args
@@ -70,12 +70,16 @@ def test_bad_ranker_specs_fail_before_any_call() -> None:
 
 
 def test_an_eval_variant_is_the_products_ranker_spec() -> None:
-    # The stored result logs are keyed by the variant's fields: they must stay these.
+    # The stored result logs are keyed by the variant's identity: fields added later stay out
+    # of it at their default, so the keys of committed results stay these.
     assert issubclass(VariantConfig, RankerSpec)
-    assert set(VariantConfig.model_fields) == {
-        "name", "method", "template", "few_shot", "demos", "demo_budget", "explain",
-        "bootstrap", "order", "fusion", "fit_users", "fit_folds", "fuse_llm", "temperature",
-        "max_history"}
+    keyed = {"name", "method", "template", "few_shot", "demos", "demo_budget", "explain",
+             "bootstrap", "order", "fusion", "fit_users", "fit_folds", "fuse_llm", "temperature",
+             "max_history"}
+    assert set(VariantConfig.model_fields) == keyed | set(LATER_FIELDS)
+    assert set(VariantConfig(name="v").identity()) == keyed
+    assert VariantConfig(name="v", method="logprob", calibrate="letters").identity()[
+        "calibrate"] == "letters"
     assert issubclass(LLMConfig, LLMSpec)
 
 

@@ -25,6 +25,7 @@ from recagent.llm.backends.vllm_model import PreparedModel, VLLMModelPreparer
 from recagent.llm.backends.vllm_server import VLLMServer, usable_cores
 from recagent.llm.client import OpenAIClient
 from recagent.llm.prompts import PromptLibrary
+from recagent.rank.likelihood import LikelihoodRanker
 from recagent.rank.listwise import ListwiseRanker, RankingAnswer, labels_for
 from recagent.rank.logprob import LogprobRanker
 from recagent.recommender import Recommender
@@ -142,3 +143,38 @@ def test_four_concurrent_rankings_all_validate(client: OpenAIClient,
     assert all(len(order) >= 1 for _, _, order in results)
 
 
+
+
+GODFATHER_II = " The Godfather: Part II (1974)"
+OTHER_PREFIXES = ["Toy Story (1995), Babe (1995),", "Sense and Sensibility (1995), Emma (1996),",
+                  "Pulp Fiction (1994), Fargo (1996),", "Casablanca (1942), Vertigo (1958),"]
+
+
+def test_continuation_logprobs_are_negative_sums_that_follow_the_prefix(
+        client: OpenAIClient) -> None:
+    # Measured on SmolLM2-135M: the sequel scores -16.8 after its original and -23.3 or
+    # less after the other prefixes; any model that reads its prefix keeps such a margin.
+    out = client.continuation_logprobs("The Godfather (1972),", [GODFATHER_II, " Babe (1995)"])
+    assert all(math.isfinite(v) and v < 0 for v in out.logprobs)
+    assert all(n >= 2 for n in out.tokens) and out.usage.prompt_tokens > 0
+    after_others = [client.continuation_logprobs(p, [GODFATHER_II]).logprobs[0]
+                    for p in OTHER_PREFIXES]
+    assert out.logprobs[0] > max(after_others) + 2.0
+
+
+def test_likelihood_ranker_ranks_given_candidates_sequel_first(client: OpenAIClient) -> None:
+    titles = ["Toy Story (1995)", "Babe (1995)", "Sense and Sensibility (1995)",
+              GODFATHER_II.strip(), "Fargo (1996)", "Alien (1979)", "Casablanca (1942)"]
+    candidates = [Candidate(item=Item(id=f"c{n}", title=t, text=t), rank=n, score=0.0)
+                  for n, t in enumerate(titles)]
+    history = [(Interaction(item_id="h", liked=True), Item(id="h", title="The Godfather (1972)",
+                                                            text="The Godfather (1972)"))]
+    ranker = LikelihoodRanker(client, PromptLibrary())
+    ranking = ranker.rank(history, candidates, 3)
+    ids = [i for i, _ in ranking.order]
+    assert len(ids) == 3 == len(set(ids)) and set(ids) <= {c.item.id for c in candidates}
+    assert set(ranking.scores) == {c.item.id for c in candidates}
+    assert all(math.isfinite(s) for s in ranking.scores.values())
+    assert ids == sorted(ranking.scores, key=lambda i: -ranking.scores[i])[:3]
+    assert ids[0] == "c3"  # The Godfather: Part II
+    assert ranking.invocation.usage.prompt_tokens > 0 and ranker.cached_priors == len(titles)
