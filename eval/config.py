@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eval.item_coldstart_config import ItemColdStartConfig, ItemVectorsConfig, item_rows
+from eval.item_coldstart_config import ItemColdStartConfig, ItemVectorsConfig
 from eval.protocols import LLMRANK_POSITIVE, PROTOCOL_VERSION
 from recagent.errors import ConfigError
 from recagent.rank.factory import RankerSpec
@@ -244,7 +244,7 @@ class EvalConfig(_Strict):
     def fusable(self) -> list[str]:
         """The rows a variant may fuse: the baselines and the item-vector rows."""
         spec = self.item_features
-        return [*self.baselines.include, *(item_rows(spec.models) if spec else [])]
+        return [*self.baselines.include, *(spec.names if spec else [])]
 
     @model_validator(mode="after")
     def _unique_names(self) -> EvalConfig:

@@ -74,7 +74,7 @@ def evaluate_config(
         store.ingest(list(dataset.items.values()), progress=progress)
         rankers, passes = item_rankers(config.item_vectors, dataset, settings, store,
                                        run=config.name, seed=config.seed, progress=progress)
-        extra_scorers = partial(_item_rows, rankers)
+        extra_scorers = partial(_item_rows, rankers, config.item_vectors.names)
     harness = Harness(config, dataset=dataset, store=store, out=folder, progress=progress,
                       extra_scorers=extra_scorers)
     if config.variants:
@@ -100,5 +100,6 @@ def evaluate_config(
     return summary, folder
 
 
-def _item_rows(rankers: ColdStartRankers, result: EvalResult) -> Sequence[Scorer]:
-    return rankers(result.loo.train, result.loo.positives)
+def _item_rows(rankers: ColdStartRankers, names: Sequence[str],
+               result: EvalResult) -> Sequence[Scorer]:
+    return [r for r in rankers(result.loo.train, result.loo.positives) if r.name in names]

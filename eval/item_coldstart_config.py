@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recagent.llm.backends.llamacpp import Pooling
 from retrieval.item_map import RIDGE_GRID
@@ -65,6 +65,22 @@ class ItemVectorsConfig(BaseModel):
     """llama.cpp threads of the catalog pass (one is fastest on a shared CPU)."""
     ridge: list[Annotated[float, Field(gt=0)]] = Field(default_factory=_ridge_grid, min_length=1)
     """Ridge penalties tried by cross-validation on warm items for every linear map."""
+    rows: list[str] | None = None
+    """The rows to run and report (None: every row, `item_rows`): e.g. only those a variant
+    fuses, which keeps the committed run files small."""
+
+    @model_validator(mode="after")
+    def _known_rows(self) -> ItemVectorsConfig:
+        unknown = set(self.rows or ()) - set(item_rows(self.models))
+        if unknown:
+            raise ValueError(f"rows {sorted(unknown)} are not rows of models {self.models} "
+                             f"(known: {item_rows(self.models)})")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """The rows this run builds."""
+        return self.rows if self.rows is not None else item_rows(self.models)
 
 
 class ItemColdStartConfig(ItemVectorsConfig):

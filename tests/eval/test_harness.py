@@ -265,6 +265,10 @@ def test_fusion_without_the_llm_fits_the_same_users_and_never_calls_it(store, tm
     with_rows = config(item_vectors={"models": ["m"]}, variants=[
         {"name": "x", "method": "logprob", "fusion": ["llm_mapped.m", "minilm_centred"]}])
     assert "llm_centred.m" in with_rows.fusable
+    chosen = config(item_vectors={"models": ["m"], "rows": ["llm_mapped.m"]})
+    assert chosen.fusable[-1] == "llm_mapped.m" and "llm_centred.m" not in chosen.fusable
+    with pytest.raises(ValueError, match=r"rows \['llm_mapped.other'\] are not rows"):
+        config(item_vectors={"models": ["m"], "rows": ["llm_mapped.other"]})
     with pytest.raises(ValueError, match="goes with protocol kind llmrank or pipeline"):
         config(protocol={"kind": "rating"}, item_vectors={"models": ["m"]})
 
