@@ -107,8 +107,9 @@ def flag_groups() -> dict[str, argparse.ArgumentParser]:
                           help="candidates retrieved for the LLM to rank (default 20)")
     pipeline.add_argument("--retriever", choices=["semantic", "hybrid"],
                           help="candidate source (default semantic; hybrid needs interactions)")
-    pipeline.add_argument("--method", choices=["listwise", "logprob", "nir"],
-                          help="LLM ranking method (default listwise)")
+    pipeline.add_argument("--method", choices=["listwise", "logprob", "nir", "likelihood"],
+                          help="LLM ranking method (default listwise; likelihood needs a server "
+                               "with prompt logprobs, e.g. vLLM via --llm-base-url)")
     pipeline.add_argument("--template", help="prompt template (rank_zero_shot, rank_recency, ...)")
     pipeline.add_argument("--bootstrap", type=bounded(1, 20),
                           help="rank this many shuffles of the candidates and aggregate (Borda)")

@@ -108,6 +108,8 @@ def test_the_command_line_chooses_the_pipeline(tmp_path: Path) -> None:
     assert chosen.llm.preset == "qwen2.5-coder-0.5b"
     assert settings("--template", "rank_recency").ranker == RankerSpec(
         template="rank_recency", explain=False)  # a template names a listwise ranker
+    assert settings("--method", "likelihood").ranker == RankerSpec(
+        method="likelihood", explain=False)
 
 
 @pytest.fixture
