@@ -11,20 +11,20 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eval.baselines import Scorer
 from eval.config import LLMConfig, load_config
 from eval.harness import EvalResult, Harness, load_dataset
+from eval.item_coldstart_judge import features_markdown
+from eval.item_coldstart_rankers import ColdStartRankers
+from eval.item_features import features_record, item_rankers
 from eval.rating import evaluate_rating, write_rating_report
 from eval.report import write_report
 from eval.summary import summarize
 from recagent.llm.client import LLMClient
 from recagent.wiring import LLMSpec, Settings, open_llm, open_store
-
-if TYPE_CHECKING:
-    from eval.item_coldstart_rankers import ColdStartRankers
-    from retrieval.item_types import CatalogPass
+from retrieval.item_types import CatalogPass
 
 DEFAULT_REPORTS = Path("eval") / "reports"
 
@@ -69,8 +69,6 @@ def evaluate_config(
     passes: dict[str, CatalogPass] = {}
     extra_scorers = None
     if config.item_vectors is not None:
-        from eval.item_features import item_rankers
-
         store.ingest(list(dataset.items.values()), progress=progress)
         rankers, passes = item_rankers(config.item_vectors, dataset, settings, store,
                                        run=config.name, seed=config.seed, progress=progress)
@@ -87,9 +85,6 @@ def evaluate_config(
     summary = summarize(result)
     features = ""
     if rankers is not None:
-        from eval.item_coldstart_judge import features_markdown
-        from eval.item_features import features_record
-
         summary["item_vectors"] = features_record(harness, result, rankers, passes,
                                                   config.protocol.settings[0])
         features = "\n## Item vectors\n\n" + features_markdown(summary["item_vectors"])

@@ -126,3 +126,44 @@ def test_a_model_flag_the_config_overrules_is_an_error(tmp_path: Path, capsys) -
     err = capsys.readouterr().err
     assert "--model qwen2.5-coder-0.5b" in err and "smollm2-135m" in err
     assert not out.exists()  # nothing was run or written
+
+
+def test_item_vector_rows_fuse_and_are_judged(tmp_path: Path, capsys,
+                                             artifact_store: ArtifactStore) -> None:
+    """An [item_vectors] table on the LLMRank protocol: the real SmolLM2 catalog pass, only
+    the named rows run, a fusion with them judged against the same fusion without them."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "artifacts").symlink_to(artifact_store.cache_dir.resolve())
+    config = write_inputs(tmp_path)
+    text = config.read_text().split("[[variants]]")[0]
+    fusion = 'method = "logprob"\nexplain = false\nfuse_llm = false\nfit_users = 2\nfit_folds = 3\n'
+    config.write_text(text + f"""
+[item_vectors]
+models = ["smollm2-135m"]
+rows = ["minilm_centred", "llm_centred.smollm2-135m"]
+
+[[variants]]
+name = "cf"
+fusion = ["popularity", "minilm_centred"]
+{fusion}
+[[variants]]
+name = "items"
+fusion = ["popularity", "minilm_centred", "llm_centred.smollm2-135m"]
+judge_against = "cf"
+{fusion}""")
+    out = tmp_path / "report"
+    summary = run(config, home, out, capsys)
+    entry = summary["populations"]["all"]["settings"]["full"]
+    assert set(entry["rows"]) == {"random", "popularity", "embedding", "minilm_centred",
+                                  "llm_centred.smollm2-135m", "cf", "items"}
+    judged = entry["judged"]["items"]
+    assert judged["against"] == "cf"
+    assert judged["ndcg@10"]["delta"] == pytest.approx(
+        entry["rows"]["items"]["ndcg@10"] - entry["rows"]["cf"]["ndcg@10"])
+    passes = summary["item_vectors"]["passes"]
+    assert passes["smollm2-135m"]["items"] == 40 and passes["smollm2-135m"]["written"] == 40
+    assert summary["throughput"]["items"]["llm_calls"] == 0  # the LLM is never asked to rank
+    md = (out / "metrics.md").read_text()
+    assert "## Item vectors" in md and "| items | cf |" in md
+    assert recompute([str(out)]) == 0
