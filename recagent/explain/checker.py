@@ -29,9 +29,10 @@ from recagent.types import Evidence, ExplanationFailure, ExplanationFailureKind,
 
 _LABEL_TALK = re.compile(
     r"\[[A-Z]{1,2}\]|\b(?i:candidate|option|choice|letter|label|item)s?\s+(?!I\b)[A-Z]{1,2}\b"
-    r"|^[A-Z]{1,2}(?:\s+(?:is|was|has|fits|seems)\b|\s*[:.)])")
+    r"|^[A-Z]{1,2}(?:\s+(?:is|was|has|fits|seems)\b|\s*[:)]|\s*\.(?![A-Za-z]))")
 """A reason that talks about the prompt's labels ("A is the best candidate", "[C]") says
-nothing to a user, who never saw the labels."""
+nothing to a user, who never saw the labels. A title that opens with initials ("L.A.
+Confidential", "E.T. the Extra-Terrestrial") is not a label."""
 _META_TALK = re.compile(
     r"\bthe\s+user\b|\buser's\b|\bcandidates?\b|\bevidence\b|\bprompt\b|#\s?\d+"
     r"|\b(?:recommendation|item|number|no\.)\s*\d+\b", re.IGNORECASE)

@@ -117,5 +117,10 @@ def test_the_gate_rules_are_the_checkers() -> None:
     assert text_problem("   ") == "empty"
     assert text_problem("Candidate B matches.") == "label_talk"
     assert text_problem("A tense crime thriller like Heat.") is None  # 'A' is an article
+    # a title opening with initials is not a label; a bare letter with a full stop is
+    assert text_problem("L.A. Confidential (1997) was picked for you from the catalog.") is None
+    assert text_problem("E.T. the Extra-Terrestrial (1982) is another pick for you.") is None
+    assert text_problem("B. Because it fits.") == "label_talk"
+    assert text_problem("C: a crime story.") == "label_talk"
     assert text_problem("Like Heat.", ["like heat!"]) == "repeated"
     assert same_sentence("Like  Heat.", "like heat") and not same_sentence("Heat", "Heat 2")
