@@ -22,12 +22,13 @@ PLACEHOLDER_GENRES = frozenset({"unknown", "(no genres listed)"})
 FUZZY_MIN = 0.85
 """difflib ratio between normalised titles that counts as a typo, not another film."""
 
-_YEAR = re.compile(r"\(?\b(1[89]\d\d|20\d\d)\b\)?\s*$")
+_YEAR = re.compile(r"\(?\b(1[89]\d\d|20\d\d)\b\)?\s*(?:\((?:v|tv)\)\s*)?$")
+"""A trailing year, and MovieLens's video / TV marker after it ('(1995) (V)')."""
 _BRACKETED = re.compile(r"\([^)]*\)")
 _BRACKETED_TEXT = re.compile(r"\(([^)]+)\)")
 _AKA = re.compile(r"^\s*a\.?k\.?a\.?\s+", re.IGNORECASE)
 _SPLIT = re.compile(r"\s*(?:,|\band\b|&|\bor\b|\bplus\b)\s*", re.IGNORECASE)
-_ARTICLE_AT_END = re.compile(r"^(.*),\s*(the|a|an|les|la|le|il|el|der|die|das)$")
+_ARTICLE_AT_END = re.compile(r"^(.*),\s*(the|a|an|les|la|le|l'|il|el|der|die|das)$")
 _ARTICLE_AT_START = re.compile(r"^(?:the|a|an)\s+")
 
 

@@ -88,13 +88,15 @@ def same_sentence(a: str, b: str) -> bool:
     return _WORD.findall(_fold(a).lower()) == _WORD.findall(_fold(b).lower())
 
 
-def text_problem(text: str, earlier: Sequence[str] = ()) -> ExplanationFailureKind | None:
+def text_problem(text: str, earlier: Sequence[str] = (), *,
+                 prose: str | None = None) -> ExplanationFailureKind | None:
     """The rules that need no evidence: empty, talk about the prompt's labels, a phrase
-    looping, the same sentence as an earlier one (None: none of these)."""
+    looping, the same sentence as an earlier one (None: none of these). `prose`: the text
+    with its known titles masked, where label talk is looked for ("B. Monkey" is a title)."""
     text = text.strip()
     if not _WORD.search(_fold(text).lower()):
         return "empty"
-    if _LABEL_TALK.search(text):
+    if _LABEL_TALK.search(text if prose is None else prose.strip()):
         return "label_talk"
     words = re.findall(r"[a-z0-9']+", text.lower())
     trigrams = Counter(zip(words, words[1:], words[2:], strict=False))
@@ -183,10 +185,6 @@ class Checker:
     def check_in(self, sentence: str, evidence: Evidence, scope: Scope, *,
                  earlier: Sequence[str] = ()) -> list[ExplanationFailure]:
         """`check` within a prepared `scope` (one per list: cheaper for long histories)."""
-        problem = text_problem(sentence, earlier)
-        if problem is not None:
-            return [ExplanationFailure(kind=problem, detail=f"{problem}: {sentence!r}")]
-        out: list[ExplanationFailure] = []
         text = _fold(sentence)
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text.lower())]
         words = [text[a:b].lower() for a, b in spans]
@@ -197,11 +195,6 @@ class Checker:
         genre_words = {f for g in vocabulary for f in _genre_forms(g)}
         found = _titles_in(words, [text[a] for a, _ in spans],
                            [self.titles, scope.titles, _index([own])], allowed, genre_words)
-        for m in found:
-            if m.key not in allowed:
-                named = text[spans[m.start][0]:spans[m.end - 1][1]]
-                out.append(_failure("unknown_title", f"names {named!r}, neither the item "
-                                                     "nor in the history"))
         # The rules on wording read the prose around titles ("The Manchurian Candidate" is
         # no talk about candidates); the item's own title becomes a marker.
         prose = list(text)
@@ -211,6 +204,15 @@ class Checker:
             if m.key == own:
                 prose[start] = _ITEM
         plain = "".join(prose)
+        problem = text_problem(sentence, earlier, prose=plain)
+        if problem is not None:
+            return [ExplanationFailure(kind=problem, detail=f"{problem}: {sentence!r}")]
+        out: list[ExplanationFailure] = []
+        for m in found:
+            if m.key not in allowed:
+                named = text[spans[m.start][0]:spans[m.end - 1][1]]
+                out.append(_failure("unknown_title", f"names {named!r}, neither the item "
+                                                     "nor in the history"))
         if meta := _META_TALK.search(plain):
             out.append(_failure("meta_talk", f"talks about the prompt ({meta.group(0)!r})"))
         years = dict(scope.past_years)

@@ -34,6 +34,9 @@ def test_normalise_title_moves_articles_and_drops_the_year() -> None:
     assert normalise_title("Usual Suspects, The (1995)") == "usual suspects"
     assert normalise_title("the usual suspects") == "usual suspects"
     assert normalise_title("2001") == "2001"  # a year alone is a title too
+    assert normalise_title("Enfer, L' (1994)") == normalise_title("L'Enfer") == "l enfer"
+    # MovieLens's video marker after the year goes with it
+    assert normalise_title("Land Before Time III (1995) (V)") == "land before time iii"
 
 
 @pytest.mark.parametrize(("said", "expected"), [
