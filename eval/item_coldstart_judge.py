@@ -30,6 +30,7 @@ from eval.item_coldstart_config import (
 )
 from eval.metrics import mean_metrics, paired_tests, qrels_for, run_for
 from eval.protocols import FULL
+from eval.summary import setting_label
 
 LLM_KINDS = (LLM_TEXT, LLM_MAPPED, LLM_FUSION)
 MINILM_ROWS = (MINILM_TEXT, MINILM_MAPPED, MINILM_FUSION)
@@ -70,7 +71,7 @@ def judge(result: EvalResult, spec: ItemColdStartConfig) -> dict[str, Any]:
         "minilm_beats_pop_attributes": _beats(vs_pop[best_minilm]),
     }
     return {
-        "setting": "full" if setting == FULL else str(setting),
+        "setting": setting_label(setting),
         "users": len(cases),
         "rule": spec.rule,
         "min_relative_gain": spec.min_relative_gain,
@@ -95,8 +96,8 @@ def llm_share(result: EvalResult, max_p: float) -> dict[str, dict[str, dict[str,
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for setting, cases in result.cases.items():
         runs = {n: run_for(n, result.results[n][setting]) for n in [NO_LLM_FUSION, *fused]}
-        label = "full" if setting == FULL else str(setting)
-        out[label] = _tests(qrels_for(cases), runs, NO_LLM_FUSION, max_p, result.config.seed)
+        out[setting_label(setting)] = _tests(qrels_for(cases), runs, NO_LLM_FUSION, max_p,
+                                             result.config.seed)
     return out
 
 

@@ -15,7 +15,7 @@ from recagent.llm.prompts import PromptLibrary
 from recagent.llm.scoring import NEEDS_PROMPT_LOGPROBS, ContinuationScorer
 from recagent.rank.demonstrations import DemonstrationSource
 from recagent.rank.ensemble import BootstrapRanker, FusionRanker, ShuffledRanker
-from recagent.rank.likelihood import LikelihoodRanker
+from recagent.rank.likelihood import LikelihoodRanker, neutral_name
 from recagent.rank.listwise import ListwiseRanker, Ranker
 from recagent.rank.logprob import Calibration, LogprobRanker
 from recagent.rank.nir import NIRRanker
@@ -128,5 +128,5 @@ def ranker_templates(spec: RankerSpec) -> list[str]:
         return [spec.template or "rank_logprob"]
     if spec.method == "likelihood":
         template = spec.template or "likelihood"
-        return [template, f"{template}_neutral"]
+        return [template, neutral_name(template)]
     return [spec.template or ("rank_few_shot" if spec.few_shot else "rank_zero_shot")]

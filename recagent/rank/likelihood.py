@@ -37,6 +37,11 @@ def continuation(item: Item) -> str:
     return " " + (item.title or item.id)
 
 
+def neutral_name(template: str) -> str:
+    """The neutral frame of a likelihood template: the same frame without the history."""
+    return f"{template}_neutral"
+
+
 def prompt_text(prompt: RenderedPrompt) -> str:
     """A rendered template as plain completion text: its messages' contents, one after the
     other (the likelihood templates have one). No chat template is applied: the title must
@@ -60,7 +65,7 @@ class LikelihoodRanker:
         self.scorer = scorer
         self.prompts = prompts
         self.template = template
-        self.neutral_template = neutral_template or f"{template}_neutral"
+        self.neutral_template = neutral_template or neutral_name(template)
         """Default: the template's name + '_neutral' (the same frame, no history)."""
         self.max_history = max_history
         self._priors: dict[str, float] = {}

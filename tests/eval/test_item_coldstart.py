@@ -14,7 +14,7 @@ from eval.config import EvalConfig, load_config
 from eval.datasets import Dataset, Rating
 from eval.harness import EvalResult, Harness
 from eval.item_coldstart import SKIP_FEW_COLD, SKIP_WARM_TARGET, cold_items, cold_split
-from eval.item_coldstart_config import ItemColdStartConfig
+from eval.item_coldstart_config import ItemColdStartConfig, item_rows
 from eval.item_coldstart_judge import judge, markdown
 from eval.item_coldstart_rankers import (
     AttributePopularityScorer,
@@ -160,6 +160,8 @@ def test_the_rows_run_beside_the_baselines(
         "minilm_fusion", "nollm_fusion", "minilm_centred", "llm_text.stand-in",
         "llm_mapped.stand-in", "llm_fusion.stand-in", "all_fusion.stand-in", "llm_centred.stand-in"]
     assert set(rankers.maps) == {"pop_attributes", "minilm_mapped", "llm_mapped.stand-in"}
+    # the config's list of row names (what a variant may fuse) is the rows built, in order
+    assert result.baselines[2:] == item_rows(["stand-in"])
     # text finds the cold item of the user's genre: the history is that genre's items
     full = {r.user: r.ranking for r in result.results["minilm_text"][FULL]}
     assert all(ranking[0] == user[0] + "6" for user, ranking in full.items())
