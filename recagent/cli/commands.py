@@ -55,16 +55,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from retrieval.catalog_files import load_catalog, load_movielens
     from retrieval.errors import EmptyCatalogError
     from retrieval.interaction_files import ratings_file, read_interactions
+    from retrieval.redial_files import (
+        DIALOGUES_FILE,
+        load_redial_catalog,
+        load_redial_interactions,
+    )
 
-    source = args.movielens or args.file
+    source = args.movielens or args.file or args.redial
     if source is None and args.interactions is None:
-        raise ConfigError("give a catalog (--movielens FOLDER or --file FILE), interactions "
+        raise ConfigError("give a catalog (--movielens FOLDER, --redial FOLDER or --file FILE), "
+                          "interactions "
                           "for the existing catalog (--interactions FILE), or both")
     for path in (source, args.interactions):
         if path is not None and not path.exists():
             raise ConfigError(f"{path} does not exist")
     items = None
-    if source is not None:
+    if args.redial is not None:
+        items = load_redial_catalog(args.redial)
+    elif source is not None:
         items = load_movielens(source) if args.movielens else load_catalog(source)
     # --interactions wins over the MovieLens folder's own ratings file (u.data, ratings.dat)
     log = args.interactions or (ratings_file(args.movielens) if args.movielens else None)
@@ -82,6 +90,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for start in range(0, store.count(), 5000):
             known.update(store.collection.get(include=[], limit=5000, offset=start)["ids"])
         rows = read_interactions(log, known=known)
+    elif args.redial is not None and items is not None:
+        log = args.redial / DIALOGUES_FILE
+        rows = load_redial_interactions(args.redial, known={i.id for i in items})
     out: dict[str, object] = {}
     if items is not None:
         report = store.ingest(items, progress=not args.json and sys.stderr.isatty())

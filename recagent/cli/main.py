@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a MovieLens 100K or 1M folder; its ratings too when it holds "
                           "u.data or ratings.dat")
     src.add_argument("--file", type=Path, help="a .jsonl or .csv catalog (id, title, text, ...)")
+    src.add_argument("--redial", type=Path, metavar="FOLDER",
+                     help="a ReDial folder (iEvaLM form, e.g. shared/data/redial): its "
+                          "6,583 movies with plots and people, and one history per validation "
+                          "dialogue (the movies the seeker liked or disliked)")
     p.add_argument("--interactions", type=Path, metavar="FILE",
                    help="interactions: u.data, ratings.dat (or any '::' .dat), or a .csv/.jsonl "
                         "with user, item, rating and/or liked, timestamp (optional); with "
