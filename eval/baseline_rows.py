@@ -114,10 +114,12 @@ def what_it_saw(config: EvalConfig, run: str) -> str:
     if base in ("random", "popularity"):
         return "no history" + own
     if config.baselines.inputs == "all":
-        learned = "every training interaction, any rating"
+        learned = ("nothing (catalog text vectors)" if base == "embedding"
+                   else "every training interaction, any rating")
         seen = "every interaction before the cut, any rating, any length"
     else:
-        learned = "positive training interactions"
+        learned = ("nothing (catalog text vectors)" if base == "embedding"
+                   else "positive training interactions")
         seen = f"the positive history, the most recent {config.protocol.max_history} at most"
     if base == "bpr":
         seen += " (BPR: its learned user vector at the full history)"

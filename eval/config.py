@@ -318,10 +318,10 @@ class EvalConfig(_Strict):
         protocol = self.protocol.model_dump(mode="json")
         if protocol["retriever"] == "semantic":  # fingerprints from before these keys stay
             del protocol["retriever"], protocol["hybrid"]
-        if protocol["cut"] == "leave_one_out":
-            del protocol["cut"], protocol["split_quantile"]
         else:
             protocol["hybrid"] = self.protocol.hybrid_or_default.model_dump(mode="json")
+        if protocol["cut"] == "leave_one_out":
+            del protocol["cut"], protocol["split_quantile"]
         # the protocol's rules themselves (eval.protocols): a rule change never reuses results
         rules = {"protocol_version": PROTOCOL_VERSION}
         blob = json.dumps([self.seed, self.dataset.model_dump(mode="json"), protocol, rules,

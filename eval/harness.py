@@ -117,9 +117,11 @@ class Harness:
         self, config: EvalConfig, *, dataset: Dataset, store: CatalogStore, out: Path,
         progress: bool = True,
         extra_scorers: Callable[[EvalResult], Sequence[Scorer]] | None = None,
+        models: Path | None = None,
     ) -> None:
         """`extra_scorers`: more rows without an LLM, built from the prepared result (its
-        training split), run after the configured baselines."""
+        training split), run after the configured baselines. `models`: where trained
+        sequential baselines are kept, by their training rows (default: the report's state)."""
         if config.protocol.kind == "rating":
             raise ConfigError("the rating protocol is run by eval.rating, not the ranking harness")
         self.config = config
@@ -128,6 +130,7 @@ class Harness:
         self.out = out
         self.progress = progress
         self.extra_scorers = extra_scorers
+        self.models = models or out / "state" / "models"
         self.scorers: dict[str, Scorer] = {}
         """The fitted baselines, whose scores fusion variants reuse."""
 
@@ -249,7 +252,7 @@ class Harness:
         # one meaning of positive everywhere; "all" inputs: what the product learns from
         train = training_rows(self.config, result.loo.train, result.loo.positives)
         yield from build_scorers(
-            self.config, train, self.store, cache=self.out / "state" / "models",
+            self.config, train, self.store, cache=self.models,
             trained=result.training,
             progress=(lambda line: tqdm.write(line)) if self.progress else (lambda _: None))
         if self.extra_scorers is not None:
