@@ -29,7 +29,14 @@ from eval.conversation_report import STATE_SUFFIX, state_records
 from eval.conversation_rows import ChatAnswer, ChatLike, ChatSessionAdapter, popularity
 from eval.dialogues import TitleIndex
 from eval.report import write_gzip
-from eval.simulated_user import LeakGuard, RulesUser, decade, pick_opening, states_title
+from eval.simulated_user import (
+    GuardResult,
+    LeakGuard,
+    RulesUser,
+    decade,
+    pick_opening,
+    states_title,
+)
 from eval.simulation_metrics import summarise_episodes
 from recagent.chat.session import ChatSession
 from recagent.llm.client import LLMClient
@@ -124,14 +131,19 @@ def stated_filter(user: RulesUser, turn: int) -> AttributeFilter:
 
 
 def run_episode(session: ChatLike, user: RulesUser, items: dict[str, Item],
-                protocol: SimulationProtocol) -> dict[str, Any]:
+                protocol: SimulationProtocol, word: Callable[[str], str] | None = None
+                ) -> dict[str, Any]:
+    """One episode. `word` rewords each rules message (an LLM): what it offers passes the
+    leakage guard, which sends the rules message instead when it reaches the threshold."""
     guard = LeakGuard()
     record: dict[str, Any] = {"target": user.target.id, "opening": [i.id for i in user.opening],
                               "turns": []}
     start = time.perf_counter()
     for turn in range(protocol.max_turns):
         rules = user.message(turn)
-        sent = guard.check(rules, user.target.title, rules)  # the LLM-worded user: later
+        offered = word(rules) if word is not None else rules
+        sent = guard.check(offered, user.target.title, rules) if word is not None \
+            else GuardResult(rules, False, guard.score(rules, user.target.title))
         answer = session.send(sent.message)
         shown = [i for i in dict.fromkeys(answer.items) if i in items][: protocol.k]
         asked = stated_filter(user, turn)
@@ -178,9 +190,22 @@ def evaluate_simulation(
             results[name] = summarise_episodes(records, protocol.max_turns)
     summary = {"protocol": "simulation", "episodes": len(episodes), "k": protocol.k,
                "max_turns": protocol.max_turns, "rows": results,
-               "judgement": protocol.judgement}
+               "judgement": protocol.judgement,
+               "verdict": simulation_verdict(results, protocol.max_turns)}
     write_simulation_report(summary, out, config_text)
     return summary, out
+
+
+def simulation_verdict(results: dict[str, Any], max_turns: int) -> dict[str, Any]:
+    """The committed rule: chat beats popularity on success@max_turns, and is clean."""
+    chat, pop = results.get("chat"), results.get("popularity")
+    if chat is None or pop is None:
+        return {"passed": False, "why": "the rule needs the chat and popularity rows"}
+    key = f"success@{max_turns}"
+    clean = (chat["out_of_catalog"] == 0 and chat["violations"] == 0
+             and chat["title_stated_to_system"] == 0)
+    return {"passed": chat[key] > pop[key] and clean, "chat": chat[key],
+            "popularity": pop[key], "clean": clean}
 
 
 def run_episodes(name: str, new_session: Callable[[], ChatLike], episodes: Sequence[Episode],
@@ -218,6 +243,7 @@ def write_simulation_report(summary: dict[str, Any], out: Path, config_text: str
     lines = [f"# Simulated user ({summary['episodes']} episodes, up to {summary['max_turns']} "
              f"turns, success = target in the {summary['k']} shown)", "",
              f"Rule (written before the run): {summary['judgement']}", "",
+             f"Verdict: {json.dumps(summary['verdict'])}", "",
              "| row | episodes | " + " | ".join(f"success@{t}" for t in range(
                  1, summary["max_turns"] + 1)) + " | mean turns to success | violations "
              "(own profile) | off request (stated genre/decade) | outside catalog | leaks "
