@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", type=Path,
                    help="a JSON file: resume the session saved there, save after each turn")
     p.add_argument("--k", type=bounded(1, 50), default=5, help="items per answer (default 5)")
+    p.add_argument("--agent", action="store_true",
+                   help="the agent plans each turn (one LLM call: a plan of tool calls over "
+                        "the catalog), instead of the rules with the LLM's reading; any "
+                        "failure falls back to the rules, marked degraded")
     p.set_defaults(func=commands.cmd_chat)
 
     p = sub.add_parser("fit", parents=[base, store, llm],
