@@ -39,6 +39,7 @@ from eval.simulated_user import (
 )
 from eval.simulation_metrics import summarise_episodes
 from recagent.chat.session import ChatSession
+from recagent.errors import LLMError
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.types import Item
@@ -47,8 +48,30 @@ from retrieval.attributes import AttributeFilter, values, violations
 from retrieval.catalog_files import load_movielens
 from retrieval.interaction_files import ratings_file, read_interactions
 
+SIM_LLM_ROWS = frozenset({"chat_llm", "chat_llm_user"})
+"""Rows that need the [llm] model: they run on `llm_episodes` episodes. chat_llm_user is
+the rules chat talking with the LLM-worded user (through the leakage guard)."""
 Episode = tuple[Item, list[Item]]
 """(hidden target, the items the user opens with)."""
+
+
+WORDING_TEMPLATE = "sim_user"
+WORDING_MAX_TOKENS = 80
+
+
+def llm_wording(client: LLMClient, prompts: PromptLibrary) -> Callable[[str], str]:
+    """The rules message reworded by the LLM (prompts/sim_user.j2); on any LLM failure the
+    rules message itself (the episode goes on; the guard still sees what is offered)."""
+    def word(message: str) -> str:
+        prompt = prompts.render(WORDING_TEMPLATE, message=message)
+        try:
+            reply = client.complete(prompt.messages, max_tokens=WORDING_MAX_TOKENS,
+                                    temperature=0.0)
+        except LLMError:
+            return message
+        text = " ".join(reply.text.split())
+        return text or message
+    return word
 
 
 class PopularityChat:
@@ -175,7 +198,8 @@ def evaluate_simulation(
     prompts = PromptLibrary()
     results: dict[str, Any] = {}
     with ExitStack() as stack:
-        client = stack.enter_context(open_client()) if "chat_llm" in protocol.rows else None
+        client = (stack.enter_context(open_client()) if SIM_LLM_ROWS & set(protocol.rows)
+                  else None)
         sessions: dict[str, Callable[[], ChatLike]] = {
             "popularity": lambda: PopularityChat(top, protocol.k),
             "chat": lambda: ChatSessionAdapter(ChatSession(
@@ -183,10 +207,13 @@ def evaluate_simulation(
             "chat_llm": lambda: ChatSessionAdapter(ChatSession(
                 product.recommender(50), client, prompts, k=protocol.k)),
         }
+        word = llm_wording(client, prompts) if client is not None else None
         for name in protocol.rows:
-            n = protocol.llm_episodes if name == "chat_llm" else len(episodes)
-            records = run_episodes(name, sessions[name], episodes[:n], loaded.items,
-                                   protocol, out, config.seed, progress=progress)
+            worded = name == "chat_llm_user"
+            n = protocol.llm_episodes if name in SIM_LLM_ROWS else len(episodes)
+            records = run_episodes(name, sessions["chat" if worded else name], episodes[:n],
+                                   loaded.items, protocol, out, config.seed,
+                                   word=word if worded else None, progress=progress)
             results[name] = summarise_episodes(records, protocol.max_turns)
     summary = {"protocol": "simulation", "episodes": len(episodes), "k": protocol.k,
                "max_turns": protocol.max_turns, "rows": results,
@@ -210,7 +237,8 @@ def simulation_verdict(results: dict[str, Any], max_turns: int) -> dict[str, Any
 
 def run_episodes(name: str, new_session: Callable[[], ChatLike], episodes: Sequence[Episode],
                  items: dict[str, Item], protocol: SimulationProtocol, out: Path, seed: int,
-                 *, progress: bool) -> list[dict[str, Any]]:
+                 *, word: Callable[[str], str] | None = None, progress: bool
+                 ) -> list[dict[str, Any]]:
     """Every episode through a fresh session, resuming from the row's state file."""
     import json
 
@@ -223,7 +251,7 @@ def run_episodes(name: str, new_session: Callable[[], ChatLike], episodes: Seque
             if n in done:
                 continue
             user = RulesUser(target, opening, random.Random(seed * 1000 + n))
-            record = {"episode": n, **run_episode(new_session(), user, items, protocol)}
+            record = {"episode": n, **run_episode(new_session(), user, items, protocol, word)}
             f.write(json.dumps(record) + "\n")
             f.flush()
             done[n] = record
