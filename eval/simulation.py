@@ -224,13 +224,15 @@ def evaluate_simulation(
 
 
 def simulation_verdict(results: dict[str, Any], max_turns: int) -> dict[str, Any]:
-    """The committed rule: chat beats popularity on success@max_turns, and is clean."""
+    """The committed rules: every row clean (nothing outside the catalog, no broken limit,
+    the title never stated to the system); with both rows, chat beats popularity on
+    success@max_turns."""
+    key = f"success@{max_turns}"
+    clean = all(r["out_of_catalog"] == 0 and r["violations"] == 0
+                and r["title_stated_to_system"] == 0 for r in results.values())
     chat, pop = results.get("chat"), results.get("popularity")
     if chat is None or pop is None:
-        return {"passed": False, "why": "the rule needs the chat and popularity rows"}
-    key = f"success@{max_turns}"
-    clean = (chat["out_of_catalog"] == 0 and chat["violations"] == 0
-             and chat["title_stated_to_system"] == 0)
+        return {"passed": clean, "clean": clean}
     return {"passed": chat[key] > pop[key] and clean, "chat": chat[key],
             "popularity": pop[key], "clean": clean}
 
