@@ -22,6 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from eval.agent_stats import AGENT_ROWS, RULES_ROW, conversation_paired, summarise_messages
 from eval.conversation_config import ConversationConfig, ConversationProtocol, DialoguesDataset
 from eval.conversation_metrics import VIEWS, pairs_of, scores
 from eval.conversation_report import STATE_SUFFIX, state_records, write_conversation_report
@@ -189,7 +190,9 @@ def run_row(name: str, parts: RowParts, turns: Sequence[DialogueTurn], k: int, o
                     items, outside, repeats = gate(answer, parts.items, k)
                     record["turns"].append({"turn": turn.key, "items": items,
                                             "outside": outside, "repeats": repeats,
-                                            "violations": answer.violations})
+                                            "violations": answer.violations,
+                                            **({"extra": answer.extra} if answer.extra
+                                               else {})})
                 f.write(json.dumps(record) + "\n")
                 f.flush()
                 done[dialog] = record
@@ -223,6 +226,7 @@ def evaluate_conversation(
             on = llm_turns if name in LLM_ROWS else turns
             records = run_row(name, parts, on, protocol.k, out, progress=progress)
             results[name] = summarise_row(records, pairs, protocol.k)
+    add_paired(results, {name: row_lists(out, name) for name in results}, pairs)
     summary = {
         "protocol": "conversation", "k": protocol.k,
         "data": {"test_turns": len(loaded.test), "turns": len(turns), "pairs": len(pairs),
@@ -245,6 +249,9 @@ def summarise_row(records: Sequence[dict[str, Any]], pairs: dict[str, tuple[str,
     scope = {p: v for p, v in pairs.items() if v[0] in lists}
     n_turns = len(lists)
     seconds = sum(r["seconds"] for r in records)
+    messages = [m for r in records for t in r["turns"]
+                for m in t.get("extra", {}).get("messages", [])]
+    agent = {"agent": summarise_messages(messages)} if messages else {}
     return {
         **{view: scores(scope, lists, view) for view in VIEWS},
         "turns": n_turns,
@@ -254,7 +261,21 @@ def summarise_row(records: Sequence[dict[str, Any]], pairs: dict[str, tuple[str,
         "violations": sum(t["violations"] for r in records for t in r["turns"]),
         "short_lists": sum(len(t["items"]) < k for r in records for t in r["turns"]),
         "seconds_per_turn": seconds / n_turns if n_turns else 0.0,
+        **agent,
     }
+
+
+def row_lists(out: Path, row: str) -> dict[str, list[str]]:
+    return {t["turn"]: t["items"] for r in state_records(out, row) for t in r["turns"]}
+
+
+def add_paired(results: dict[str, dict[str, Any]], lists: dict[str, dict[str, list[str]]],
+               pairs: dict[str, tuple[str, str, bool]]) -> None:
+    """Each agent row's paired comparison with the rules chat row, when both ran."""
+    for name in results:
+        if name in AGENT_ROWS and RULES_ROW in lists:
+            results[name]["vs_chat"] = conversation_paired(lists[name], lists[RULES_ROW],
+                                                           pairs)
 
 
 def verdict(protocol: ConversationProtocol, results: dict[str, dict[str, Any]]

@@ -19,8 +19,8 @@ from recagent.wiring import LLMSpec
 
 CONVERSATION_KINDS = ("conversation", "simulation")
 ConversationRowName = Literal["popularity", "comention_knn", "text", "product", "chat",
-                              "chat_llm"]
-SimulationRowName = Literal["popularity", "chat", "chat_llm", "chat_llm_user"]
+                              "chat_llm", "agent"]
+SimulationRowName = Literal["popularity", "chat", "chat_llm", "chat_llm_user", "agent"]
 
 
 def _conversation_rows() -> list[ConversationRowName]:
@@ -76,7 +76,8 @@ class ConversationProtocol(_Strict):
     """Rows without an LLM run on every test turn unless this caps them (a seeded sample
     of dialogues, whole dialogues kept); TOML "all" = every turn."""
     llm_dialogues: Annotated[int, Field(ge=1)] | None = 20
-    """The chat_llm row runs on this seeded sample of test dialogues (all their turns)."""
+    """The LLM rows (chat_llm, agent) run on this seeded sample of the test dialogues (all
+    their turns); "all": the same turns as every other row."""
     judgement: str
     """The rule the run is judged by, written before the run (copied into the report)."""
     min_recall_10: float = 0.22

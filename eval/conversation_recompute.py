@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from eval.conversation import summarise_row
+from eval.agent_stats import AGENT_ROWS, RULES_ROW, simulation_paired
+from eval.conversation import add_paired, row_lists, summarise_row
 from eval.conversation_config import ConversationProtocol, load_conversation_config
 from eval.conversation_report import read_pairs, state_records
 from eval.simulation_metrics import summarise_episodes
@@ -63,10 +64,16 @@ def recompute(folder: Path) -> tuple[dict[str, Any], list[str]]:
             run = _run_lists(folder / "trec" / f"{row}.run.gz")
             if {t: v for t, v in lists.items() if v} != run:
                 problems.append(f"{row}: trec/{row}.run.gz does not hold the state's lists")
+        add_paired(got, {row: row_lists(folder, row) for row in got}, pairs)
     else:
         for row in expected["rows"]:
             got[row] = summarise_episodes(list(state_records(folder, row)),
                                           config.protocol.max_turns)
+        for row in got:
+            if row in AGENT_ROWS and RULES_ROW in got:
+                got[row]["vs_chat"] = simulation_paired(
+                    list(state_records(folder, row)), list(state_records(folder, RULES_ROW)),
+                    config.protocol.max_turns)
     _compare("rows", expected["rows"], got, problems)
     return got, problems
 

@@ -16,21 +16,26 @@ catalog, store, title index, train data, settings) that builds the row.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from eval.agent_stats import message_record
 from eval.dialogues import DialogueTurn, TitleIndex
+from recagent.agent.agent import Agent
+from recagent.agent.catalog import CatalogIndex
 from recagent.chat.profile import violations as profile_violations
+from recagent.chat.profile_recommend import ProfileRecommender
 from recagent.chat.session import ChatSession
 from recagent.errors import ConfigError
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.recommender import Recommender
-from recagent.types import MESSAGE_MAX_CHARS, Item, UserHistory
+from recagent.types import MESSAGE_MAX_CHARS, ChatTurn, Item, UserHistory
 from retrieval.embeddings import l2_normalise
 from retrieval.store import CatalogStore
 
@@ -46,6 +51,9 @@ class ChatAnswer:
     violations: int = 0
     """Shown items that break a hard constraint the system itself holds (counted, not
     trusted: the protocol also checks the catalog and duplicates)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """What the system reports about how the answer came about (the agent: its plan per
+    message, eval.agent_stats); kept in the state files."""
 
 
 class ChatLike(Protocol):
@@ -82,12 +90,15 @@ class ChatLikeRow:
         out: list[ChatAnswer] = []
         for turn in turns:
             messages = turn.seeker_messages
+            extras: list[dict[str, Any]] = []
             for message in messages[sent:]:
                 text = message.strip()[:MESSAGE_MAX_CHARS]
                 if text:
                     last = session.send(text)
+                    extras += [last.extra] if last.extra else []
             sent = len(messages)
-            out.append(last)
+            out.append(ChatAnswer(last.items, last.violations,
+                                  {"messages": extras} if extras else {}))
         return out
 
 
@@ -99,11 +110,31 @@ class ChatSessionAdapter:
         self.session = session
 
     def send(self, message: str) -> ChatAnswer:
-        turn = self.session.send(message)
+        return self.answer(self.session.send(message))
+
+    def answer(self, turn: ChatTurn) -> ChatAnswer:
         ids = [i.item_id for i in turn.items]
         items = self.session.recommender.store.get(ids)
         broken = sum(bool(profile_violations(items[i], turn.profile)) for i in ids if i in items)
         return ChatAnswer(ids, broken)
+
+
+class AgentAdapter(ChatSessionAdapter):
+    """A chat session with the agent: the same answer, plus each message's plan record."""
+
+    def send(self, message: str) -> ChatAnswer:
+        start = time.perf_counter()
+        turn = self.session.send(message)
+        answer = self.answer(turn)
+        answer.extra = message_record(turn, time.perf_counter() - start)
+        return answer
+
+
+def agent_session(recommender: Recommender, client: LLMClient, prompts: PromptLibrary,
+                  index: CatalogIndex, k: int) -> AgentAdapter:
+    """A fresh agent chat session over the product's recommender (both protocols)."""
+    agent = Agent(client, prompts, ProfileRecommender(recommender), index)
+    return AgentAdapter(ChatSession(recommender, client, prompts, k=k, agent=agent))
 
 
 @dataclass
@@ -218,6 +249,15 @@ def chat_llm_row(parts: RowParts) -> DialogueRow:
     return _chat(parts, "chat_llm", parts.client)
 
 
+def agent_row(parts: RowParts) -> DialogueRow:
+    """The chat session with the agent planning each message ([llm] plans)."""
+    if parts.client is None:
+        raise ConfigError("the agent row needs an [llm] table")
+    client, index = parts.client, CatalogIndex(list(parts.items.values()))
+    return ChatLikeRow("agent", lambda k: agent_session(parts.recommender(k), client,
+                                                        parts.prompts, index, k))
+
+
 FACTORIES: dict[str, Callable[[RowParts], DialogueRow]] = {
     "popularity": popularity_row,
     "comention_knn": comention_row,
@@ -225,8 +265,9 @@ FACTORIES: dict[str, Callable[[RowParts], DialogueRow]] = {
     "product": product_row,
     "chat": chat_row,
     "chat_llm": chat_llm_row,
+    "agent": agent_row,
 }
 """Row name → builder. A new row (e.g. an agent) is one entry here and one name in
 ConversationRowName (eval/conversation_config.py)."""
-LLM_ROWS = frozenset({"chat_llm"})
+LLM_ROWS = frozenset({"chat_llm", "agent"})
 

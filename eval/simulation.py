@@ -23,10 +23,17 @@ from typing import Any
 
 from tqdm import tqdm
 
+from eval.agent_stats import AGENT_ROWS, RULES_ROW, simulation_paired
 from eval.conversation import Loaded, ProductParts, load
 from eval.conversation_config import ConversationConfig, MovieLensDataset, SimulationProtocol
 from eval.conversation_report import STATE_SUFFIX, state_records
-from eval.conversation_rows import ChatAnswer, ChatLike, ChatSessionAdapter, popularity
+from eval.conversation_rows import (
+    ChatAnswer,
+    ChatLike,
+    ChatSessionAdapter,
+    agent_session,
+    popularity,
+)
 from eval.dialogues import TitleIndex
 from eval.report import write_gzip
 from eval.simulated_user import (
@@ -38,8 +45,9 @@ from eval.simulated_user import (
     states_title,
 )
 from eval.simulation_metrics import summarise_episodes
+from recagent.agent.catalog import CatalogIndex
 from recagent.chat.session import ChatSession
-from recagent.errors import LLMError
+from recagent.errors import ConfigError, LLMError
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.types import Item
@@ -176,7 +184,8 @@ def run_episode(session: ChatLike, user: RulesUser, items: dict[str, Item],
             "violations": answer.violations,
             "off_request": sum(bool(violations(items[i], asked)) for i in shown),
             "outside": len([i for i in answer.items if i not in items]),
-            "leaked": sent.leaked, "stated": states_title(sent.message, user.target.title)})
+            "leaked": sent.leaked, "stated": states_title(sent.message, user.target.title),
+            **({"extra": answer.extra} if answer.extra else {})})
         if hit:
             break
     record["seconds"] = time.perf_counter() - start
@@ -198,29 +207,44 @@ def evaluate_simulation(
     prompts = PromptLibrary()
     results: dict[str, Any] = {}
     with ExitStack() as stack:
-        client = (stack.enter_context(open_client()) if SIM_LLM_ROWS & set(protocol.rows)
-                  else None)
+        llm_rows = SIM_LLM_ROWS | AGENT_ROWS
+        client = stack.enter_context(open_client()) if llm_rows & set(protocol.rows) else None
+        index = CatalogIndex(list(loaded.items.values()))
         sessions: dict[str, Callable[[], ChatLike]] = {
             "popularity": lambda: PopularityChat(top, protocol.k),
             "chat": lambda: ChatSessionAdapter(ChatSession(
                 product.recommender(50), None, prompts, k=protocol.k)),
             "chat_llm": lambda: ChatSessionAdapter(ChatSession(
                 product.recommender(50), client, prompts, k=protocol.k)),
+            "agent": lambda: agent_session(product.recommender(50), _needs(client), prompts,
+                                           index, protocol.k),
         }
         word = llm_wording(client, prompts) if client is not None else None
+        ran: dict[str, list[dict[str, Any]]] = {}
         for name in protocol.rows:
             worded = name == "chat_llm_user"
-            n = protocol.llm_episodes if name in SIM_LLM_ROWS else len(episodes)
+            n = protocol.llm_episodes if name in llm_rows else len(episodes)
             records = run_episodes(name, sessions["chat" if worded else name], episodes[:n],
                                    loaded.items, protocol, out, config.seed,
                                    word=word if worded else None, progress=progress)
+            ran[name] = records
             results[name] = summarise_episodes(records, protocol.max_turns)
+        for row in ran:
+            if row in AGENT_ROWS and RULES_ROW in ran:
+                results[row]["vs_chat"] = simulation_paired(ran[row], ran[RULES_ROW],
+                                                            protocol.max_turns)
     summary = {"protocol": "simulation", "episodes": len(episodes), "k": protocol.k,
                "max_turns": protocol.max_turns, "rows": results,
                "judgement": protocol.judgement,
                "verdict": simulation_verdict(results, protocol.max_turns)}
     write_simulation_report(summary, out, config_text)
     return summary, out
+
+
+def _needs(client: LLMClient | None) -> LLMClient:
+    if client is None:
+        raise ConfigError("the agent row needs an [llm] table")
+    return client
 
 
 def simulation_verdict(results: dict[str, Any], max_turns: int) -> dict[str, Any]:

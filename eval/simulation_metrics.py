@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eval.agent_stats import summarise_messages
+
 
 def success_turn(record: dict[str, Any]) -> int | None:
     """The first turn (1-based) whose list held the target, None if none did."""
@@ -26,6 +28,8 @@ def summarise_episodes(records: Sequence[dict[str, Any]], max_turns: int) -> dic
     firsts = [success_turn(r) for r in records]
     turns = [t for r in records for t in r["turns"]]
     wins = [f for f in firsts if f is not None]
+    messages = [t["extra"] for t in turns if t.get("extra")]
+    agent = {"agent": summarise_messages(messages)} if messages else {}
     return {
         "episodes": n,
         **{f"success@{t}": (sum(f is not None and f <= t for f in firsts) / n if n else 0.0)
@@ -38,4 +42,5 @@ def summarise_episodes(records: Sequence[dict[str, Any]], max_turns: int) -> dic
         "leaks_caught": sum(t["leaked"] for t in turns),
         "title_stated_to_system": sum(t["stated"] for t in turns),
         "seconds_per_turn": sum(r["seconds"] for r in records) / len(turns) if turns else 0.0,
+        **agent,
     }

@@ -10,7 +10,7 @@ import sys
 from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, settings_from_args
 from recagent.errors import ConfigError
 from recagent.types import Interaction, Recommendation, UserHistory
-from recagent.wiring import fit_and_save, open_parts, open_store
+from recagent.wiring import build_agent, fit_and_save, open_parts, open_store
 
 NOTHING_LEFT = ("nothing left to recommend: the history already covers every catalog item "
                 "the recommender could propose")
@@ -174,11 +174,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
         for note in parts.notes:
             print(f"note: {note}", file=sys.stderr)
         recommender, client, prompts = parts.recommender, parts.client, parts.prompts
+        agent = build_agent(parts) if args.agent else None
         if args.session and args.session.exists():
             session = ChatSession.from_json(args.session.read_text(encoding="utf-8"),
-                                            recommender, client, prompts, k=args.k)
+                                            recommender, client, prompts, k=args.k,
+                                            agent=agent)
         else:
-            session = ChatSession(recommender, client, prompts, k=args.k)
+            session = ChatSession(recommender, client, prompts, k=args.k, agent=agent)
         for message in script if script is not None else typed_messages():
             try:
                 turn = session.send(message)
