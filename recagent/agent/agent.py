@@ -67,7 +67,7 @@ class Agent:
                  budgets_s: dict[ToolName, float] | None = None) -> None:
         self.engine = engine
         self.index = index
-        genres = sorted(index.values.get("genre", set()))
+        genres = sorted(index.values.get("genres", {}).values())
         self.planner = Planner(client, prompts, attributes=index.attributes, genres=genres)
         self.executor = Executor({
             "find_titles": FindTitles(index), "facts": Facts(index),

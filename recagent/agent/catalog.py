@@ -1,23 +1,32 @@
 """The catalog as the agent's tools see it: every item's title and attributes in memory,
-titles found by rapidfuzz, and the hard attribute filter.
+titles found by rapidfuzz, and the hard attribute filter (retrieval/attributes.py).
 
-Loaded once per agent (a few thousand items: one Chroma read). Attribute values come from
-the items' metadata whatever their shape: a list, a 'a|b' string, or MovieLens's boolean
-`genre_<Name>` flags; an attribute an item does not state can never prove an exclusion,
-so such an item is ruled out by it (the same rule as the chat profile's genres).
+Loaded once per agent (a few thousand items: one Chroma read). A value the model names is
+resolved to the catalog's own spelling through the attribute's vocabulary before any
+filter is built; an item that does not state an attribute can never prove an exclusion,
+so such an item is ruled out by it (the filter's default).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
 from recagent.agent.types import Condition, FilterArgs
-from recagent.chat.lookup import GENRE_PREFIX, PLACEHOLDER_GENRES, normalise_title
+from recagent.chat.lookup import normalise_title
 from recagent.types import Item
+from retrieval.attributes import (
+    GENRE_FLAG_PREFIX,
+    AttributeFilter,
+    filter_ids,
+    normalise,
+    values,
+    violations,
+    vocabulary,
+)
 from retrieval.store import CatalogStore
 
 TITLE_CUTOFF = 90.0
@@ -26,9 +35,9 @@ SAID_CUTOFF = 90.0
 """rapidfuzz partial_ratio that counts as words occurring in the message."""
 VALUE_CUTOFF = 90.0
 NOT_ATTRIBUTES = frozenset({"title", "text", "plot", "imdb_id", "id", "url", "year", "name"})
-ALIASES = {"genres": "genre", "stars": "star", "actor": "star", "actors": "star",
+ALIASES = {"genre": "genres", "stars": "star", "actor": "star", "actors": "star",
            "cast": "star", "directors": "director", "writers": "writer"}
-"""Names a model may use for an attribute → the name used here (singular)."""
+"""Names a model may use for an attribute → the catalog's key."""
 _YEAR = re.compile(r"\((1[89]\d\d|20\d\d)\)")
 
 
@@ -47,23 +56,16 @@ def said(words: str, message: str) -> bool:
     return bool(a) and (a in b or fuzz.partial_ratio(a, b) >= SAID_CUTOFF)
 
 
-def item_values(item: Item) -> dict[str, set[str]]:
-    """Every attribute of the item → its values, lower-cased; the year apart."""
-    values: dict[str, set[str]] = {}
-    for key, value in item.metadata.items():
-        if key.startswith(GENRE_PREFIX):
-            if value is True:
-                values.setdefault("genre", set()).add(key[len(GENRE_PREFIX):].lower())
-            continue
-        name = canonical(key)
-        if name in NOT_ATTRIBUTES:
-            continue
-        raw: Iterable[object] = value if isinstance(value, list) else (
-            str(value).split("|") if isinstance(value, str) else ())
-        got = {str(v).strip().lower() for v in raw if str(v).strip()}
-        if got:
-            values.setdefault(name, set()).update(got - PLACEHOLDER_GENRES)
-    return values
+def attribute_keys(items: Sequence[Item]) -> list[str]:
+    """The catalog's attribute keys (genres for MovieLens's genre flags too)."""
+    keys: dict[str, None] = {}
+    for item in items:
+        for key, value in item.metadata.items():
+            if key.startswith(GENRE_FLAG_PREFIX):
+                keys["genres"] = None
+            elif key not in NOT_ATTRIBUTES and isinstance(value, str):
+                keys[key] = None
+    return sorted(keys)
 
 
 def item_year(item: Item) -> int | None:
@@ -76,47 +78,37 @@ def item_year(item: Item) -> int | None:
 
 @dataclass(frozen=True)
 class Limits:
-    """The hard limits a plan's filter steps set, checked on every item shown."""
+    """The hard limits a plan's filter steps set, as one AttributeFilter, checked on
+    every item shown."""
 
-    include: tuple[Condition, ...] = ()
-    exclude: tuple[Condition, ...] = ()
-    year_min: int | None = None
-    year_max: int | None = None
+    filter: AttributeFilter = field(default_factory=AttributeFilter)
 
     def __add__(self, args: FilterArgs) -> Limits:
-        year_min = max(filter(None, (self.year_min, args.year_min)), default=None)
-        year_max = min(filter(None, (self.year_max, args.year_max)), default=None)
-        return Limits((*self.include, *args.include), (*self.exclude, *args.exclude),
-                      year_min, year_max)
+        f = self.filter
+        year_min = max(filter(None, (f.year_min, args.year_min)), default=None)
+        year_max = min(filter(None, (f.year_max, args.year_max)), default=None)
+        if year_min is not None and year_max is not None and year_min > year_max:
+            year_min, year_max = year_max, year_min
+        return Limits(f.model_copy(update={
+            "any_of": _merged(f.any_of, args.include), "none_of": _merged(f.none_of,
+                                                                          args.exclude),
+            "year_min": year_min, "year_max": year_max}))
 
     @property
     def empty(self) -> bool:
-        return self == Limits()
+        return self.filter.empty
 
     def problems(self, item: Item) -> list[str]:
         """Why the item breaks these limits (empty: it keeps them)."""
-        have = item_values(item)
-        out: list[str] = []
-        for c in self.include:
-            if not have.get(canonical(c.attribute), set()) & {v.lower() for v in c.values}:
-                out.append(f"has no {c.attribute} {' or '.join(c.values)}")
-        for c in self.exclude:
-            got = have.get(canonical(c.attribute))
-            if got is None:
-                out.append(f"states no {c.attribute}, so cannot be shown without "
-                           f"{', '.join(c.values)}")
-            elif got & {v.lower() for v in c.values}:
-                bad = sorted(got & {v.lower() for v in c.values})
-                out.append(f"has the ruled-out {c.attribute} {', '.join(bad)}")
-        year = item_year(item)
-        if self.year_min is not None or self.year_max is not None:
-            if year is None:
-                out.append("has no known year")
-            elif self.year_min is not None and year < self.year_min:
-                out.append(f"is from {year}, before {self.year_min}")
-            elif self.year_max is not None and year > self.year_max:
-                out.append(f"is from {year}, after {self.year_max}")
-        return out
+        return violations(item, self.filter)
+
+
+def _merged(old: dict[str, list[str]], conditions: Sequence[Condition]) -> dict[str, list[str]]:
+    out = {k: list(v) for k, v in old.items()}
+    for c in conditions:
+        key = canonical(c.attribute)
+        out[key] = list(dict.fromkeys([*out.get(key, []), *c.values]))
+    return out
 
 
 class CatalogIndex:
@@ -129,18 +121,18 @@ class CatalogIndex:
         self._by_name: dict[str, list[str]] = {}
         for item, name in zip(items, self._names, strict=True):
             self._by_name.setdefault(name, []).append(item.id)
-        self.values: dict[str, set[str]] = {}
-        for item in items:
-            for name, got in item_values(item).items():
-                self.values.setdefault(name, set()).update(got)
+        self.values: dict[str, dict[str, str]] = {
+            key: vocabulary(items, key) for key in attribute_keys(items)}
+        """Attribute key → normalised value → the catalog's spelling."""
 
     @classmethod
     def load(cls, store: CatalogStore) -> CatalogIndex:
         ids = store.collection.get(include=[])["ids"]
         return cls(list(store.get(ids).values()))
 
-    def item_values(self, item_id: str) -> dict[str, set[str]]:
-        return item_values(self.items[item_id])
+    def item_values(self, item_id: str) -> dict[str, list[str]]:
+        item = self.items[item_id]
+        return {key: list(got) for key in self.values if (got := values(item, key))}
 
     @property
     def attributes(self) -> list[str]:
@@ -162,18 +154,17 @@ class CatalogIndex:
         return self.ids[hit[2]] if hit else None
 
     def value(self, attribute: str, words: str) -> str | None:
-        """The catalog's own value of `attribute` these words name, or None."""
+        """The catalog's own spelling of the value of `attribute` these words name."""
         known = self.values.get(canonical(attribute))
-        wanted = words.strip().lower()
+        wanted = normalise(words)
         if not known or not wanted:
             return None
         if wanted in known:
-            return wanted
+            return known[wanted]
         hit = process.extractOne(wanted, list(known), scorer=fuzz.ratio,
                                  score_cutoff=VALUE_CUTOFF)
-        return str(hit[0]) if hit else None
+        return known[str(hit[0])] if hit else None
 
     def select(self, limits: Limits, within: Sequence[str] | None = None) -> list[str]:
         """The ids (of `within`, default the whole catalog) that keep every limit."""
-        pool = self.ids if within is None else [i for i in within if i in self.items]
-        return [i for i in pool if not limits.problems(self.items[i])]
+        return filter_ids(self.items, limits.filter, within)

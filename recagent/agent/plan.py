@@ -48,7 +48,7 @@ def plan_schema(attributes: Sequence[str]) -> JsonSchema:
             for side in ("include", "exclude"):
                 condition = args["properties"][side]["items"]
                 condition["properties"]["attribute"] = {"type": "string",
-                                                        "enum": list(attributes) or ["genre"]}
+                                                        "enum": list(attributes) or ["genres"]}
         variants.append({"type": "object",
                          "properties": {"tool": {"type": "string", "enum": [tool]},
                                         "args": args},

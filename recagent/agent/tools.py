@@ -23,6 +23,7 @@ from recagent.chat.parse import genre_words, is_pronoun, list_position
 from recagent.chat.profile import merge, violations
 from recagent.chat.profile_recommend import ProfileRecommender, ProfileResult
 from recagent.types import ItemRef, PreferenceProfile, ProfileDelta, RankedItem, ShownItem
+from retrieval.attributes import normalise
 from retrieval.embeddings import l2_normalise
 
 SIMILAR_N = 100
@@ -34,7 +35,9 @@ FACTS_N = 5
 class TurnState:
     """One turn's working state. `buffer` None: not narrowed yet (the whole catalog)."""
 
-    message: str
+    message: str | None
+    """The user's words that titles and values must occur in; None: not checked (a
+    user's own agent calls the tools; the catalog still grounds every argument)."""
     profile: PreferenceProfile
     shown: tuple[ShownItem, ...]
     k: int
@@ -75,7 +78,7 @@ def _titles(index: CatalogIndex, state: TurnState, titles: Sequence[str], step: 
         if is_pronoun(title) and state.shown:
             found.append(state.shown[0].item_id)
             continue
-        if not said(title, state.message):
+        if not _said(title, state):
             state = state.dropped(step, f"title {title!r} is not in the message")
             continue
         item_id = index.find_title(title)
@@ -113,8 +116,7 @@ class Facts:
         facts = dict(state.facts)
         for item_id in ids[:FACTS_N]:
             item = self.index.items[item_id]
-            got = {name: sorted(values) for name, values in self.index.item_values(item_id)
-                   .items()}
+            got = self.index.item_values(item_id)
             year = item_year(item)
             facts[item_id] = {**got, **({"year": [str(year)]} if year else {})}
         return replace(state, facts=facts), f"facts of {len(ids[:FACTS_N])} item(s)"
@@ -135,7 +137,8 @@ class Filter:
         years: dict[str, int | None] = {}
         for name in ("year_min", "year_max"):
             year = getattr(args, name)
-            if year is not None and not _year_said(year, state.message):
+            if year is not None and state.message is not None \
+                    and not _year_said(year, state.message):
                 state = state.dropped(step, f"{name} {year} is not written in the message")
                 year = None
             years[name] = year
@@ -158,8 +161,7 @@ class Filter:
                 value = self.index.value(attribute, v)
                 if value is None:
                     state = state.dropped(step, f"{attribute} {v!r} is not in the catalog")
-                elif not (said(v, state.message) or self._genre_said(attribute, value,
-                                                                     state.message)):
+                elif not (_said(v, state) or self._genre_said(attribute, value, state)):
                     state = state.dropped(step, f"{attribute} {v!r} is not in the message")
                 elif value not in values:
                     values.append(value)
@@ -167,10 +169,10 @@ class Filter:
                 kept.append(Condition(attribute=attribute, values=values))
         return kept, state
 
-    def _genre_said(self, attribute: str, value: str, message: str) -> bool:
-        if attribute != "genre":
+    def _genre_said(self, attribute: str, value: str, state: TurnState) -> bool:
+        if attribute != "genres":
             return False
-        return any(genre.lower() == value and said(word, message)
+        return any(normalise(genre) == normalise(value) and _said(word, state)
                    for word, genre in self.lexicon.items())
 
 
@@ -246,6 +248,10 @@ def with_seeds(profile: PreferenceProfile, seeds: Sequence[str],
     refs = [ItemRef(item_id=i, title=index.items[i].title, said=index.items[i].title[:200],
                     how="title") for i in seeds if i not in known]
     return merge(profile, ProfileDelta(), liked=refs) if refs else profile
+
+
+def _said(words: str, state: TurnState) -> bool:
+    return state.message is None or said(words, state.message)
 
 
 def _year_said(year: int, message: str) -> bool:

@@ -85,6 +85,8 @@ class ChatSession:
         self.genres = list(genres) if genres is not None else catalog_genres(recommender.store)
         self.resolver = TitleResolver(recommender.store)
         self.agent = agent
+        self.keeps_agent = agent is not None
+        """Saved as an agent session (also while a fallback answers by rules alone)."""
         self.extractor = (LLMExtractor(client, prompts, self.genres)
                           if client and agent is None else None)
         self.engine = ProfileRecommender(recommender)
@@ -179,7 +181,8 @@ class ChatSession:
     def to_json(self) -> str:
         """The session state (profile, last list, turn count) as JSON."""
         state = ChatState(k=self.k, profile=self.profile, shown=self.shown,
-                          last_ref=self.last_ref, turns=self.turns, agent=self.agent is not None)
+                          last_ref=self.last_ref, turns=self.turns,
+                          agent=self.keeps_agent or self.agent is not None)
         return state.model_dump_json(indent=2)
 
     @classmethod
@@ -193,9 +196,12 @@ class ChatSession:
         k: int | None = None,
         max_message_chars: int = MESSAGE_MAX_CHARS,
         agent: Agent | None = None,
+        rules_only: bool = False,
     ) -> ChatSession:
         """A session restored from `to_json`; every item it names must be in the catalog.
-        A session saved as an agent session needs its `agent` back (ConfigError without)."""
+        A session saved as an agent session needs its `agent` back (ConfigError without),
+        unless `rules_only` (a fallback answer: the rules path, and the session stays an
+        agent session when saved)."""
         try:
             state = ChatState.model_validate_json(data)
         except ValidationError as e:
@@ -210,7 +216,7 @@ class ChatSession:
         if unknown:
             raise ConfigError(f"the saved session names items this catalog does not hold: "
                               f"{', '.join(unknown[:10])}")
-        if state.agent and agent is None:
+        if state.agent and agent is None and not rules_only:
             raise ConfigError("this session was an agent session: resume it with the agent "
                               "(`--agent`, or an LLM configured for the service)")
         session = cls(recommender, client, prompts, k=k or state.k,
@@ -219,6 +225,7 @@ class ChatSession:
         session.shown = list(state.shown)
         session.last_ref = state.last_ref
         session.turns = state.turns
+        session.keeps_agent = state.agent
         return session
 
 

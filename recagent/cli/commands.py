@@ -168,7 +168,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """A conversation: interactive, or one message per line of --script."""
     from recagent.chat.console import print_turn, script_messages, typed_messages
     from recagent.chat.session import ChatSession
-    from recagent.wiring import open_parts
+    from recagent.wiring import build_agent, open_parts
 
     settings = settings_from_args(args)
     script = script_messages(args.script) if args.script else None
@@ -176,11 +176,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
         for note in parts.notes:
             print(f"note: {note}", file=sys.stderr)
         recommender, client, prompts = parts.recommender, parts.client, parts.prompts
+        agent = build_agent(parts) if args.agent else None
         if args.session and args.session.exists():
             session = ChatSession.from_json(args.session.read_text(encoding="utf-8"),
-                                            recommender, client, prompts, k=args.k)
+                                            recommender, client, prompts, k=args.k,
+                                            agent=agent)
         else:
-            session = ChatSession(recommender, client, prompts, k=args.k)
+            session = ChatSession(recommender, client, prompts, k=args.k, agent=agent)
         for message in script if script is not None else typed_messages():
             try:
                 turn = session.send(message)

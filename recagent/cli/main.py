@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", type=Path,
                    help="a JSON file: resume the session saved there, save after each turn")
     p.add_argument("--k", type=bounded(1, 50), default=5, help="items per answer (default 5)")
+    p.add_argument("--agent", action="store_true",
+                   help="the agent plans each turn (one LLM call: a plan of tool calls over "
+                        "the catalog), instead of the rules with the LLM's reading; any "
+                        "failure falls back to the rules, marked degraded")
     p.set_defaults(func=commands.cmd_chat)
 
     p = sub.add_parser("fit", parents=[base, store, llm],
@@ -103,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Learn the retrieval and reranking fusion weights on "
                                    "validation users of the ingested interactions and save "
                                    "them beside the catalog; recommend and chat use them.")
-    p.add_argument("--users", type=bounded(10, 5000), default=200,
-                   help="validation users to fit on (default 200)")
+    p.add_argument("--users", type=bounded(10, 100000), default=None,
+                   help="validation users to fit on (default: every user the interactions "
+                        "allow without the LLM, 200 with it: each costs a model call)")
     p.add_argument("--score-llm", action="store_true",
                    help="also ask the LLM to score every validation user's candidates and "
                         "fit its weight (one call per user: minutes to hours on a CPU; a "

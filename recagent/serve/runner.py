@@ -27,7 +27,7 @@ from recagent.serve.limits import Admission
 from recagent.serve.metrics import ServiceMetrics
 from recagent.serve.sessions import SessionStore, default_url
 from recagent.serve.supervisor import LLMSupervisor
-from recagent.wiring import Settings, embedded_server, usable_home
+from recagent.wiring import Settings, build_agent, embedded_server, usable_home
 from recagent.wiring.live import open_live_parts
 
 
@@ -109,6 +109,7 @@ def open_service(settings: Settings, options: ServeOptions) -> Iterator[
                               queue_depth=options.queue_depth)
         stack.callback(admission.close)
         engine = Engine(parts.recommender, parts.client, parts.prompts, sessions,
+                        agent=(lambda: build_agent(parts)) if parts.client else None,
                         current=lambda: live.current().recommender)
         yield Service(engine=engine, sessions=sessions, admission=admission,
                       metrics=ServiceMetrics(admission), deadline_s=deadline,

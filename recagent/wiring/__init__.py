@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from recagent.wiring.agent import build_agent
     from recagent.wiring.parts import (
         build_retriever,
         embedded_server,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
+    "build_agent": "recagent.wiring.agent",
     "build_retriever": "recagent.wiring.parts",
     "embedded_server": "recagent.wiring.parts",
     "engine_model": "recagent.wiring.parts",
@@ -89,7 +91,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["PRODUCT_RANKER", "HybridSpec", "LLMSpec", "Parts", "RetrieverSpec",
-           "Settings", "SourceName", "build_retriever", "catalog_titles",
+           "Settings", "SourceName", "build_agent", "build_retriever", "catalog_titles",
            "embedded_server", "engine_model", "fit_and_save", "fit_product",
            "fitted_fusion", "fitted_retriever_spec", "open_embedder",
            "open_interactions", "open_llm", "open_parts", "open_recommender",

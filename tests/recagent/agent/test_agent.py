@@ -20,12 +20,12 @@ from recagent.types import ChatTurn, PreferenceProfile, RankedItem
 from tests.recagent.agent.plans import Make, plan, step
 
 
-def stars(index: CatalogIndex, turn: ChatTurn) -> list[set[str]]:
-    return [index.item_values(i.item_id).get("star", set()) for i in turn.items]
+def stars(index: CatalogIndex, turn: ChatTurn) -> list[list[str]]:
+    return [index.item_values(i.item_id).get("star", []) for i in turn.items]
 
 
-def genres(index: CatalogIndex, turn: ChatTurn) -> list[set[str]]:
-    return [index.item_values(i.item_id).get("genre", set()) for i in turn.items]
+def genres(index: CatalogIndex, turn: ChatTurn) -> list[list[str]]:
+    return [index.item_values(i.item_id).get("genres", []) for i in turn.items]
 
 
 def test_a_person_and_an_excluded_genre_hold(make_session: Make, index: CatalogIndex) -> None:
@@ -49,7 +49,7 @@ def test_values_the_message_does_not_say_are_not_applied(make_session: Make,
     kinds = [r.kind for r in turn.agent.repairs]
     assert kinds == ["ungrounded", "ungrounded"]  # not said; not in the catalog
     assert turn.agent.calls[0].result == "no limit left to apply"
-    assert len(turn.items) == 5 and any("tom hanks" not in s for s in stars(index, turn))
+    assert len(turn.items) == 5 and any("Tom Hanks" not in s for s in stars(index, turn))
 
 
 def test_named_titles_become_seeds_and_are_never_shown(make_session: Make) -> None:
@@ -71,7 +71,7 @@ def test_the_rules_limits_hold_whatever_the_plan(make_session: Make, index: Cata
     assert turn.items
     for item in turn.items:
         assert not violations(index.items[item.item_id], turn.profile)
-    assert all("horror" not in g for g in genres(index, turn))
+    assert all("Horror" not in g for g in genres(index, turn))
 
 
 def test_a_tool_failing_mid_plan_falls_back_flagged(make_session: Make,
