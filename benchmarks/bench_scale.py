@@ -36,9 +36,7 @@ from typing import Any
 
 import numpy as np
 
-WORDS = ("space war love city night river ghost robot family crime music island king "
-         "secret journey storm winter desert dragon school doctor heist ocean empire "
-         "garden machine spy queen mountain forest train prison circus planet witch").split()
+WORDS = ["space", "war", "love", "city", "night", "river", "ghost", "robot", "family", "crime", "music", "island", "king", "secret", "journey", "storm", "winter", "desert", "dragon", "school", "doctor", "heist", "ocean", "empire", "garden", "machine", "spy", "queen", "mountain", "forest", "train", "prison", "circus", "planet", "witch"]
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller", "Animation"]
 
 
