@@ -36,7 +36,10 @@ from typing import Any
 
 import numpy as np
 
-WORDS = ["space", "war", "love", "city", "night", "river", "ghost", "robot", "family", "crime", "music", "island", "king", "secret", "journey", "storm", "winter", "desert", "dragon", "school", "doctor", "heist", "ocean", "empire", "garden", "machine", "spy", "queen", "mountain", "forest", "train", "prison", "circus", "planet", "witch"]
+WORDS = ["space", "war", "love", "city", "night", "river", "ghost", "robot", "family",
+         "crime", "music", "island", "king", "secret", "journey", "storm", "winter", "desert",
+         "dragon", "school", "doctor", "heist", "ocean", "empire", "garden", "machine", "spy",
+         "queen", "mountain", "forest", "train", "prison", "circus", "planet", "witch"]
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller", "Animation"]
 
 
