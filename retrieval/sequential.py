@@ -84,8 +84,11 @@ class SequentialRetriever:
     def __init__(
         self, store: CatalogStore, interactions: Interactions, *, window: int = 10,
         step_decay: float = 0.8, decay: float = 0.8, knn_weight: float = 1.0,
-        max_history: int = 50,
+        max_history: int = 50, normalise: bool = True, source: str = "sequential",
     ) -> None:
+        """`normalise=False` with knn_weight 0, no decay: the plain count of what came
+        within `window` ratings after each of the last `max_history` items (the "nextcount"
+        source, under that `source` name)."""
         if window < 1 or max_history < 1:
             raise ConfigError(f"window and max_history must be at least 1, got {window} and "
                               f"{max_history}")
@@ -101,7 +104,8 @@ class SequentialRetriever:
         self.transitions = transition_matrix(sequences(rows), self.similarity.index,
                                              window=window, step_decay=step_decay)
         """Raw transition weights (before row normalisation)."""
-        matrix = row_normalised(self.transitions)
+        self.source = source
+        matrix = row_normalised(self.transitions) if normalise else self.transitions
         if knn_weight > 0:
             matrix = matrix + knn_weight * row_normalised(self.similarity.matrix)
         self.matrix = sp.csr_matrix(matrix)

@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Learn the retrieval and reranking fusion weights on "
                                    "validation users of the ingested interactions and save "
                                    "them beside the catalog; recommend and chat use them.")
-    p.add_argument("--users", type=bounded(10, 5000), default=200,
-                   help="validation users to fit on (default 200)")
+    p.add_argument("--users", type=bounded(10, 100000), default=None,
+                   help="validation users to fit on (default: every user the interactions "
+                        "allow without the LLM, 200 with it: each costs a model call)")
     p.add_argument("--no-llm", action="store_true",
                    help="fit without the LLM's scores (the product then ranks without it)")
     p.set_defaults(func=commands.cmd_fit)

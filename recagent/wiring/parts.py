@@ -119,6 +119,9 @@ def build_retriever(
         "semantic": lambda: semantic,
         "llm_text": lambda: ItemVectorRetriever(llm("llm_text"), source="llm_text"),
         "sequential": lambda: SequentialRetriever(store, rows),
+        "nextcount": lambda: SequentialRetriever(
+            store, rows, window=10, step_decay=1.0, decay=1.0, knn_weight=0.0, max_history=10,
+            normalise=False, source="nextcount"),
         "als": als,
         "llm_mapped": lambda: MappedRetriever(llm("llm_mapped"), als(), source="llm_mapped"),
         "text_mapped": lambda: MappedRetriever(store, als(), source="text_mapped"),

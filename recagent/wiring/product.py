@@ -156,7 +156,7 @@ EVERY_SOURCE = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
 
 def fit_product(
     store: CatalogStore, rows: Sequence[Row], *, collection: str, ranker: Ranker | None,
-    llm_model: str | None, n: int, n_users: int, seed: int,
+    llm_model: str | None, n: int, n_users: int | None, seed: int, strict: bool = False,
     progress: Callable[[str], object] = lambda _: None,
 ) -> FittedConfig:
     """Both fits of `recagent.fit` on `rows`, every source built by the product's wiring:
@@ -168,11 +168,12 @@ def fit_product(
 
     return fit_catalog(collection=collection, rows=rows, build=build, items=store.get,
                        ranker=ranker, llm_model=llm_model, n=n, n_users=n_users, seed=seed,
-                       progress=progress)
+                       strict=strict, progress=progress)
 
 
 def fit_and_save(
-    settings: Settings, *, n_users: int = 200, progress: Callable[[str], object] | None = None
+    settings: Settings, *, n_users: int | None = None,
+    progress: Callable[[str], object] | None = None,
 ) -> tuple[FittedConfig, Path]:
     """`recagent fit`: both fits on the catalog's interactions with this LLM (the settings'
     ranker; None: without it), saved beside the catalog."""

@@ -84,6 +84,7 @@ def test_fingerprints_follow_the_protocol_rules_and_hybrid_weights(
     cfg = load(tmp_path, "")
     protocol = cfg.protocol.model_dump(mode="json")
     del protocol["retriever"], protocol["hybrid"]
+    del protocol["cut"], protocol["split_quantile"]  # at their defaults: fingerprints stay
     blob = json.dumps([cfg.seed, cfg.dataset.model_dump(mode="json"), protocol,
                        {"protocol_version": PROTOCOL_VERSION}, "v"], sort_keys=True, default=str)
     assert cfg.fingerprint("v") == hashlib.sha256(blob.encode()).hexdigest()[:10]
@@ -101,6 +102,7 @@ def test_fingerprints_follow_the_protocol_rules_and_hybrid_weights(
     other = load(tmp_path, 'retriever = "hybrid"\n[protocol.hybrid]\n'
                            'weights = { semantic = 1, cooccurrence = 1, popularity = 0.5 }\n')
     assert plain == explicit.fingerprint("v") != other.fingerprint("v") != cfg.fingerprint("v")
+    assert load(tmp_path, 'cut = "strict"\n').fingerprint("v") != cfg.fingerprint("v")
 
 
 def test_the_new_sources_are_hybrid_weights(tmp_path: Path) -> None:
