@@ -33,7 +33,6 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from scipy.stats import ttest_rel
 
 from recagent.errors import ConfigError
 from recagent.rank.ensemble import (
@@ -46,7 +45,7 @@ from recagent.rank.ensemble import (
 from recagent.rank.listwise import Ranker
 from recagent.types import Interaction, Item, UserHistory
 from retrieval.hybrid import RRF, HybridRetriever
-from retrieval.types import NEGATIVE_RATING, Candidate
+from retrieval.types import NEGATIVE_RATING, POSITIVE_RATING, Candidate
 
 Row = tuple[str, str, float | None, int | None]
 """(user, item, rating or None, timestamp or None), as the collaborative sources take it."""
@@ -129,8 +128,9 @@ class Held:
 
 
 def positive(rating: float | None) -> bool:
-    """Positive feedback as everywhere else: `Interaction.polarity` (a bare row counts)."""
-    return Interaction.model_construct(item_id="", rating=rating).polarity > 0
+    """Positive feedback as everywhere else: `Interaction.polarity` of a row without a like
+    (a bare row counts); the rule spelled out, as it runs once per stored interaction."""
+    return rating is None or rating >= POSITIVE_RATING
 
 
 def hold_out(rows: Sequence[Row], n_users: int | None, seed: int, *, strict: bool = False
@@ -315,6 +315,8 @@ def llm_gain(examples: Sequence[Example], seed: int) -> tuple[float, float]:
         gains.extend((scored[0] - scored[1]).tolist())
     if not gains or not any(gains):
         return 0.0, 1.0
+    from scipy.stats import ttest_rel  # here: scipy.stats takes ~0.5 s to import
+
     p = float(ttest_rel(np.array(gains), np.zeros(len(gains))).pvalue)
     return float(np.mean(gains)), (p if math.isfinite(p) else 1.0)
 

@@ -38,6 +38,9 @@ def add_command(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                    help="requests waiting beyond those; more are answered 429 (default 32)")
     p.add_argument("--max-body-bytes", type=bounded(1024), default=64 * 1024,
                    help="largest request body (default 65536)")
+    p.add_argument("--workers", type=bounded(1, 64), default=1,
+                   help="service processes on the port (default 1); the work is Python, "
+                        "so N workers use up to N cores; one embedded model serves them all")
     p.set_defaults(func=cmd_serve)
 
 
@@ -52,6 +55,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight, queue_depth=args.queue_depth,
         max_body_bytes=args.max_body_bytes)
     settings = settings_from_args(args)
+    if args.workers > 1:
+        from recagent.serve.workers import serve_workers
+
+        return serve_workers(settings, options, args.workers,
+                             announce=lambda line: print(line, flush=True))
     with open_service(settings, options) as (service, notes):
         for note in notes:
             print(f"note: {note}", file=sys.stderr)

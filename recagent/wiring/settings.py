@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.backends.presets import DEFAULT_PRESET
 from recagent.llm.backends.vllm_model import VLLMModelPreparer
-from recagent.rank.factory import RankerSpec
+from recagent.rank.spec import RankerSpec
 
 if TYPE_CHECKING:
     pass
