@@ -54,9 +54,12 @@ _ITEM = "\u2023"
 _VERB = (r"(?:(?:have|has|had|already|previously|also|once|really)\s+)*"
          r"(?:watched|seen|rated|saw|viewed|loved|liked|enjoyed)")
 _DID_ITEM = re.compile(
-    rf"\b(?:you|user)\s+{_VERB}\s+(?:(?:the|a|an)\s+)?{_ITEM}|{_ITEM}\s*(?:\(\d{{4}}\))?\s*,?\s*"
-    rf"(?:(?:which|that)\s+)?you\s+{_VERB}\b", re.IGNORECASE)
-"""'you watched <item>', '<item>, which you rated': the item named as already had."""
+    rf"\b(?:you|user)\s++{_VERB}\s++(?:(?:the|a|an)\s++)?{_ITEM}"
+    rf"|{_ITEM}(?>\s*+\(\d{{4}}\))?\s*+(?>,\s*+)?(?>(?:which|that)\s++)?you\s++{_VERB}\b",
+    re.IGNORECASE)
+"""'you watched <item>', '<item>, which you rated': the item named as already had. Its
+runs of spaces are possessive (`\s*+`): a search never backtracks into them, so it takes
+time linear in the text, whatever a catalog title holds."""
 _ARTICLES = {"the", "a", "an", "les", "la", "le", "il", "el", "der", "die", "das"}
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b|per\s+cent\b)", re.IGNORECASE)
 _YEAR_IN_PARENS = re.compile(r"\((1[89]\d\d|20\d\d)\)")
@@ -197,13 +200,8 @@ class Checker:
                            [self.titles, scope.titles, _index([own])], allowed, genre_words)
         # The rules on wording read the prose around titles ("The Manchurian Candidate" is
         # no talk about candidates); the item's own title becomes a marker.
-        prose = list(text)
-        for m in found:
-            start, end = spans[m.start][0], spans[m.end - 1][1]
-            prose[start:end] = [" "] * (end - start)
-            if m.key == own:
-                prose[start] = _ITEM
-        plain = "".join(prose)
+        plain = _masked(text, [(spans[m.start][0], spans[m.end - 1][1], m.key == own)
+                               for m in found])
         problem = text_problem(sentence, earlier, prose=plain)
         if problem is not None:
             return [ExplanationFailure(kind=problem, detail=f"{problem}: {sentence!r}")]
@@ -236,6 +234,17 @@ class Checker:
         if _METADATA_LABEL.search(plain) or not content:
             out.append(_failure("bare_metadata", "only catalog metadata, no reason"))
         return out
+
+
+def _masked(text: str, found: list[tuple[int, int, bool]]) -> str:
+    """The text with each title span (start, end, is the item's own) replaced by one space,
+    or by the item marker: the wording rules then read short prose, however long a title."""
+    out, at = [], 0
+    for start, end, own in found:
+        out += [text[at:start], f" {_ITEM} " if own else " "]
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _title_year(title: str) -> int | None:
