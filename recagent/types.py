@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, computed_field, model_validator
 
+from recagent.errors import DeadlineError, LLMError, ResponseError, TransportError
 from retrieval.types import (  # the catalog shapes, re-exported: import them from here
     NEGATIVE_RATING as NEGATIVE_RATING,
 )
@@ -164,6 +165,61 @@ DegradedReason = Literal["parse", "deadline", "transport", "llm_error", "no_vali
 exception of the ranker. A configuration error (ConfigError) is raised, never degraded."""
 
 
+DegradedStep = Literal["rank", "explain", "extract", "plan"]
+"""The LLM steps a request can ask for: ranking the candidates (rank), wording the
+explanations (explain), reading a chat message (extract), the agent's plan (plan)."""
+
+
+class Degradation(Frozen):
+    """One LLM step the configuration asked for that failed; the answer still shipped, from
+    the path without that step (retrieval order, template sentences, the rules' reading).
+
+    Any step records its failure the same way, so the CLI (`--json`, `--strict` exit 3), the
+    Python API, the service and /metrics all see it:
+
+        trace = trace.degrade(Degradation.of("plan", error))   # error: the exception caught
+
+    `code` ("explain:deadline", "rank:parse", "plan:transport") is what to count by."""
+
+    step: DegradedStep
+    reason: DegradedReason
+    detail: str
+    """The failure in words, for people: never parse it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_code(cls, data: object) -> object:
+        """`code` is derived: a dumped Degradation validates again."""
+        if isinstance(data, dict) and "code" in data:
+            data = {k: v for k, v in data.items() if k != "code"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def code(self) -> str:
+        return f"{self.step}:{self.reason}"
+
+    @classmethod
+    def of(cls, step: DegradedStep, error: BaseException) -> Degradation:
+        """The degradation for `error`, caught while running `step` (its reason from the
+        error's type, never from its message)."""
+        return cls(step=step, reason=degraded_reason(error),
+                   detail=f"{type(error).__name__}: {error}")
+
+
+def degraded_reason(error: BaseException) -> DegradedReason:
+    """The kind of a step's failure, for counting: never read from the message."""
+    if isinstance(error, ResponseError):
+        return "parse"
+    if isinstance(error, DeadlineError):
+        return "deadline"
+    if isinstance(error, TransportError):
+        return "transport"
+    if isinstance(error, LLMError):
+        return "llm_error"
+    return "error"
+
+
 class Repair(Frozen):
     """One thing the final gate changed about a ranker's answer; count it by `kind`."""
 
@@ -229,10 +285,15 @@ class Trace(Frozen):
     repaired: bool = False
     repairs: list[Repair] = Field(default_factory=list)
     degraded: bool = False
+    """True when any step in `degradations` failed (set from them)."""
     degraded_reason: DegradedReason | None = None
+    """The first failed step's reason (see `degradations` for every step)."""
     degraded_detail: str | None = None
     """The failure in words: the exception as "TypeName: message", or the reason."""
+    degradations: list[Degradation] = Field(default_factory=list)
+    """Every LLM step asked for that failed, in the order they ran: what `degraded` means."""
     usage: Usage = Usage()
+    """Tokens of every LLM call of the request: ranking, explanation wording, extraction."""
     llm_latency_s: float = 0.0
     latency_s: float = 0.0
     n_candidates: int = 0
@@ -243,7 +304,41 @@ class Trace(Frozen):
     sentence was replaced."""
     explanation_counts: ExplanationCounts = ExplanationCounts()
     explain_call: Invocation | None = None
-    """The explanation-writing LLM call (not in `usage`, which is the ranker's)."""
+    """The explanation-writing LLM call (its usage is counted in `usage` too)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_meaning(cls, data: object) -> object:
+        """`degraded` and its reason follow `degradations`; a trace built the older way
+        (degraded=True with a reason, no list) gets the ranking step's degradation."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        found = [d if isinstance(d, Degradation) else Degradation.model_validate(d)
+                 for d in data.get("degradations") or []]
+        if not found and data.get("degraded"):
+            reason = data.get("degraded_reason") or "error"
+            found = [Degradation.model_validate({
+                "step": "rank", "reason": reason,
+                "detail": data.get("degraded_detail") or reason})]
+        data["degradations"] = found
+        data["degraded"] = bool(found)
+        if found:
+            data["degraded_reason"] = found[0].reason
+            data["degraded_detail"] = data.get("degraded_detail") or found[0].detail
+        return data
+
+    @property
+    def degraded_codes(self) -> list[str]:
+        """"step:reason" of every failed step ("explain:deadline", "rank:parse")."""
+        return [d.code for d in self.degradations]
+
+    def degrade(self, *failed: Degradation) -> Trace:
+        """This trace with more failed steps (a step run after the recommender's, such as
+        chat extraction or an agent plan)."""
+        return Trace.model_validate({**self.model_dump(exclude={"degradations"}),
+                                     "degradations": [*self.degradations, *failed],
+                                     "degraded_detail": None})
 
 
 class Recommendation(Frozen):

@@ -19,7 +19,7 @@ from recagent.chat.lookup import TitleResolver, catalog_genres, normalise_title
 from recagent.chat.parse import parse_message
 from recagent.chat.profile import describe, merge
 from recagent.chat.profile_recommend import ProfileRecommender
-from recagent.errors import ConfigError, EmptyCatalogError, LLMError
+from recagent.errors import ConfigError, EmptyCatalogError, LLMError, ResponseError
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.recommender import Recommender
@@ -27,11 +27,14 @@ from recagent.types import (
     MESSAGE_MAX_CHARS,
     ChatState,
     ChatTurn,
+    Degradation,
     ItemRef,
     PreferenceProfile,
     ProfileDelta,
     RankedItem,
     ShownItem,
+    Trace,
+    Usage,
 )
 
 log = logging.getLogger(__name__)
@@ -90,13 +93,20 @@ class ChatSession:
         parsed = parse_message(text, self.genres)
         notes: list[str] = []
         model_delta = ProfileDelta()
+        failed: list[Degradation] = []
+        spent = Usage()
         if self.extractor is not None:
             try:
-                answer = self.extractor.extract(text)
+                answer, call = self.extractor.extract_call(text)
+                spent = call.usage
                 model_delta, ignored = ground(answer, text, parsed, self.genres)
                 log.info("ignored from the model's reading: %s", ignored)
             except LLMError as e:
                 notes.append(f"the model could not read the message ({e}); used rules only")
+                failed.append(Degradation.of("extract", e))
+                if isinstance(e, ResponseError) and e.usage is not None:
+                    spent = Usage(prompt_tokens=e.usage.prompt_tokens,
+                                  completion_tokens=e.usage.completion_tokens)
         matched: list[tuple[str, ItemRef]] = []
         unresolved: list[str] = []
         profile = self.profile
@@ -110,6 +120,10 @@ class ChatSession:
         if result.items:
             self.shown = [ShownItem(item_id=i.item_id, title=i.title) for i in result.items]
         self.turns += 1
+        trace = result.trace
+        if failed or spent != Usage():
+            trace = (trace or Trace()).degrade(*failed)
+            trace = trace.model_copy(update={"usage": spent + trace.usage})
         return ChatTurn(
             message=text,
             reply=compose_reply(matched, unresolved, profile, result.items, self.turns == 1),
@@ -118,8 +132,8 @@ class ChatSession:
             matched=[ref for _, ref in matched],
             unresolved=unresolved,
             notes=notes + result.notes,
-            degraded=result.degraded,
-            trace=result.trace,
+            degraded=trace is not None and trace.degraded,
+            trace=trace,
         )
 
     def _resolve(self, delta: ProfileDelta, matched: list[tuple[str, ItemRef]],

@@ -113,7 +113,8 @@ def print_recommendation(rec: Recommendation) -> None:
         print(f"{n:>2}. {one_line(item.title):<{width}}  [{one_line(item.item_id)}]")
         print(f"    {one_line(item.explanation)}")
     t = rec.trace
-    status = f"DEGRADED ({t.degraded_reason}: {t.degraded_detail})" if t.degraded else "ok"
+    status = (f"DEGRADED ({', '.join(t.degraded_codes)}: {t.degraded_detail})" if t.degraded
+              else "ok")
     print(f"\n{t.n_candidates} candidates · model {t.model or '-'} · "
           f"{t.usage.prompt_tokens}+{t.usage.completion_tokens} tokens · "
           f"{t.latency_s:.1f} s · {one_line(status)}" + (" · repaired" if t.repaired else ""))
@@ -137,6 +138,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                       for i in rec.items],
             "status": status,
             "degraded": rec.degraded,
+            "degraded_steps": rec.trace.degraded_codes,
             "trace": rec.trace.model_dump(mode="json"),
         }
         print(json.dumps(out, indent=2))
@@ -145,8 +147,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     else:
         print_recommendation(rec)
     if rec.degraded:
-        print(f"warning: degraded answer: {one_line(str(rec.trace.degraded_detail))}",
-              file=sys.stderr)
+        for failed in rec.trace.degradations:
+            print(f"warning: degraded answer: {failed.code}: {one_line(failed.detail)}",
+                  file=sys.stderr)
         if args.strict:
             return EXIT_DEGRADED
     return EXIT_OK

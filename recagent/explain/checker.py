@@ -57,7 +57,7 @@ _DID_ITEM = re.compile(
     rf"\b(?:you|user)\s++{_VERB}\s++(?:(?:the|a|an)\s++)?{_ITEM}"
     rf"|{_ITEM}(?>\s*+\(\d{{4}}\))?\s*+(?>,\s*+)?(?>(?:which|that)\s++)?you\s++{_VERB}\b",
     re.IGNORECASE)
-"""'you watched <item>', '<item>, which you rated': the item named as already had. Its
+r"""'you watched <item>', '<item>, which you rated': the item named as already had. Its
 runs of spaces are possessive (`\s*+`): a search never backtracks into them, so it takes
 time linear in the text, whatever a catalog title holds."""
 _ARTICLES = {"the", "a", "an", "les", "la", "le", "il", "el", "der", "die", "das"}

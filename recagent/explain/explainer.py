@@ -23,6 +23,7 @@ from recagent.llm.prompts import PromptLibrary
 from recagent.llm.structured import StructuredResponseError
 from recagent.types import (
     Candidate,
+    Degradation,
     Evidence,
     ExplanationCounts,
     ExplanationFailure,
@@ -47,6 +48,8 @@ class Explained:
     invocation: Invocation | None = None
     """The wording call, when one was made (also when its answer was unusable)."""
     counts: ExplanationCounts = field(default_factory=ExplanationCounts)
+    failure: Degradation | None = None
+    """The wording step asked for that failed (the call, or skipped: `use_llm` False)."""
 
 
 LLM_ITEMS = 3
@@ -96,11 +99,13 @@ class Explainer:
         user_id: str | None = None,
         others: Sequence[Candidate] = (),
         use_llm: bool = True,
+        skipped: Degradation | None = None,
     ) -> Explained:
         """Explanations for `chosen` (the final list, in order). `others` are the rest of
         the request's candidates (titles the checker should know); `use_llm` False skips
-        the LLM (e.g. the ranker's call just timed out). A ConfigError is raised; any other
-        failure of the call falls back to templates, recorded as 'llm_failed'."""
+        the LLM (e.g. the ranker's call just timed out; `skipped` says why, and is this
+        step's failure when it had an LLM). A ConfigError is raised; any other failure of
+        the call falls back to templates, recorded as 'llm_failed' and in `failure`."""
         evidence = gather(chosen, history, stats=self.stats, user_id=user_id,
                           max_links=self.max_links)
         items = [item for _, item in history]
@@ -110,6 +115,10 @@ class Explainer:
         proposed: dict[int, str] | None = None
         invocation: Invocation | None = None
         call_failure: ExplanationFailure | None = None
+        failure: Degradation | None = None
+        if self.client is not None and not use_llm and evidence:
+            failure = skipped or Degradation(step="explain", reason="error",
+                                             detail="the wording call was not made")
         if self.client is not None and use_llm and evidence:
             try:
                 proposed, invocation = write(
@@ -123,6 +132,7 @@ class Explainer:
                     invocation = error.invocation
                 call_failure = ExplanationFailure(
                     kind="llm_failed", detail=f"{type(error).__name__}: {error}")
+                failure = Degradation.of("explain", error)
         shipped: list[str] = []
         records: list[ExplanationRecord] = []
         for n, e in enumerate(evidence):
@@ -151,7 +161,7 @@ class Explainer:
         kinds = [r.kind for r in records]
         counts = ExplanationCounts(llm=kinds.count("llm"), replaced=kinds.count("replaced"),
                                    template=kinds.count("template"))
-        return Explained(shipped, evidence, records, invocation, counts)
+        return Explained(shipped, evidence, records, invocation, counts, failure)
 
     @staticmethod
     def _template(evidence: Evidence, position: int, check: Check) -> str:

@@ -101,6 +101,8 @@ class RecommendResponse(BaseModel):
     items: list[Item]
     degraded: bool
     degraded_reason: str | None = None
+    degraded_steps: list[str] = Field(default_factory=list)
+    """"step:reason" of each LLM step that failed ("explain:deadline", "rank:parse")."""
     trace: dict[str, Any]
 
 

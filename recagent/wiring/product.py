@@ -138,6 +138,13 @@ def product_ranker(
                 canonical_name(fitted.llm_model) != canonical_name(client.model):
             notes.append(f"the fit was made with {fitted.llm_model}, not {client.model}: "
                          "run `recagent fit` again for this model")
+        if explicit and fusion and fusion.get(LLM_SOURCE, 0.0) <= 0:
+            # a fit that gave the LLM no weight would skip the named ranker's call: it runs,
+            # weighed as much as the strongest fitted source
+            fusion = {**fusion, LLM_SOURCE: max(fusion.values())}
+            notes.append(f"the fit gave the LLM no weight; the ranker named ("
+                         f"{settings.ranker.method}) runs, weighed as much as the strongest "
+                         "fitted source")
         return build_ranker(settings.ranker, client, prompts, seed=settings.seed,
                             fusion=fusion or None), notes
     return without_llm(fusion), []

@@ -72,6 +72,7 @@ def test_a_history_covering_the_catalog_says_nothing_is_left(
     (["--history", "1", "--candidates", "0"], "argument --candidates: must be between 1 and 100"),
     (["--history", "1", "--k", "30"], "raise --candidates"),
     (["--history", "1", "--template", "nope"], "no prompt template 'nope'"),
+    (["--history", "1", "--deadline", "0"], "argument --deadline: must be more than 0 seconds"),
 ])
 def test_bad_input_names_the_flag(home: Path, capsys: pytest.CaptureFixture[str],
                                   argv: list[str], message: str) -> None:
@@ -139,3 +140,20 @@ def test_python_m_recagent_cli_runs() -> None:
     done = subprocess.run([sys.executable, "-m", "recagent.cli", "--help"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0 and "exit codes" in done.stdout
+
+
+@pytest.mark.parametrize("fault", ["hang", "500", "not_json", "no_choices"])
+def test_a_failing_llm_server_is_a_degraded_answer_and_strict_exits_3(
+        home: Path, capsys: pytest.CaptureFixture[str], fault: str) -> None:
+    """Probe case 7: the wording call failed, yet the answer said "ok" and --strict exited
+    0. Now the step and reason are in --json, and --strict exits 3, within the deadline."""
+    with fault_server(fault, hold_s=10.0) as server:
+        code, out, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
+                             "--llm-base-url", server.url, "--llm-model", "m", "--json",
+                             "--strict", "--candidates", "4", "--k", "2", "--deadline", "1")
+    assert code == 3, err
+    got = json.loads(out)
+    assert got["status"] == "degraded" and got["degraded"] is True
+    assert [s.split(":")[0] for s in got["degraded_steps"]] == ["explain"]
+    assert got["trace"]["degradations"][0]["code"] == got["degraded_steps"][0]
+    assert len(got["items"]) == 2 and "warning: degraded answer: explain:" in err
