@@ -165,7 +165,10 @@ class Recommender:
             skipped=None if failure is None else Degradation(
                 step="explain", reason=failure.reason,
                 detail=f"not asked: the ranking call failed first ({failure.detail})"))
-        ranked = [r.model_copy(update={"explanation": sentence, "evidence": evidence})
+        # 'llm' only where a model's answer placed the item (a fused non-LLM order is not)
+        by_llm = ranking is not None and ranking.invocation.attempts > 0
+        ranked = [r.model_copy(update={"explanation": sentence, "evidence": evidence,
+                                       "source": r.source if by_llm else "retrieval"})
                   for r, sentence, evidence in zip(ranked, explained.sentences,
                                                    explained.evidence, strict=True)]
         if ranking is not None:

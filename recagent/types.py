@@ -105,8 +105,9 @@ class RankedItem(Frozen):
     explanation: Annotated[str, Field(min_length=1)]
     """The sentence shown: written from `evidence` and checked (recagent/explain)."""
     source: str = "llm"
-    """'llm' when the ranker placed it; 'retrieval' when it was filled in (or, straight
-    from the gate, when the ranker's own reason was unusable)."""
+    """'llm' when an LLM's answer placed it; 'retrieval' when it was filled in, or no LLM
+    ranked the list (--no-llm, a fit without the LLM, a failed ranking), or (straight from
+    the gate) when the ranker's own reason was unusable."""
     evidence: Evidence | None = None
     """What the explanation was written from; None straight from the gate."""
 

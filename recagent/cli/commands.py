@@ -7,7 +7,9 @@ import json
 import math
 import sys
 
-from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, settings_from_args
+from pydantic import ValidationError
+
+from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, problems, settings_from_args
 from recagent.errors import ConfigError
 from recagent.types import Interaction, Recommendation, UserHistory
 from recagent.wiring import fit_and_save, open_parts, open_store
@@ -23,16 +25,22 @@ def one_line(text: str) -> str:
 
 
 def parse_history(spec: str) -> UserHistory:
-    """'1,50,181' (liked, oldest first) or '1=5,50=2' (ratings on a 1-5 scale)."""
+    """'1,50,181' (liked, oldest first) or '1=5,50=2' (ratings on a 1-5 scale); for ids
+    holding ',' or '=', a JSON list: '["a,b", {"item_id": "c=d", "rating": 4}]'."""
+    if spec.lstrip().startswith("["):
+        return _json_history(spec)
     interactions = []
     seen: set[str] = set()
     for n, token in enumerate(t.strip() for t in spec.split(",")):
         if not token:
             raise ConfigError(f"--history has an empty entry in {spec!r}")
-        item_id, _, rating = token.partition("=")
+        item_id, equals, rating = token.partition("=")
         if item_id in seen:
             raise ConfigError(f"--history names item {item_id} more than once")
         seen.add(item_id)
+        if equals and not rating.strip():
+            raise ConfigError(f"--history: the rating of item {item_id} is empty: write "
+                              f"{item_id} for a like, or {item_id}=4 for a rating from 1 to 5")
         if not rating:
             interactions.append(Interaction(item_id=item_id, liked=True, ts=n))
             continue
@@ -44,6 +52,31 @@ def parse_history(spec: str) -> UserHistory:
             raise ConfigError(f"--history: the rating of item {item_id} must be a number "
                               f"from 1 to 5, got {rating!r}")
         interactions.append(Interaction(item_id=item_id, rating=value, ts=n))
+    return UserHistory(interactions=interactions)
+
+
+def _json_history(spec: str) -> UserHistory:
+    """--history as JSON: ids (liked) or {"item_id", "rating" | "liked"} objects."""
+    try:
+        entries = json.loads(spec)
+    except ValueError as e:
+        raise ConfigError(f"--history is not valid JSON: {e}") from None
+    interactions = []
+    for n, entry in enumerate(entries):
+        if isinstance(entry, str | int) and not isinstance(entry, bool):
+            entry = {"item_id": str(entry), "liked": True}
+        if not isinstance(entry, dict) or not isinstance(entry.get("item_id"), str):
+            raise ConfigError(f"--history[{n}] must be an item id or an object "
+                              '{"item_id": "...", "rating": 1-5 | "liked": true|false}')
+        try:
+            interactions.append(Interaction(**entry, ts=n))
+        except ValidationError as e:
+            raise ConfigError(f"--history[{n}]: {problems(e)}") from None
+    ids = [i.item_id for i in interactions]
+    if twice := sorted({i for i in ids if ids.count(i) > 1}):
+        raise ConfigError(f"--history names item {twice[0]} more than once")
+    if not interactions:
+        raise ConfigError("--history is an empty list")
     return UserHistory(interactions=interactions)
 
 

@@ -157,3 +157,47 @@ def test_a_failing_llm_server_is_a_degraded_answer_and_strict_exits_3(
     assert [s.split(":")[0] for s in got["degraded_steps"]] == ["explain"]
     assert got["trace"]["degradations"][0]["code"] == got["degraded_steps"][0]
     assert len(got["items"]) == 2 and "warning: degraded answer: explain:" in err
+
+
+def test_without_an_llm_no_item_is_labelled_llm(home: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Probe case 11: with --no-llm every item said source "llm"."""
+    code, out, _ = run(capsys, "recommend", "--history", "1", "--home", str(home), "--no-llm",
+                       "--candidates", "4", "--k", "3", "--json")
+    assert code == 0
+    assert {i["source"] for i in json.loads(out)["items"]} == {"retrieval"}
+
+
+@pytest.mark.parametrize(("history", "message"), [
+    ("1=", "the rating of item 1 is empty"),
+    ("1, 2=", "the rating of item 2 is empty"),
+    ('["1", "1"]', "names item 1 more than once"),
+    ('[{"item_id": "1", "rating": 9}]', "--history[0]: rating"),
+    ('[true]', "--history[0] must be an item id"),
+    ('["1",', "--history is not valid JSON"),
+])
+def test_history_entries_that_say_nothing_are_refused(
+        home: Path, capsys: pytest.CaptureFixture[str], history: str, message: str) -> None:
+    """Probe case 11: '--history 1=' was read as a like."""
+    code, _, err = run(capsys, "recommend", "--history", history, "--home", str(home),
+                       "--no-llm")
+    assert code == 2 and message in err, err
+
+
+def test_ids_with_commas_are_named_in_json(home: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Probe case 11: ids holding ',' or '=' could be ingested but not named."""
+    catalog = tmp_path / "odd.jsonl"
+    odd = [{"id": "a,b", "title": "Comma (2001)", "text": "Space opera"},
+           {"id": "c=d", "title": "Equals (2002)", "text": "Space opera sequel"},
+           {"id": "e", "title": "Plain (2003)", "text": "Space opera again"}]
+    catalog.write_text("".join(json.dumps(f) + "\n" for f in odd), encoding="utf-8")
+    odd_home = tmp_path / "home"
+    (odd_home).mkdir()
+    (odd_home / "artifacts").symlink_to((home / "artifacts").resolve())
+    assert main(["ingest", "--file", str(catalog), "--home", str(odd_home)]) == 0
+    code, out, err = run(capsys, "recommend", "--history",
+                         '["a,b", {"item_id": "c=d", "rating": 5}]', "--home", str(odd_home),
+                         "--no-llm", "--candidates", "1", "--k", "1", "--json")
+    assert code == 0, err
+    assert [i["item_id"] for i in json.loads(out)["items"]] == ["e"]
