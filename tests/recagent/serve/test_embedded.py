@@ -38,7 +38,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, artifact_store: ArtifactS
 @pytest.fixture(scope="module")
 def client(settings: Settings) -> Iterator[TestClient]:
     with open_service(settings, ServeOptions()) as (service, _), \
-            TestClient(create_app(service)) as c:
+            TestClient(create_app(service), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 
