@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from recagent.cli.options import EXIT_OK, settings_from_args
 from recagent.errors import ConfigError
@@ -25,8 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from eval.config import load_config
+    from eval.conversation_config import CONVERSATION_KINDS, protocol_kind
     from eval.evaluate import evaluate_config
 
+    if protocol_kind(args.config) in CONVERSATION_KINDS:
+        return _report(*evaluate_config(args.config, out=args.out,
+                                        settings=settings_from_args(args), progress=True),
+                       as_json=args.json)
     llm = load_config(args.config).llm
     overruled = [f"{flag} {given} (the config says {fixed})" for flag, given, fixed in (
         ("--model", args.model and canonical_name(args.model),
@@ -39,7 +45,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           "change it there")
     summary, folder = evaluate_config(args.config, out=args.out,
                                       settings=settings_from_args(args), progress=True)
-    if args.json:
+    return _report(summary, folder, as_json=args.json)
+
+
+def _report(summary: dict[str, Any], folder: Path, *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(summary, indent=2, default=float))
     else:
         print((folder / "metrics.md").read_text(encoding="utf-8"))

@@ -15,6 +15,11 @@ from typing import Any
 
 from eval.baselines import Scorer
 from eval.config import LLMConfig, load_config
+from eval.conversation_config import (
+    CONVERSATION_KINDS,
+    load_conversation_config,
+    protocol_kind,
+)
 from eval.harness import EvalResult, Harness, load_dataset
 from eval.item_coldstart_judge import features_markdown
 from eval.item_coldstart_rankers import ColdStartRankers
@@ -46,6 +51,9 @@ def evaluate_config(
     config_path: Path, *, out: Path | None, settings: Settings, progress: bool = True
 ) -> tuple[dict[str, Any], Path]:
     """Run the config, write its report folder (default eval/reports/NAME), return both."""
+    if protocol_kind(config_path) in CONVERSATION_KINDS:
+        return evaluate_dialogue_config(config_path, out=out, settings=settings,
+                                        progress=progress)
     config = load_config(config_path)
     folder = out or DEFAULT_REPORTS / config.name
     config_text = config_path.read_text(encoding="utf-8")
@@ -93,6 +101,29 @@ def evaluate_config(
         with (folder / "metrics.md").open("a", encoding="utf-8") as f:
             f.write(features)
     return summary, folder
+
+
+def evaluate_dialogue_config(
+    config_path: Path, *, out: Path | None, settings: Settings, progress: bool = True
+) -> tuple[dict[str, Any], Path]:
+    """The conversation and simulation protocols (eval.conversation, eval.simulation)."""
+    from eval.conversation import evaluate_conversation
+
+    config = load_conversation_config(config_path)
+    folder = out or DEFAULT_REPORTS / config.name
+    config_text = config_path.read_text(encoding="utf-8")
+    spec = config.llm or LLMSpec()
+
+    def client() -> AbstractContextManager[LLMClient]:
+        return open_llm(settings, spec)
+
+    if config.protocol.kind == "simulation":
+        from eval.simulation import evaluate_simulation
+
+        return evaluate_simulation(config, settings, folder, config_text, open_client=client,
+                                   progress=progress)
+    return evaluate_conversation(config, settings, folder, config_text, open_client=client,
+                                 progress=progress)
 
 
 def _item_rows(rankers: ColdStartRankers, names: Sequence[str],

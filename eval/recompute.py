@@ -26,6 +26,7 @@ from typing import Any
 from ranx import Qrels, Run
 
 from eval.config import EvalConfig, load_config
+from eval.conversation_config import CONVERSATION_KINDS, protocol_kind
 from eval.metrics import NO_ANSWER, RANK_METRICS, mean_metrics, paired_tests, ranking_scores
 from eval.report import COLUMNS, QRELS, RUN_SUFFIX, STATE_SUFFIX, write_gzip
 from eval.results import UserResult
@@ -274,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--convert", action="store_true",
                         help="first gzip the folder's uncompressed trec/ files")
     args = parser.parse_args(argv)
+    if protocol_kind(args.report / "config.toml") in CONVERSATION_KINDS:
+        from eval.conversation_recompute import main as recompute_dialogues
+
+        return recompute_dialogues(args.report)
     if args.convert:
         for path in convert(args.report):
             print(f"wrote {path}")

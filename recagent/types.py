@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, computed_field, model_validator
 
+from recagent.agent.types import AgentTrace
 from recagent.errors import DeadlineError, LLMError, ResponseError, TransportError
 from retrieval.types import (  # the catalog shapes, re-exported: import them from here
     NEGATIVE_RATING as NEGATIVE_RATING,
@@ -435,6 +436,9 @@ class ChatTurn(Frozen):
     """What went wrong or was overridden (unusable extraction, dropped items, …)."""
     degraded: bool = False
     trace: Trace | None = None
+    agent: AgentTrace | None = None
+    """The agent's plan, tool calls and repairs (agent turns only; `degraded` with its
+    step and reason when the turn fell back to the rules path)."""
 
 
 class ShownItem(Frozen):
@@ -453,3 +457,5 @@ class ChatState(Frozen):
     shown: list[ShownItem] = Field(default_factory=list)
     last_ref: ItemRef | None = None
     turns: Annotated[int, Field(ge=0)] = 0
+    agent: bool = False
+    """Turns are planned by the agent (recagent/agent), not read by rules alone."""

@@ -3,8 +3,9 @@
 `implicit`'s alternating least squares factorises the binary user x item matrix of the
 training interactions. The item factors go into a collection of their own beside the
 catalog (`<catalog>-als-<digest>`, inner-product space, vectors passed explicitly:
-Chroma never embeds anything), so "items near this user's taste" is one Chroma query. A user, new or
-not, is folded in from a sparse history without retraining, by the closed form of one ALS
+Chroma never embeds anything), so a later process reads them instead of training again;
+"items near this user's taste" is then one product with the factors in memory. A user, new
+or not, is folded in from a sparse history without retraining, by the closed form of one ALS
 user step (Hu, Koren and Volinsky, 2008) with the item factors fixed:
 
     x_u = (YᵀY + λI + Σ_h (c_h - 1) y_h y_hᵀ)⁻¹ Σ_h c_h y_h,
@@ -39,7 +40,14 @@ import numpy as np
 import scipy.sparse as sp
 from chromadb.api import ClientAPI
 
-from retrieval.collaborative import Interactions, _candidates, _check, as_rows, recent_first
+from retrieval.collaborative import (
+    Interactions,
+    _check,
+    as_rows,
+    ranked_candidates,
+    recent_first,
+    with_nearest,
+)
 from retrieval.errors import ConfigError
 from retrieval.store import READ_CHUNK, SEARCH_EF, CatalogStore
 from retrieval.types import Candidate, UserHistory
@@ -88,7 +96,8 @@ def train_als(
 
 class ALSRetriever:
     """Items whose ALS vector has the largest dot product with the folded-in user, seen
-    ones excluded; one Chroma query (widened while seen or filtered items crowd it)."""
+    ones excluded: exact, scored in memory (the collection keeps the factors for the next
+    process, which reads them instead of training again)."""
 
     source = "als"
 
@@ -132,6 +141,8 @@ class ALSRetriever:
                 _prune(client, prefix, keep=self.collection.name)
         self.item_factors = stored.astype(np.float64)
         self.gram = self.item_factors.T @ self.item_factors
+        self.id_order = np.argsort(np.argsort(np.asarray(self.items, dtype=object)))
+        """Each column's place in id order: equal scores are ordered by id."""
 
     # ---- the collection ----------------------------------------------------------------
 
@@ -199,25 +210,16 @@ class ALSRetriever:
         vector, known, shares = self.fold_in(recent_first(history, len(history.interactions)))
         if not known:
             return []
-        seen = history.seen_ids
-        total = self.collection.count()
-        k = min(total, n + len(seen & self.index.keys()) + 1)
-        while True:
-            got = self.collection.query(query_embeddings=[vector.tolist()], n_results=k,
-                                        include=["distances"])
-            ids, dists = got["ids"][0], (got["distances"] or [[]])[0]
-            ranked = sorted(((i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)
-                             if i not in seen), key=lambda hit: (-hit[1], hit[0]))
-            found = _candidates(self.store, ranked, n, self.source, where)
-            if len(found) >= n or k >= total:
-                break
-            k = min(total, 2 * k)
+        scores = self.item_factors @ vector
+        gone = [self.index[i] for i in history.seen_ids if i in self.index]
+        scores[gone] = -np.inf
+        found = ranked_candidates(self.store, scores, self.items, n, self.source, where,
+                                  positive=False, tiebreak=self.id_order)
         if not found:
             return found
         contribution = self.item_factors[[self.index[c.item.id] for c in found]] @ shares
         best = np.argmax(contribution, axis=1)
-        return [c.model_copy(update={"nearest_history_id": known[int(b)]})
-                for c, b in zip(found, best, strict=True)]
+        return with_nearest(found, [known[int(b)] for b in best])
 
 
 def _catalog_client(store: CatalogStore) -> ClientAPI:

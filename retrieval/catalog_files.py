@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from retrieval.attributes import LIST_SEP, encode_list
 from retrieval.errors import ConfigError, DataFormatError
 from retrieval.types import Item, MetadataValue
 
@@ -164,7 +165,9 @@ def _movie(
 
 
 def load_jsonl(path: Path) -> list[Item]:
-    """One JSON object per line: id and title required, text optional, the rest metadata."""
+    """One JSON object per line: id and title required, text optional (any length), the
+    rest metadata; a list of scalars (genres, director, star, ...) is stored as one list
+    attribute (see retrieval/attributes.py) and, without a text, written into it."""
     path = _existing_file(path)
     items = _Collector(path)
     with path.open("rb") as f:
@@ -280,7 +283,11 @@ def _record_item(record: dict[str, Any], *, typed: bool) -> Item | str:
         if key in ("id", "title", "text") or value is None:
             continue
         if isinstance(value, list) and all(_is_scalar(v) for v in value):
-            value = "|".join(str(v) for v in value)
+            joined = encode_list(value)
+            if joined is None:
+                return (f"field {key!r}: a list element may not contain {LIST_SEP!r} "
+                        "(lists are stored joined by it)")
+            value = joined
         if not _is_scalar(value):
             return f"field {key!r} must be a string, number, boolean or list of those"
         metadata[key] = value

@@ -132,6 +132,51 @@ def _candidates(
     return out
 
 
+def with_nearest(found: Sequence[Candidate], nearest: Sequence[str]) -> list[Candidate]:
+    """The candidates with the history item that brought each one (a new Candidate each:
+    cheaper than pydantic's model_copy, which copies deeply)."""
+    return [Candidate(item=c.item, rank=c.rank, score=c.score,
+                      scores_by_source=c.scores_by_source, nearest_history_id=h)
+            for c, h in zip(found, nearest, strict=True)]
+
+
+def top_rows(scores: np.ndarray, limit: int, *, positive: bool,
+             tiebreak: np.ndarray | None = None) -> list[int]:
+    """The rows of the `limit` largest finite scores (only those > 0 if `positive`), best
+    first: the same prefix a stable sort of all scores gives (ties: lower row first, or
+    lower `tiebreak` value), found without sorting them all."""
+    keep = scores > 0 if positive else np.isfinite(scores)
+    live = int(keep.sum())
+    take = min(limit, live)
+    if take == 0:
+        return []
+    masked = np.where(keep, scores, -np.inf)
+    cut = masked[np.argpartition(-masked, take - 1)[:take]].min() if take < len(scores) \
+        else masked[keep].min()
+    near = np.flatnonzero(keep & (masked >= cut))
+    if tiebreak is None:
+        order = near[np.argsort(-masked[near], kind="stable")]
+    else:
+        order = near[np.lexsort((tiebreak[near], -masked[near]))]
+    return [int(j) for j in order[:take]]
+
+
+def ranked_candidates(
+    store: CatalogStore, scores: np.ndarray, ids: Sequence[str], n: int, source: str,
+    where: dict[str, Any] | None, *, positive: bool, tiebreak: np.ndarray | None = None,
+) -> list[Candidate]:
+    """The n best-scored items the catalog holds (and `where` admits), as Candidates;
+    exclude seen items by giving them a score of -inf (or 0 with `positive`). Reads only
+    as deep in the scores as the catalog and the filter need."""
+    limit = max(2 * n, 64)
+    while True:
+        rows = top_rows(scores, limit, positive=positive, tiebreak=tiebreak)
+        found = _candidates(store, [(ids[j], float(scores[j])) for j in rows], n, source, where)
+        if len(found) >= n or len(rows) < limit:
+            return found
+        limit *= 4
+
+
 class CoOccurrenceRetriever:
     """Items that co-occur with the history's liked items (item-kNN), seen ones excluded.
 
@@ -165,8 +210,7 @@ def _unseen_top(
     for seen in history.seen_ids:
         if seen in sim.index:
             scores[sim.index[seen]] = 0.0
-    order = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] > 0]
-    return _candidates(store, [(sim.ids[j], float(scores[j])) for j in order], n, source, where)
+    return ranked_candidates(store, scores, sim.ids, n, source, where, positive=True)
 
 
 def _with_nearest(
@@ -183,8 +227,7 @@ def _with_nearest(
     if weights is not None:
         block = block * np.asarray(weights, dtype=np.float64)[:, None]
     best = np.argmax(block, axis=0)
-    return [c.model_copy(update={"nearest_history_id": liked[int(b)]})
-            for c, b in zip(found, best, strict=True)]
+    return with_nearest(found, [liked[int(b)] for b in best])
 
 
 class RecencyKNNRetriever:

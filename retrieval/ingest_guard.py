@@ -40,6 +40,7 @@ from chromadb.errors import ChromaError
 from filelock import FileLock, Timeout
 
 from retrieval.errors import ConfigError, IncompleteCatalogError
+from retrieval.stamp import VersionStamp
 
 STATE_KEY = "ingest"
 """Collection metadata: "incomplete" while an ingest writes, "complete" once it finished."""
@@ -129,6 +130,9 @@ class IngestGuard:
         self.collection = collection
         path = lock_path or default_lock_dir() / f"{collection.id}.ingest.lock"
         self.lock = WriterLock(path, collection.name)
+        self.stamp = VersionStamp(path.with_name(path.name.replace(".ingest.lock", "") +
+                                                 ".version"))
+        """Written anew after every ingest that changed something (retrieval/stamp.py)."""
         self._client = client
 
     def metadata(self) -> dict[str, Any]:

@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 
 from retrieval.als import ALSRetriever
-from retrieval.collaborative import _candidates, _check, recent_first
+from retrieval.collaborative import (
+    _check,
+    ranked_candidates,
+    recent_first,
+    with_nearest,
+)
 from retrieval.errors import ConfigError
 from retrieval.item_types import MapFit
 from retrieval.item_vectors import all_vectors
@@ -175,13 +180,12 @@ class MappedRetriever:
         if not known:
             return []
         scores = self.mapped @ user
-        seen = history.seen_ids
-        order = [int(j) for j in np.argsort(-scores, kind="stable") if self.ids[j] not in seen]
-        found = _candidates(self.store, [(self.ids[j], float(scores[j])) for j in order], n,
-                            self.source, where)
+        gone = [self.index[i] for i in history.seen_ids if i in self.index]
+        scores[gone] = -np.inf
+        found = ranked_candidates(self.store, scores, self.ids, n, self.source, where,
+                                  positive=False)
         if not found:
             return found
         contribution = self.mapped[[self.index[c.item.id] for c in found]] @ shares
         best = np.argmax(contribution, axis=1)
-        return [c.model_copy(update={"nearest_history_id": known[int(b)]})
-                for c, b in zip(found, best, strict=True)]
+        return with_nearest(found, [known[int(b)] for b in best])

@@ -26,12 +26,13 @@ import scipy.sparse as sp
 from retrieval.collaborative import (
     Interactions,
     ItemSimilarity,
-    _candidates,
     _check,
     as_rows,
     pairs_of,
+    ranked_candidates,
     recent_first,
     sequences,
+    with_nearest,
 )
 from retrieval.errors import ConfigError
 from retrieval.store import CatalogStore
@@ -128,13 +129,11 @@ class SequentialRetriever:
         for seen in history.seen_ids:
             if seen in index:
                 scores[index[seen]] = 0.0
-        order = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] > 0]
-        found = _candidates(self.store, [(ids[j], float(scores[j])) for j in order], n,
-                            self.source, where)
+        found = ranked_candidates(self.store, scores, ids, n, self.source, where,
+                                  positive=True)
         if not found:
             return found
         block = self.matrix[[index[i] for i in known]][:, [index[c.item.id] for c in found]]
         contribution = block.toarray() * np.asarray(weights, dtype=np.float64)[:, None]
         best = np.argmax(contribution, axis=0)
-        return [c.model_copy(update={"nearest_history_id": known[int(b)]})
-                for c, b in zip(found, best, strict=True)]
+        return with_nearest(found, [known[int(b)] for b in best])

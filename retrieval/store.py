@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
-from collections.abc import Collection as AbstractCollection
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -28,48 +25,34 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from retrieval import ingest_guard
+from retrieval.catalog_read import (
+    SEARCH_EF,
+    CatalogReader,
+    hnsw_configuration,
+    no_legacy_warning,
+)
+from retrieval.catalog_rows import (
+    HASH_KEY,
+    INTERNAL_PREFIX,
+    READ_CHUNK,
+    TITLE_KEY,
+    VECTOR_KEY,
+    item_from_row,
+)
+from retrieval.catalog_rows import chunks as _chunks
 from retrieval.embeddings import Embedder
 from retrieval.errors import ConfigError
 from retrieval.ingest_guard import IngestGuard
+from retrieval.memory_index import MemoryIndex
 from retrieval.types import IngestReport, Item, MetadataValue
 
-INTERNAL_PREFIX = "_ra_"
-"""Metadata keys the store adds; an Item's own metadata may not use this prefix."""
-HASH_KEY = INTERNAL_PREFIX + "hash"
-VECTOR_KEY = INTERNAL_PREFIX + "vec"
-TITLE_KEY = INTERNAL_PREFIX + "title"
+__all__ = ["HASH_KEY", "INTERNAL_PREFIX", "READ_CHUNK", "SEARCH_EF", "TITLE_KEY", "VECTOR_KEY",
+           "CatalogStore", "item_from_row"]
+
 EMBEDDER_KEY = "embedder"
 """Collection metadata: the embedder whose vectors the collection holds."""
 OPEN_TIMEOUT_S = 120.0
 """Longest wait for another process opening the same embedded Chroma folder."""
-READ_CHUNK = 1000
-SEARCH_EF = 1000
-"""HNSW candidate-list size of a query. At Chroma's default (100) a deep query misses true
-neighbours, and which ones differs between processes (the index is rebuilt from Chroma's
-log in parallel): two runs of one evaluation retrieved different candidates for 8% of the
-users. At 1000, 100-deep queries of ML-100K (1682 items) were exact and the same in every
-process and fresh build we tried but one (a CI run missed 1 of 3100 neighbours; at 100
-the same 31 queries miss 11); of 65 on ML-1M (3883 items) one still missed one item."""
-
-
-def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
-
-
-@contextmanager
-def _no_legacy_warning() -> Iterator[None]:
-    """We pass no embedding function on purpose; Chroma calls that "legacy" when it reads
-    a collection's configuration."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "legacy embedding function", DeprecationWarning)
-        yield
-
-
-def _hnsw_configuration(collection: chromadb.Collection) -> dict[str, Any]:
-    with _no_legacy_warning():
-        configuration = collection.configuration or {}
-    return dict(configuration.get("hnsw") or {})
 
 
 def _digest(*parts: object) -> str:
@@ -77,11 +60,12 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-class CatalogStore:
-    """Items, their texts and vectors in one Chroma collection (cosine space)."""
+class CatalogStore(CatalogReader):
+    """Items, their texts and vectors in one Chroma collection (cosine space); the reads
+    are CatalogReader's (retrieval/catalog_read.py), from memory unless `memory=False`."""
 
     def __init__(self, collection: chromadb.Collection, embedder: Embedder, *,
-                 guard: IngestGuard | None = None) -> None:
+                 guard: IngestGuard | None = None, memory: bool = True) -> None:
         built_with = (collection.metadata or {}).get(EMBEDDER_KEY)
         if built_with is not None and built_with != embedder.name:
             raise ConfigError(
@@ -91,6 +75,7 @@ class CatalogStore:
         self.collection = collection
         self.embedder = embedder
         self.guard = guard or IngestGuard(collection)
+        self.memory = MemoryIndex(collection, self.guard.stamp) if memory else None
 
     @classmethod
     def open(
@@ -102,10 +87,12 @@ class CatalogStore:
         name: str = "catalog",
         search_ef: int = SEARCH_EF,
         lock_dir: Path | None = None,
+        memory: bool = True,
     ) -> CatalogStore:
         """Open (or create) the collection in a local folder or on a Chroma server; an
         existing collection is switched to `search_ef` (see SEARCH_EF). Writers lock a file
-        in the Chroma folder, or for a server one in `lock_dir` (see ingest_guard.py)."""
+        in the Chroma folder, or for a server one in `lock_dir` (see ingest_guard.py).
+        `memory`: answer reads from an in-memory image (see catalog_read.py)."""
         if (path is None) == (url is None):
             raise ConfigError("give exactly one of path (embedded Chroma) or url (Chroma server)")
         if search_ef < 1:
@@ -125,9 +112,9 @@ class CatalogStore:
                 configuration={"hnsw": {"space": "cosine", "ef_search": search_ef}},
                 metadata={EMBEDDER_KEY: embedder.name},
             )
-            hnsw = _hnsw_configuration(collection)
+            hnsw = hnsw_configuration(collection)
             if hnsw.get("ef_search") != search_ef:
-                with _no_legacy_warning():
+                with no_legacy_warning():
                     collection.modify(configuration={"hnsw": {"ef_search": search_ef}})
         except (ChromaError, ValueError) as e:
             where = path if path is not None else url
@@ -138,15 +125,8 @@ class CatalogStore:
                 f"collection {name!r} uses the {space!r} distance, not cosine; use another name"
             )
         lock = ingest_guard.lock_file(name, path=path, url=url, lock_dir=lock_dir)
-        return cls(collection, embedder, guard=IngestGuard(collection, lock, client))
-
-    def count(self) -> int:
-        return self.collection.count()
-
-    @property
-    def search_ef(self) -> int:
-        """The HNSW search depth the collection queries with (see SEARCH_EF)."""
-        return int(_hnsw_configuration(self.collection)["ef_search"])
+        return cls(collection, embedder, guard=IngestGuard(collection, lock, client),
+                   memory=memory)
 
     # ---- ingestion -------------------------------------------------------------------
 
@@ -209,14 +189,10 @@ class CatalogStore:
             except Exception as undo:
                 failure.add_note(f"rolling back the partial ingestion also failed: {undo!r}")
             raise
+        finally:  # written or rolled back: readers' in-memory images are out of date
+            self.guard.stamp.bump()
         return IngestReport(added=len(new), updated=len(changed),
                             unchanged=len(items) - len(todo), total=len(items))
-
-    def check_complete(self) -> None:
-        """Raise IncompleteCatalogError if the collection's last ingest did not finish (it
-        was killed, or is still writing); call once after opening a store for reading.
-        A collection made before completion markers existed counts as complete."""
-        self.guard.check()
 
     @staticmethod
     def _check(items: Sequence[Item]) -> None:
@@ -303,89 +279,6 @@ class CatalogStore:
                 documents=[snapshot[i][0] for i in chunk],
                 metadatas=[snapshot[i][1] for i in chunk],
             )
-
-    # ---- reading ---------------------------------------------------------------------
-
-    def get(
-        self, ids: Sequence[str], *, where: dict[str, Any] | None = None
-    ) -> dict[str, Item]:
-        """The Items with these ids, in the given order; unknown ids, and items that fail
-        the `where` metadata filter, are simply absent."""
-        found: dict[str, Item] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids)), READ_CHUNK):
-            got = self.collection.get(ids=list(chunk), where=where or None,
-                                      include=["documents", "metadatas"])
-            for id_, doc, md in zip(got["ids"], got["documents"] or [], got["metadatas"] or [],
-                                    strict=True):
-                found[id_] = _item(id_, doc, md)
-        return {i: found[i] for i in dict.fromkeys(ids) if i in found}
-
-    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored vectors (float32, unit length) by id; unknown ids are simply absent."""
-        found: dict[str, np.ndarray] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids)), READ_CHUNK):
-            got = self.collection.get(ids=list(chunk), include=["embeddings"])
-            embs = got["embeddings"] if got["embeddings"] is not None else []
-            for id_, emb in zip(got["ids"], embs, strict=True):
-                found[id_] = np.asarray(emb, dtype=np.float32)
-        return {i: found[i] for i in dict.fromkeys(ids) if i in found}
-
-    def query(
-        self,
-        vector: np.ndarray,
-        n: int,
-        *,
-        exclude: AbstractCollection[str] = (),
-        where: dict[str, Any] | None = None,
-    ) -> list[tuple[Item, float, np.ndarray]]:
-        """Nearest items as (item, cosine similarity, vector), best first, none excluded.
-
-        Chroma's query cannot exclude ids (its `ids` argument is an allow-list), so we
-        over-fetch by the number of excluded ids and widen the search until n survive
-        or the matching items run out. Equal scores (duplicate items share a text, so a
-        vector) are ordered by id, and the search widens until the n-th score is not tied
-        with the next one, so that a tie across the cut is settled by id, not by Chroma.
-        """
-        if n < 1:
-            raise ConfigError(f"n must be at least 1, got {n}")
-        query = np.asarray(vector, dtype=np.float32)
-        if query.ndim != 1 or not np.isfinite(query).all():
-            raise ConfigError(f"query vector must be one finite row, got shape {query.shape}")
-        total = self.count()
-        excluded = set(exclude)
-        k = min(total, n + len(excluded) + 1)
-        hits: list[tuple[Item, float, np.ndarray]] = []
-        while k > 0:
-            got = self.collection.query(
-                query_embeddings=[query.tolist()],
-                n_results=k,
-                where=where or None,
-                include=["documents", "metadatas", "distances", "embeddings"],
-            )
-            ids = got["ids"][0]
-            docs = (got["documents"] or [[]])[0]
-            mds = (got["metadatas"] or [[]])[0]
-            dists = (got["distances"] or [[]])[0]
-            embs = got["embeddings"][0] if got["embeddings"] is not None else []
-            hits = [
-                (_item(i, doc, md), 1.0 - float(dist), np.asarray(emb, dtype=np.float32))
-                for i, doc, md, dist, emb in zip(ids, docs, mds, dists, embs, strict=True)
-                if i not in excluded
-            ]
-            hits.sort(key=lambda hit: (-hit[1], hit[0].id))
-            settled = len(hits) > n and hits[n][1] < hits[n - 1][1]
-            if settled or len(ids) < k or k >= total:
-                break
-            k = min(total, 2 * k)
-        return hits[:n]
-
-
-def _item(id_: str, document: str | None, metadata: Any) -> Item:
-    """Rebuild an Item exactly as ingested: internal keys are dropped, the title restored."""
-    md = dict(metadata or {})
-    own = {k: v for k, v in md.items() if not k.startswith(INTERNAL_PREFIX)}
-    title = md.get(TITLE_KEY) or own.get("title") or id_
-    return Item(id=id_, title=str(title), text=document or "", metadata=own)
 
 
 def _http_client(url: str, settings: Settings) -> ClientAPI:

@@ -42,7 +42,13 @@ def print_turn(turn: ChatTurn) -> None:
         print(f"{n:>2}. {item.title:<{width}}  [{item.item_id}]")
         print(f"    {item.explanation}")
     notes = list(turn.notes)
-    if turn.degraded:
+    if turn.agent is not None and turn.agent.plan:
+        plan = " \u2192 ".join(step.tool for step in turn.agent.plan)
+        fixed = f", {len(turn.agent.repairs)} repair(s)" if turn.agent.repairs else ""
+        notes.append(f"plan: {plan} ({'valid' if turn.agent.valid else 'repaired'}{fixed}; "
+                     f"{turn.agent.latency_s:.1f} s)")
+    agent_failed = turn.agent is not None and turn.agent.degraded  # its note says so
+    if turn.degraded and not agent_failed:
         notes.append("degraded: the model's ranking failed, shown in retrieval order")
     for note in notes:
         print(f"  note: {note}", file=sys.stderr)

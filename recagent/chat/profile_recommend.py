@@ -9,16 +9,18 @@ breaks a hard constraint of the profile, whatever retrieval or the model did.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
 from recagent.chat.profile import violations, where_filter
+from recagent.gate import Limits, no_limits
 from recagent.recommender import Recommender
 from recagent.types import (
     Candidate,
     Interaction,
+    Item,
     PreferenceProfile,
     RankedItem,
     Trace,
@@ -30,6 +32,8 @@ from retrieval.query import nearest, stack, taste_vector
 NEUTRAL_QUERY = "A widely loved, well reviewed film."
 """The retrieval query when a profile says nothing positive yet (only limits)."""
 SOURCE = "profile"
+MAX_WITHIN = 5000
+"""The most given ids `candidates_within` scores (their vectors are read from Chroma)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class ProfileRecommender:
         """Up to n unnamed items within the profile's limits, nearest first."""
         liked = [r.item_id for r in profile.liked]
         vectors = self.store.vectors(liked + [r.item_id for r in profile.disliked])
-        hits = self.store.query(self._query(profile, vectors), n,
+        hits = self.store.query(self.query_vector(profile, vectors), n,
                                 exclude=profile.excluded_ids, where=where_filter(profile))
         liked_ids = [i for i in liked if i in vectors]
         liked_matrix = stack([vectors[i] for i in liked_ids])
@@ -66,23 +70,56 @@ class ProfileRecommender:
                           nearest_history_id=nearest(liked_ids, liked_matrix, vector))
                 for rank, (item, score, vector) in enumerate(hits)]
 
-    def recommend(self, profile: PreferenceProfile, k: int) -> ProfileResult:
-        """Ranked, explained, and gated by every hard constraint of the profile: an item
-        that breaks one is dropped (a note says which and why) and the list topped up."""
+    def candidates_within(self, profile: PreferenceProfile, ids: Sequence[str], n: int, *,
+                          keep_order: bool = False) -> list[Candidate]:
+        """Up to n of `ids` that the profile does not name: nearest the profile first, or
+        in the given order (`keep_order`: they were ranked already, e.g. by similarity)."""
+        named = profile.excluded_ids
+        pool_ids = [i for i in dict.fromkeys(ids) if i not in named][:MAX_WITHIN]
+        liked = [r.item_id for r in profile.liked]
+        vectors = self.store.vectors(liked + [r.item_id for r in profile.disliked])
+        query = self.query_vector(profile, vectors)
+        pool = self.store.vectors(pool_ids)
+        scored = [(i, float(pool[i] @ query)) for i in pool_ids if i in pool]
+        if not keep_order:
+            scored.sort(key=lambda s: (-s[1], s[0]))
+        scored = scored[:n]
+        items = self.store.get([i for i, _ in scored])
+        liked_ids = [i for i in liked if i in vectors]
+        liked_matrix = stack([vectors[i] for i in liked_ids])
+        return [Candidate(item=items[i], rank=rank, score=score,
+                          scores_by_source={SOURCE: score},
+                          nearest_history_id=nearest(liked_ids, liked_matrix, pool[i]))
+                for rank, (i, score) in enumerate(scored) if i in items]
+
+    def recommend(self, profile: PreferenceProfile, k: int, *,
+                  limits: Limits = no_limits) -> ProfileResult:
+        """Ranked, explained, and gated by every hard constraint of the profile (and by
+        `limits`, e.g. an agent's attribute filter): an item that breaks one is dropped (a
+        note says which and why) and the list topped up."""
         candidates = self.candidates(profile, max(k, self.recommender.n_candidates))
+        return self.rank(profile, k, candidates, limits=limits)
+
+    def rank(self, profile: PreferenceProfile, k: int, candidates: list[Candidate], *,
+             limits: Limits = no_limits) -> ProfileResult:
+        """`recommend` over candidates chosen elsewhere (the agent's buffer)."""
         if not candidates:
             return ProfileResult([], None, [], ["no catalog item fits all the limits"])
         interactions = [Interaction(item_id=r.item_id, liked=True, ts=n)
                         for n, r in enumerate(profile.liked)]
         interactions += [Interaction(item_id=r.item_id, liked=False, ts=len(interactions) + n)
                          for n, r in enumerate(profile.disliked)]
+        def problems(item: Item) -> list[str]:
+            return violations(item, profile) + limits(item)
+
         rec = self.recommender.recommend(UserHistory(interactions=interactions),
                                          k=min(k, len(candidates)), candidates=candidates,
-                                         limits=partial(violations, profile=profile))
+                                         limits=problems)
         notes = [r.detail for r in rec.trace.repairs if r.kind == "violates"]
         return ProfileResult(rec.items, rec.trace, candidates, notes)
 
-    def _query(self, profile: PreferenceProfile, vectors: dict[str, np.ndarray]) -> np.ndarray:
+    def query_vector(self, profile: PreferenceProfile,
+                     vectors: dict[str, np.ndarray]) -> np.ndarray:
         """The liked and disliked means at unit length, plus the wishes (and asked-for
         genres) embedded at `wish_weight`; a neutral query when nothing is positive."""
         text = " ".join([*profile.wishes, *(f"{g} film" for g in profile.include_genres)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -37,6 +38,9 @@ from recagent.types import (
     Usage,
 )
 
+if TYPE_CHECKING:
+    from recagent.agent.agent import Agent
+
 log = logging.getLogger(__name__)
 KINDS = ("liked", "disliked", "seen")
 
@@ -56,7 +60,9 @@ class ChatSession:
     """A conversation over one Recommender; `send` a message, get a ChatTurn back.
 
     `client` reads messages into the profile schema (None: rules only); ranking and
-    explanations come from the recommender's own ranker."""
+    explanations come from the recommender's own ranker. With an `agent`, the agent's
+    planner is the turn's one LLM call instead (the rules still read the message), and
+    its tools make the list (recagent/agent)."""
 
     def __init__(
         self,
@@ -67,6 +73,7 @@ class ChatSession:
         k: int = 5,
         max_message_chars: int = MESSAGE_MAX_CHARS,
         genres: Sequence[str] | None = None,
+        agent: Agent | None = None,
     ) -> None:
         if not 1 <= k <= 50:
             raise ConfigError(f"k must be between 1 and 50, got {k}")
@@ -80,7 +87,11 @@ class ChatSession:
         self.max_message_chars = max_message_chars
         self.genres = list(genres) if genres is not None else catalog_genres(recommender.store)
         self.resolver = TitleResolver(recommender.store)
-        self.extractor = LLMExtractor(client, prompts, self.genres) if client else None
+        self.agent = agent
+        self.keeps_agent = agent is not None
+        """Saved as an agent session (also while a fallback answers by rules alone)."""
+        self.extractor = (LLMExtractor(client, prompts, self.genres)
+                          if client and agent is None else None)
         self.engine = ProfileRecommender(recommender)
         self.profile = PreferenceProfile()
         self.shown: list[ShownItem] = []
@@ -116,6 +127,8 @@ class ChatSession:
         self.profile = profile
         if matched:
             self.last_ref = matched[-1][1]
+        if self.agent is not None:
+            return self._agent_turn(text, profile, matched, unresolved, notes)
         result = self.engine.recommend(profile, self.k)
         if result.items:
             self.shown = [ShownItem(item_id=i.item_id, title=i.title) for i in result.items]
@@ -136,6 +149,34 @@ class ChatSession:
             trace=trace,
         )
 
+    def _agent_turn(self, text: str, profile: PreferenceProfile,
+                    matched: list[tuple[str, ItemRef]], unresolved: list[str],
+                    notes: list[str]) -> ChatTurn:
+        assert self.agent is not None
+        outcome = self.agent.turn(text, profile, self.shown, self.k)
+        self.profile = outcome.profile
+        named = {ref.item_id for _, ref in matched}
+        matched += [("liked", r) for r in outcome.profile.liked
+                    if r.item_id in outcome.seeds and r.item_id not in named]
+        if matched:
+            self.last_ref = matched[-1][1]
+        if outcome.items:
+            self.shown = [ShownItem(item_id=i.item_id, title=i.title) for i in outcome.items]
+        self.turns += 1
+        return ChatTurn(
+            message=text,
+            reply=compose_reply(matched, unresolved, outcome.profile, outcome.items,
+                                self.turns == 1),
+            items=outcome.items,
+            profile=outcome.profile,
+            matched=[ref for _, ref in matched],
+            unresolved=unresolved,
+            notes=notes + outcome.notes,
+            degraded=outcome.degraded,
+            trace=outcome.result.trace,
+            agent=outcome.trace,
+        )
+
     def _resolve(self, delta: ProfileDelta, matched: list[tuple[str, ItemRef]],
                  unresolved: list[str]) -> dict[str, list[ItemRef]]:
         refs: dict[str, list[ItemRef]] = {kind: [] for kind in KINDS}
@@ -154,7 +195,8 @@ class ChatSession:
     def to_json(self) -> str:
         """The session state (profile, last list, turn count) as JSON."""
         state = ChatState(k=self.k, profile=self.profile, shown=self.shown,
-                          last_ref=self.last_ref, turns=self.turns)
+                          last_ref=self.last_ref, turns=self.turns,
+                          agent=self.keeps_agent or self.agent is not None)
         return state.model_dump_json(indent=2)
 
     @classmethod
@@ -167,8 +209,13 @@ class ChatSession:
         *,
         k: int | None = None,
         max_message_chars: int = MESSAGE_MAX_CHARS,
+        agent: Agent | None = None,
+        rules_only: bool = False,
     ) -> ChatSession:
-        """A session restored from `to_json`; every item it names must be in the catalog."""
+        """A session restored from `to_json`; every item it names must be in the catalog.
+        A session saved as an agent session needs its `agent` back (ConfigError without),
+        unless `rules_only` (a fallback answer: the rules path, and the session stays an
+        agent session when saved)."""
         try:
             state = ChatState.model_validate_json(data)
         except ValidationError as e:
@@ -183,12 +230,16 @@ class ChatSession:
         if unknown:
             raise ConfigError(f"the saved session names items this catalog does not hold: "
                               f"{', '.join(unknown[:10])}")
+        if state.agent and agent is None and not rules_only:
+            raise ConfigError("this session was an agent session: resume it with the agent "
+                              "(`--agent`, or an LLM configured for the service)")
         session = cls(recommender, client, prompts, k=k or state.k,
-                      max_message_chars=max_message_chars)
+                      max_message_chars=max_message_chars, agent=agent)
         session.profile = state.profile
         session.shown = list(state.shown)
         session.last_ref = state.last_ref
         session.turns = state.turns
+        session.keeps_agent = state.agent
         return session
 
 

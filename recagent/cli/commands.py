@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, problems, settings_from_args
 from recagent.errors import ConfigError
 from recagent.types import Interaction, Recommendation, UserHistory
-from recagent.wiring import fit_and_save, open_parts, open_store
+from recagent.wiring import build_agent, fit_and_save, open_parts, open_store
 
 NOTHING_LEFT = ("nothing left to recommend: the history already covers every catalog item "
                 "the recommender could propose")
@@ -88,16 +88,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from retrieval.catalog_files import load_catalog, load_movielens
     from retrieval.errors import EmptyCatalogError
     from retrieval.interaction_files import ratings_file, read_interactions
+    from retrieval.redial_files import (
+        DIALOGUES_FILE,
+        load_redial_catalog,
+        load_redial_interactions,
+    )
 
-    source = args.movielens or args.file
+    source = args.movielens or args.file or args.redial
     if source is None and args.interactions is None:
-        raise ConfigError("give a catalog (--movielens FOLDER or --file FILE), interactions "
+        raise ConfigError("give a catalog (--movielens FOLDER, --redial FOLDER or --file FILE), "
+                          "interactions "
                           "for the existing catalog (--interactions FILE), or both")
     for path in (source, args.interactions):
         if path is not None and not path.exists():
             raise ConfigError(f"{path} does not exist")
     items = None
-    if source is not None:
+    if args.redial is not None:
+        items = load_redial_catalog(args.redial)
+    elif source is not None:
         items = load_movielens(source) if args.movielens else load_catalog(source)
     # --interactions wins over the MovieLens folder's own ratings file (u.data, ratings.dat)
     log = args.interactions or (ratings_file(args.movielens) if args.movielens else None)
@@ -115,6 +123,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for start in range(0, store.count(), 5000):
             known.update(store.collection.get(include=[], limit=5000, offset=start)["ids"])
         rows = read_interactions(log, known=known)
+    elif args.redial is not None and items is not None:
+        log = args.redial / DIALOGUES_FILE
+        rows = load_redial_interactions(args.redial, known={i.id for i in items})
     out: dict[str, object] = {}
     if items is not None:
         report = store.ingest(items, progress=not args.json and sys.stderr.isatty())
@@ -199,11 +210,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
         for note in parts.notes:
             print(f"note: {note}", file=sys.stderr)
         recommender, client, prompts = parts.recommender, parts.client, parts.prompts
+        agent = build_agent(parts) if args.agent else None
         if args.session and args.session.exists():
             session = ChatSession.from_json(args.session.read_text(encoding="utf-8"),
-                                            recommender, client, prompts, k=args.k)
+                                            recommender, client, prompts, k=args.k,
+                                            agent=agent)
         else:
-            session = ChatSession(recommender, client, prompts, k=args.k)
+            session = ChatSession(recommender, client, prompts, k=args.k, agent=agent)
         for message in script if script is not None else typed_messages():
             try:
                 turn = session.send(message)

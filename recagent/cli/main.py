@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a MovieLens 100K or 1M folder; its ratings too when it holds "
                           "u.data or ratings.dat")
     src.add_argument("--file", type=Path, help="a .jsonl or .csv catalog (id, title, text, ...)")
+    src.add_argument("--redial", type=Path, metavar="FOLDER",
+                     help="a ReDial folder (iEvaLM form, e.g. shared/data/redial): its "
+                          "6,583 movies with plots and people, and one history per validation "
+                          "dialogue (the movies the seeker liked or disliked)")
     p.add_argument("--interactions", type=Path, metavar="FILE",
                    help="interactions: u.data, ratings.dat (or any '::' .dat), or a .csv/.jsonl "
                         "with user, item, rating and/or liked, timestamp (optional); with "
@@ -92,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", type=Path,
                    help="a JSON file: resume the session saved there, save after each turn")
     p.add_argument("--k", type=bounded(1, 50), default=5, help="items per answer (default 5)")
+    p.add_argument("--agent", action="store_true",
+                   help="the agent plans each turn (one LLM call: a plan of tool calls over "
+                        "the catalog), instead of the rules with the LLM's reading; any "
+                        "failure falls back to the rules, marked degraded")
     p.set_defaults(func=commands.cmd_chat)
 
     p = sub.add_parser("fit", parents=[base, store, llm],

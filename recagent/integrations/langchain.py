@@ -18,6 +18,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
+from recagent.agent.agent import Agent, gate
+from recagent.agent.tools import TurnState
+from recagent.agent.types import ARGS, ToolName
 from recagent.chat.lookup import TitleResolver, catalog_genres
 from recagent.chat.parse import parse_message
 from recagent.chat.profile import merge
@@ -86,6 +89,64 @@ def recommend_tool(recommender: Recommender, *, name: str = "recommend_movies",
         func=recommend, name=name, description=TOOL_DESCRIPTION, args_schema=RecommendArgs,
         response_format="content_and_artifact",
     )
+
+
+AGENT_TOOL_DESCRIPTIONS: dict[ToolName, str] = {
+    "find_titles": "Find the titles the user named in the movie catalog; they guide "
+                   "similar_to and recommend, and are never recommended back.",
+    "facts": "Details (genres, people, year) of named titles, or of the titles found.",
+    "filter": "Keep only catalog movies with (include) or without (exclude) attribute "
+              "values, and within years. Hard limits: never broken by later steps.",
+    "similar_to": "Narrow to movies close in content to named titles (or the ones found).",
+    "recommend": "Rank the narrowed movies for the user and return the list with reasons. "
+                 "Call it last.",
+    "explain": "The reasons for the ranked movies.",
+}
+
+
+class AgentToolkit:
+    """recagent's agent tools for a user's own LangChain agent: the same tools, over one
+    buffer of item ids kept here between calls, grounded in the catalog (not in a message:
+    `reset` with the user's message to ground in it too). Whatever the agent passes, what
+    `recommend` returns holds only catalog items within every limit set."""
+
+    def __init__(self, agent: Agent, *, k: int = 5,
+                 profile: PreferenceProfile | None = None) -> None:
+        self.agent = agent
+        self.k = k
+        self.state = TurnState(message=None, profile=profile or PreferenceProfile(),
+                               shown=(), k=k)
+        self.calls = 0
+        self.tools = [self._tool(name) for name in AGENT_TOOL_DESCRIPTIONS]
+
+    def reset(self, message: str | None = None,
+              profile: PreferenceProfile | None = None) -> None:
+        """A fresh buffer for the next request."""
+        self.state = TurnState(message=message, profile=profile or self.state.profile,
+                               shown=(), k=self.k)
+
+    def _tool(self, name: ToolName) -> StructuredTool:
+        run = self.agent.executor.tools[name]
+        schema = ARGS[name]
+
+        def call(**kwargs: Any) -> tuple[str, dict[str, Any]]:
+            state, said = run(self.state, schema.model_validate(kwargs), self.calls)
+            self.calls += 1
+            items = [{"item_id": i.item_id, "title": i.title, "explanation": i.explanation}
+                     for i in state.items]
+            if name == "recommend" and gate(state.items, self.agent.index, state.profile,
+                                            state.limits):
+                items, said = [], "the list broke a limit and is not shown"
+            self.state = state
+            artifact = {"result": said, "buffer": list(state.buffer or ())[:50],
+                        "found": list(state.seeds), "items": items,
+                        "repairs": [r.detail for r in state.repairs]}
+            text = _as_text(items, []) if name in ("recommend", "explain") else said
+            return text, artifact
+
+        return StructuredTool.from_function(
+            func=call, name=name, description=AGENT_TOOL_DESCRIPTIONS[name],
+            args_schema=schema, response_format="content_and_artifact")
 
 
 def _as_text(items: Sequence[dict[str, str]], unresolved: Sequence[str]) -> str:

@@ -168,7 +168,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/v1/sessions", status_code=201)
     async def new_session(body: Annotated[NewSession | None, Body()] = None) -> SessionView:
-        record = engine.new_session((body or NewSession()).k)
+        body = body or NewSession()
+        record = engine.new_session(body.k, body.agent)
         return session_view(await asyncio.to_thread(sessions.create, record))
 
     @app.get("/v1/sessions/{session_id}")

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from recagent.chat.lookup import TitleResolver, catalog_genres
 from recagent.chat.profile import merge, violations, where_filter
@@ -49,6 +49,9 @@ from recagent.types import (
     Trace,
     UserHistory,
 )
+
+if TYPE_CHECKING:
+    from recagent.agent.agent import Agent
 
 T = TypeVar("T")
 
@@ -85,8 +88,11 @@ class Engine:
 
     def __init__(self, recommender: Recommender, client: LLMClient | None,
                  prompts: PromptLibrary, sessions: SessionStore, *,
-                 catalog_retry_s: float = 0.5, catalog_grace_s: float = 1.0) -> None:
+                 catalog_retry_s: float = 0.5, catalog_grace_s: float = 1.0,
+                 agent: Callable[[], Agent] | None = None) -> None:
         self.recommender = recommender
+        self._make_agent = agent
+        self._agent: Agent | None = None
         self.client = client
         self.prompts = prompts
         self.sessions = sessions
@@ -136,8 +142,20 @@ class Engine:
 
     # ---- chat sessions ---------------------------------------------------------------
 
-    def new_session(self, k: int) -> SessionRecord:
-        state = ChatState(k=k, profile=PreferenceProfile())
+    @property
+    def agent(self) -> Agent:
+        """The agent of agent sessions, built at first use (it loads the catalog once)."""
+        if self._make_agent is None:
+            raise ConfigError("agent sessions need an LLM, and this service runs without "
+                              "one (--no-llm): create the session without \"agent\"")
+        if self._agent is None:
+            self._agent = self._make_agent()
+        return self._agent
+
+    def new_session(self, k: int, agent: bool = False) -> SessionRecord:
+        if agent:
+            self.agent  # noqa: B018  (a ConfigError now, not at the first message)
+        state = ChatState(k=k, profile=PreferenceProfile(), agent=agent)
         return SessionRecord(session_id=uuid.uuid4().hex, state=state.model_dump_json())
 
     def message(self, session_id: str, text: str, *, fallback: bool,
@@ -149,8 +167,11 @@ class Engine:
             t = session.send(text)
             messages = [*record.messages, Message(role="user", text=t.message),
                         Message(role="assistant", text=t.reply)]
+            failed = t.agent is not None and t.agent.degraded
             return self._outcome(record, session.to_json(), t.reply, t.items, t.trace,
-                                 messages=messages)
+                                 messages=messages,
+                                 agent_step=t.agent.degraded_step if t.agent and failed
+                                 else None)
 
         return self.with_catalog(turn, self._catalog_deadline(fallback, deadline))
 
@@ -190,7 +211,10 @@ class Engine:
     def _session(self, record: SessionRecord, fallback: bool) -> ChatSession:
         recommender, client = (self.fallback, None) if fallback else (self.recommender,
                                                                        self.client)
-        return ChatSession.from_json(record.state, recommender, client, self.prompts)
+        wants = ChatState.model_validate_json(record.state).agent
+        agent = self.agent if wants and not fallback else None
+        return ChatSession.from_json(record.state, recommender, client, self.prompts,
+                                     agent=agent, rules_only=fallback)
 
     def _recompute(self, session: ChatSession, record: SessionRecord,
                    profile: PreferenceProfile, matched: list[tuple[str, ItemRef]],
@@ -205,13 +229,16 @@ class Engine:
 
     @staticmethod
     def _outcome(record: SessionRecord, state: str, reply: str, items: Sequence[Any],
-                 trace: Trace | None, *, messages: Sequence[Message]) -> Outcome:
+                 trace: Trace | None, *, messages: Sequence[Message],
+                 agent_step: str | None = None) -> Outcome:
+        """`agent_step`: where an agent turn failed (its answer is the rules path's)."""
         degraded = trace is not None and trace.degraded
+        reason: str | None = trace.degraded_reason if trace is not None and degraded else None
+        if agent_step is not None:
+            degraded, reason = True, f"agent_{agent_step}"
         updated = record.model_copy(update={
             "state": state, "reply": reply, "items": [item_view(i) for i in items],
-            "messages": list(messages), "degraded": degraded,
-            "degraded_reason": trace.degraded_reason if trace is not None and degraded
-            else None})
+            "messages": list(messages), "degraded": degraded, "degraded_reason": reason})
         return Outcome(updated, trace)
 
     # ---- the catalog -----------------------------------------------------------------

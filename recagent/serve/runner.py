@@ -28,7 +28,7 @@ from recagent.serve.metrics import ServiceMetrics
 from recagent.serve.protocol import HEADER_TIMEOUT_S, MAX_CONNECTIONS, timed_protocol
 from recagent.serve.sessions import SessionStore, default_url
 from recagent.serve.supervisor import LLMSupervisor
-from recagent.wiring import Settings, embedded_server, open_parts, usable_home
+from recagent.wiring import Settings, build_agent, embedded_server, open_parts, usable_home
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,8 @@ def open_service(settings: Settings, options: ServeOptions) -> Iterator[
         admission = Admission(max_in_flight=options.max_in_flight,
                               queue_depth=options.queue_depth)
         stack.callback(admission.close)
-        engine = Engine(parts.recommender, parts.client, parts.prompts, sessions)
+        engine = Engine(parts.recommender, parts.client, parts.prompts, sessions,
+                        agent=(lambda: build_agent(parts)) if parts.client else None)
         yield Service(engine=engine, sessions=sessions, admission=admission,
                       metrics=ServiceMetrics(admission), deadline_s=deadline,
                       api_key=options.api_key, max_body_bytes=options.max_body_bytes,

@@ -109,6 +109,9 @@ def invalid_request(errors: Sequence[Any]) -> str:
 class NewSession(_Request):
     k: Annotated[int, Field(ge=1, le=50)] = 5
     """Items per list."""
+    agent: bool = False
+    """The agent plans each turn (one LLM call: a plan of tool calls over the catalog);
+    any failure answers by the rules, marked degraded. Needs an LLM."""
 
 
 class MessageRequest(_Request):
@@ -186,6 +189,10 @@ class SessionView(BaseModel):
     messages: list[Message] = Field(default_factory=list)
     degraded: bool = False
     degraded_reason: str | None = None
+    """Why the last list is a fallback: the ranker's reason kind, or agent_<step> when an
+    agent turn answered by the rules (plan, tool, deadline, gate, empty)."""
+    agent: bool = False
+    """Turns are planned by the agent."""
 
 
 class Health(BaseModel):

@@ -62,13 +62,14 @@ def chips(profile: PreferenceProfile) -> list[Chip]:
 
 
 def session_view(record: SessionRecord) -> SessionView:
-    profile = ChatState.model_validate_json(record.state).profile
+    state = ChatState.model_validate_json(record.state)
+    profile = state.profile
     return SessionView(
         session_id=record.session_id, reply=record.reply, items=record.items,
         profile={"chips": [c.model_dump() for c in chips(profile)],
                  **profile.model_dump(mode="json")},
         messages=record.messages, degraded=record.degraded,
-        degraded_reason=record.degraded_reason)
+        degraded_reason=record.degraded_reason, agent=state.agent)
 
 
 def catalog_item(item: CatalogEntry) -> CatalogItem:

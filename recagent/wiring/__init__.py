@@ -7,6 +7,7 @@ environment (the CLI does); context managers own lifetimes: an embedded LLM serv
 vLLM engine is started only when no server URL is given, and stopped on exit.
 """
 
+from recagent.wiring.agent import build_agent
 from recagent.wiring.parts import (
     build_retriever,
     embedded_server,
@@ -42,7 +43,7 @@ from recagent.wiring.settings import (
 )
 
 __all__ = ["PRODUCT_RANKER", "HybridSpec", "LLMSpec", "Parts", "RetrieverSpec",
-           "Settings", "SourceName", "build_retriever", "catalog_titles",
+           "Settings", "SourceName", "build_agent", "build_retriever", "catalog_titles",
            "embedded_server", "engine_model", "fit_and_save", "fit_product",
            "fitted_fusion", "fitted_retriever_spec", "open_embedder",
            "open_interactions", "open_llm", "open_parts", "open_recommender",

@@ -13,6 +13,11 @@ import pytest
 from conftest import REPO
 
 from eval.config import EvalConfig, VariantConfig, load_config
+from eval.conversation_config import (
+    CONVERSATION_KINDS,
+    load_conversation_config,
+    protocol_kind,
+)
 from eval.datasets import Dataset, Rating, load_ml100k
 from eval.harness import Harness
 from eval.protocols import leave_one_out, llmrank_cases, sample_users
@@ -70,6 +75,9 @@ def test_new_options_parse(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted((REPO / "eval" / "configs").glob("*.toml")),
                          ids=lambda p: p.stem)
 def test_every_shipped_config_loads_and_names_its_report(path: Path) -> None:
+    if protocol_kind(path) in CONVERSATION_KINDS:  # dialogues: their own config
+        assert load_conversation_config(path).name == path.stem
+        return
     assert load_config(path).name == path.stem
 
 

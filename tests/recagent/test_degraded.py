@@ -18,7 +18,7 @@ from recagent.types import Degradation, Trace, UserHistory
 from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 from tests.faultserver import OK_BODY, Fault, FaultServer, Reply, fault_server
-from tests.recagent.test_recommender import store as store  # noqa: F401 (the fixture)
+from tests.recagent.test_recommender import store as store
 
 HISTORY = UserHistory.from_ids(["1", "4"])
 FAULTS: dict[str, tuple[Fault, str]] = {

@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from recagent.agent.agent import Agent
+from recagent.agent.catalog import CatalogIndex
 from recagent.chat.lookup import catalog_genres
+from recagent.chat.profile_recommend import ProfileRecommender
 from recagent.explain.explainer import Explainer
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
@@ -78,8 +81,9 @@ def catalog(mini_items: list[Item]) -> dict[str, Item]:
 
 
 def build_service(store: CatalogStore, client: LLMClient | None, db: Path, *,
-                  n_candidates: int = 10, **options: Any) -> Service:
-    """The service as `open_service` assembles it, from explicit parts."""
+                  n_candidates: int = 10, agent: bool = False, **options: Any) -> Service:
+    """The service as `open_service` assembles it, from explicit parts (`agent`: agent
+    sessions are offered when a client is given)."""
     prompts = PromptLibrary()
     ranker = ListwiseRanker(client, prompts) if client is not None else None
     explainer = Explainer(client, prompts, genres=catalog_genres(store),
@@ -89,7 +93,10 @@ def build_service(store: CatalogStore, client: LLMClient | None, db: Path, *,
     sessions = SessionStore(f"sqlite:///{db}")
     admission = Admission(max_in_flight=options.pop("max_in_flight", 4),
                           queue_depth=options.pop("queue_depth", 32))
-    return Service(engine=Engine(recommender, client, prompts, sessions), sessions=sessions,
+    make_agent = (lambda: Agent(client, prompts, ProfileRecommender(recommender),
+                                CatalogIndex.load(store))) if agent and client else None
+    engine = Engine(recommender, client, prompts, sessions, agent=make_agent)
+    return Service(engine=engine, sessions=sessions,
                    admission=admission, metrics=ServiceMetrics(admission), **options)
 
 

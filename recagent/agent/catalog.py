@@ -1,0 +1,170 @@
+"""The catalog as the agent's tools see it: every item's title and attributes in memory,
+titles found by rapidfuzz, and the hard attribute filter (retrieval/attributes.py).
+
+Loaded once per agent (a few thousand items: one Chroma read). A value the model names is
+resolved to the catalog's own spelling through the attribute's vocabulary before any
+filter is built; an item that does not state an attribute can never prove an exclusion,
+so such an item is ruled out by it (the filter's default).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from recagent.agent.types import Condition, FilterArgs
+from recagent.chat.lookup import normalise_title
+from recagent.types import Item
+from retrieval.attributes import (
+    GENRE_FLAG_PREFIX,
+    AttributeFilter,
+    filter_ids,
+    normalise,
+    values,
+    violations,
+    vocabulary,
+)
+from retrieval.store import CatalogStore
+
+TITLE_CUTOFF = 90.0
+"""rapidfuzz ratio between normalised titles that counts as the same title (a typo)."""
+SAID_CUTOFF = 90.0
+"""rapidfuzz partial_ratio that counts as words occurring in the message."""
+VALUE_CUTOFF = 90.0
+NOT_ATTRIBUTES = frozenset({"title", "text", "plot", "imdb_id", "id", "url", "year", "name"})
+ALIASES = {"genre": "genres", "stars": "star", "actor": "star", "actors": "star",
+           "cast": "star", "directors": "director", "writers": "writer"}
+"""Names a model may use for an attribute → the catalog's key."""
+_YEAR = re.compile(r"\((1[89]\d\d|20\d\d)\)")
+
+
+def canonical(attribute: str) -> str:
+    key = attribute.strip().lower()
+    return ALIASES.get(key, key)
+
+
+def fold(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def said(words: str, message: str) -> bool:
+    """Whether `words` occur in the message (case, punctuation and small typos aside)."""
+    a, b = fold(words), fold(message)
+    return bool(a) and (a in b or fuzz.partial_ratio(a, b) >= SAID_CUTOFF)
+
+
+def attribute_keys(items: Sequence[Item]) -> list[str]:
+    """The catalog's attribute keys (genres for MovieLens's genre flags too)."""
+    keys: dict[str, None] = {}
+    for item in items:
+        for key, value in item.metadata.items():
+            if key.startswith(GENRE_FLAG_PREFIX):
+                keys["genres"] = None
+            elif key not in NOT_ATTRIBUTES and isinstance(value, str):
+                keys[key] = None
+    return sorted(keys)
+
+
+def item_year(item: Item) -> int | None:
+    year = item.metadata.get("year")
+    if isinstance(year, int) and not isinstance(year, bool):
+        return year
+    found = _YEAR.findall(item.title)
+    return int(found[-1]) if found else None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The hard limits a plan's filter steps set, as one AttributeFilter, checked on
+    every item shown."""
+
+    filter: AttributeFilter = field(default_factory=AttributeFilter)
+
+    def __add__(self, args: FilterArgs) -> Limits:
+        f = self.filter
+        year_min = max(filter(None, (f.year_min, args.year_min)), default=None)
+        year_max = min(filter(None, (f.year_max, args.year_max)), default=None)
+        if year_min is not None and year_max is not None and year_min > year_max:
+            year_min, year_max = year_max, year_min
+        return Limits(f.model_copy(update={
+            "any_of": _merged(f.any_of, args.include), "none_of": _merged(f.none_of,
+                                                                          args.exclude),
+            "year_min": year_min, "year_max": year_max}))
+
+    @property
+    def empty(self) -> bool:
+        return self.filter.empty
+
+    def problems(self, item: Item) -> list[str]:
+        """Why the item breaks these limits (empty: it keeps them)."""
+        return violations(item, self.filter)
+
+
+def _merged(old: dict[str, list[str]], conditions: Sequence[Condition]) -> dict[str, list[str]]:
+    out = {k: list(v) for k, v in old.items()}
+    for c in conditions:
+        key = canonical(c.attribute)
+        out[key] = list(dict.fromkeys([*out.get(key, []), *c.values]))
+    return out
+
+
+class CatalogIndex:
+    """Every item in memory: titles for rapidfuzz, attribute values for the filter."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.items = {i.id: i for i in items}
+        self.ids = list(self.items)
+        self._names = [normalise_title(i.title) for i in items]
+        self._by_name: dict[str, list[str]] = {}
+        for item, name in zip(items, self._names, strict=True):
+            self._by_name.setdefault(name, []).append(item.id)
+        self.values: dict[str, dict[str, str]] = {
+            key: vocabulary(items, key) for key in attribute_keys(items)}
+        """Attribute key → normalised value → the catalog's spelling."""
+
+    @classmethod
+    def load(cls, store: CatalogStore) -> CatalogIndex:
+        ids = store.collection.get(include=[])["ids"]
+        return cls(list(store.get(ids).values()))
+
+    def item_values(self, item_id: str) -> dict[str, list[str]]:
+        item = self.items[item_id]
+        return {key: list(got) for key in self.values if (got := values(item, key))}
+
+    @property
+    def attributes(self) -> list[str]:
+        return sorted(self.values)
+
+    def find_title(self, words: str) -> str | None:
+        """The item these words name: the exact normalised title (the written year
+        first), else the closest title by rapidfuzz ratio >= TITLE_CUTOFF."""
+        wanted = normalise_title(words)
+        if not wanted:
+            return None
+        exact = self._by_name.get(wanted)
+        if exact:
+            year = re.findall(r"\b(1[89]\d\d|20\d\d)\b", words)
+            same = [i for i in exact if year and item_year(self.items[i]) == int(year[-1])]
+            return (same or exact)[0]
+        hit = process.extractOne(wanted, self._names, scorer=fuzz.ratio,
+                                 score_cutoff=TITLE_CUTOFF)
+        return self.ids[hit[2]] if hit else None
+
+    def value(self, attribute: str, words: str) -> str | None:
+        """The catalog's own spelling of the value of `attribute` these words name."""
+        known = self.values.get(canonical(attribute))
+        wanted = normalise(words)
+        if not known or not wanted:
+            return None
+        if wanted in known:
+            return known[wanted]
+        hit = process.extractOne(wanted, list(known), scorer=fuzz.ratio,
+                                 score_cutoff=VALUE_CUTOFF)
+        return known[str(hit[0])] if hit else None
+
+    def select(self, limits: Limits, within: Sequence[str] | None = None) -> list[str]:
+        """The ids (of `within`, default the whole catalog) that keep every limit."""
+        return filter_ids(self.items, limits.filter, within)

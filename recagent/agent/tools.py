@@ -1,0 +1,268 @@
+"""The agent's tools: small classes over one turn's state, whose buffer holds item ids.
+
+Every tool takes the state and its validated arguments and returns a new state (never
+changes the old one: a tool abandoned at its time budget cannot touch the turn) and a
+line saying what it did. Titles and attribute values the model passes are grounded: a
+title must be written in the message and found in the catalog, a value must be the
+catalog's and said in the message; anything else is dropped and counted ("ungrounded").
+So nothing outside the catalog can enter the buffer, and no limit the user did not state
+can narrow it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+
+from recagent.agent.catalog import CatalogIndex, Limits, canonical, item_year, said
+from recagent.agent.types import Condition, FilterArgs, NoArgs, PlanRepair, TitlesArgs
+from recagent.chat.parse import genre_words, is_pronoun, list_position
+from recagent.chat.profile import merge, violations
+from recagent.chat.profile_recommend import ProfileRecommender, ProfileResult
+from recagent.types import ItemRef, PreferenceProfile, ProfileDelta, RankedItem, ShownItem
+from retrieval.attributes import normalise
+from retrieval.embeddings import l2_normalise
+
+SIMILAR_N = 100
+"""How many items similar_to keeps in the buffer."""
+FACTS_N = 5
+
+
+@dataclass(frozen=True)
+class TurnState:
+    """One turn's working state. `buffer` None: not narrowed yet (the whole catalog)."""
+
+    message: str | None
+    """The user's words that titles and values must occur in; None: not checked (a
+    user's own agent calls the tools; the catalog still grounds every argument)."""
+    profile: PreferenceProfile
+    shown: tuple[ShownItem, ...]
+    k: int
+    buffer: tuple[str, ...] | None = None
+    ordered: bool = False
+    """The buffer is ranked already (similar_to), not a set (filter)."""
+    seeds: tuple[str, ...] = ()
+    """Items the user named in this turn, found in the catalog."""
+    limits: Limits = field(default_factory=Limits)
+    facts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    result: ProfileResult | None = None
+    explained: bool = False
+    repairs: tuple[PlanRepair, ...] = ()
+
+    @property
+    def items(self) -> list[RankedItem]:
+        return self.result.items if self.result else []
+
+    def dropped(self, step: int, detail: str) -> TurnState:
+        repair = PlanRepair(kind="ungrounded", step=step, detail=detail)
+        return replace(self, repairs=(*self.repairs, repair))
+
+
+class Tool(Protocol):
+    def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
+        ...
+
+
+def _titles(index: CatalogIndex, state: TurnState, titles: Sequence[str], step: int
+            ) -> tuple[TurnState, list[str]]:
+    """The catalog ids of titles said in the message ('the second one' included)."""
+    found: list[str] = []
+    for title in titles:
+        position = list_position(title, len(state.shown))
+        if position is not None:
+            found.append(state.shown[position - 1].item_id)
+            continue
+        if is_pronoun(title) and state.shown:
+            found.append(state.shown[0].item_id)
+            continue
+        if not _said(title, state):
+            state = state.dropped(step, f"title {title!r} is not in the message")
+            continue
+        item_id = index.find_title(title)
+        if item_id is None:
+            state = state.dropped(step, f"title {title!r} is not in the catalog")
+        elif item_id not in found:
+            found.append(item_id)
+    return state, found
+
+
+class FindTitles:
+    """Titles the user named → catalog ids (the turn's seeds)."""
+
+    def __init__(self, index: CatalogIndex) -> None:
+        self.index = index
+
+    def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
+        assert isinstance(args, TitlesArgs)
+        state, found = _titles(self.index, state, args.titles, step)
+        seeds = tuple(dict.fromkeys([*state.seeds, *found]))
+        names = [self.index.items[i].title for i in found]
+        return replace(state, seeds=seeds), f"found {names or 'nothing'}"
+
+
+class Facts:
+    """The attributes of named items (else the seeds, else the buffer's first few)."""
+
+    def __init__(self, index: CatalogIndex) -> None:
+        self.index = index
+
+    def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
+        assert isinstance(args, TitlesArgs)
+        state, ids = _titles(self.index, state, args.titles, step)
+        ids = ids or list(state.seeds) or list(state.buffer or ())[:FACTS_N]
+        facts = dict(state.facts)
+        for item_id in ids[:FACTS_N]:
+            item = self.index.items[item_id]
+            got = self.index.item_values(item_id)
+            year = item_year(item)
+            facts[item_id] = {**got, **({"year": [str(year)]} if year else {})}
+        return replace(state, facts=facts), f"facts of {len(ids[:FACTS_N])} item(s)"
+
+
+class Filter:
+    """A hard filter over attributes (never titles): the buffer, or the catalog, narrowed
+    to the items that keep every limit set so far."""
+
+    def __init__(self, index: CatalogIndex, genres: Sequence[str]) -> None:
+        self.index = index
+        self.lexicon = genre_words(genres)
+
+    def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
+        assert isinstance(args, FilterArgs)
+        include, state = self._ground(state, args.include, step)
+        exclude, state = self._ground(state, args.exclude, step)
+        years: dict[str, int | None] = {}
+        for name in ("year_min", "year_max"):
+            year = getattr(args, name)
+            if year is not None and state.message is not None \
+                    and not _year_said(year, state.message):
+                state = state.dropped(step, f"{name} {year} is not written in the message")
+                year = None
+            years[name] = year
+        grounded = FilterArgs(include=include, exclude=exclude, **years)
+        if grounded == FilterArgs():
+            return state, "no limit left to apply"
+        limits = state.limits + grounded
+        named = state.profile.excluded_ids
+        kept = [i for i in self.index.select(limits, state.buffer) if i not in named]
+        return (replace(state, limits=limits, buffer=tuple(kept)),
+                f"{len(kept)} item(s) keep {_describe(grounded)}")
+
+    def _ground(self, state: TurnState, conditions: Sequence[Condition], step: int
+                ) -> tuple[list[Condition], TurnState]:
+        kept: list[Condition] = []
+        for c in conditions:
+            attribute = canonical(c.attribute)
+            values: list[str] = []
+            for v in c.values:
+                value = self.index.value(attribute, v)
+                if value is None:
+                    state = state.dropped(step, f"{attribute} {v!r} is not in the catalog")
+                elif not (_said(v, state) or self._genre_said(attribute, value, state)):
+                    state = state.dropped(step, f"{attribute} {v!r} is not in the message")
+                elif value not in values:
+                    values.append(value)
+            if values:
+                kept.append(Condition(attribute=attribute, values=values))
+        return kept, state
+
+    def _genre_said(self, attribute: str, value: str, state: TurnState) -> bool:
+        if attribute != "genres":
+            return False
+        return any(normalise(genre) == normalise(value) and _said(word, state)
+                   for word, genre in self.lexicon.items())
+
+
+class SimilarTo:
+    """Items close in content to named ones (else the seeds, else the liked items): the
+    buffer ranked by that closeness, or the catalog's nearest when not narrowed yet."""
+
+    def __init__(self, index: CatalogIndex, engine: ProfileRecommender) -> None:
+        self.index = index
+        self.store = engine.store
+
+    def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
+        assert isinstance(args, TitlesArgs)
+        state, ids = _titles(self.index, state, args.titles, step)
+        seeds = ids or list(state.seeds) or [r.item_id for r in state.profile.liked]
+        if not seeds:
+            return state, "no item to be similar to"
+        vectors = self.store.vectors(seeds)
+        if not vectors:
+            return state, "no stored vector for those items"
+        query = l2_normalise(np.mean(np.stack(list(vectors.values())), axis=0))
+        skip = state.profile.excluded_ids | set(seeds)
+        if state.buffer is None:
+            hits = self.store.query(query, SIMILAR_N, exclude=skip)
+            kept = [item.id for item, _, _ in hits]
+        else:
+            pool = self.store.vectors([i for i in state.buffer if i not in skip])
+            scored = sorted(pool, key=lambda i: (-float(pool[i] @ query), i))
+            kept = scored[:SIMILAR_N]
+        state = replace(state, seeds=tuple(dict.fromkeys([*state.seeds, *ids])),
+                        buffer=tuple(kept), ordered=True)
+        return state, f"{len(kept)} item(s) like {len(seeds)} named"
+
+
+class Recommend:
+    """The product's ranked list under the session profile (with the seeds as liked
+    items), over the buffer when a step narrowed it, else the product's own retrieval."""
+
+    def __init__(self, index: CatalogIndex, engine: ProfileRecommender) -> None:
+        self.index = index
+        self.engine = engine
+
+    def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
+        assert isinstance(args, NoArgs)
+        profile = with_seeds(state.profile, state.seeds, self.index)
+        limits = state.limits
+        if state.buffer is None:
+            result = self.engine.recommend(profile, state.k, limits=limits.problems)
+        else:
+            keep = [i for i in state.buffer if not violations(self.index.items[i], profile)
+                    and not limits.problems(self.index.items[i])]
+            n = max(state.k, self.engine.recommender.n_candidates)
+            candidates = self.engine.candidates_within(profile, keep, n,
+                                                       keep_order=state.ordered)
+            result = self.engine.rank(profile, state.k, candidates, limits=limits.problems)
+        state = replace(state, profile=profile, result=result)
+        return state, f"{len(result.items)} item(s) ranked"
+
+
+class Explain:
+    """The product's checked explanations of the ranked items, shown in the reply."""
+
+    def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
+        assert isinstance(args, NoArgs)
+        return replace(state, explained=True), f"{len(state.items)} explanation(s)"
+
+
+def with_seeds(profile: PreferenceProfile, seeds: Sequence[str],
+               index: CatalogIndex) -> PreferenceProfile:
+    """The profile with the turn's named items as liked ones, unless the user already
+    said they disliked or saw them."""
+    known = {r.item_id for r in (*profile.liked, *profile.disliked, *profile.seen)}
+    refs = [ItemRef(item_id=i, title=index.items[i].title, said=index.items[i].title[:200],
+                    how="title") for i in seeds if i not in known]
+    return merge(profile, ProfileDelta(), liked=refs) if refs else profile
+
+
+def _said(words: str, state: TurnState) -> bool:
+    return state.message is None or said(words, state.message)
+
+
+def _year_said(year: int, message: str) -> bool:
+    return str(year) in message or f"{year % 100:02d}s" in message.lower()
+
+
+def _describe(args: FilterArgs) -> str:
+    parts = [f"{c.attribute} {' or '.join(c.values)}" for c in args.include]
+    parts += [f"no {c.attribute} {', '.join(c.values)}" for c in args.exclude]
+    if args.year_min is not None:
+        parts.append(f"from {args.year_min}")
+    if args.year_max is not None:
+        parts.append(f"up to {args.year_max}")
+    return "; ".join(parts)

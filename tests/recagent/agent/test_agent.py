@@ -1,0 +1,170 @@
+"""Agent turns on a real embedded Chroma, the planner scripted at the client boundary:
+hard limits hold, ungrounded arguments are dropped, failures fall back to the rules path
+flagged with their step, and the trace records the plan and every call."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from recagent.agent.agent import gate
+from recagent.agent.catalog import CatalogIndex, Limits
+from recagent.agent.tools import TurnState
+from recagent.agent.types import Condition, FilterArgs
+from recagent.chat.profile import violations
+from recagent.chat.session import ChatSession
+from recagent.errors import ConfigError, TransportError
+from recagent.llm.prompts import PromptLibrary
+from recagent.types import ChatTurn, PreferenceProfile, RankedItem
+from tests.recagent.agent.plans import Make, plan, step
+
+
+def stars(index: CatalogIndex, turn: ChatTurn) -> list[list[str]]:
+    return [index.item_values(i.item_id).get("star", []) for i in turn.items]
+
+
+def genres(index: CatalogIndex, turn: ChatTurn) -> list[list[str]]:
+    return [index.item_values(i.item_id).get("genres", []) for i in turn.items]
+
+
+def test_a_person_and_an_excluded_genre_hold(make_session: Make, index: CatalogIndex) -> None:
+    s = make_session(plan(step("filter", include=[{"attribute": "star", "values": ["Don Cheadle"]}],
+                               exclude=[{"attribute": "genre", "values": ["Drama"]}]),
+                          step("recommend")))
+    turn = s.send("anything with don cheadle? but no drama")
+    assert [i.title for i in turn.items] == ["Ocean's Eleven (2001)"]
+    assert turn.agent is not None and turn.agent.valid and not turn.degraded
+    assert [c.tool for c in turn.agent.calls] == ["filter", "recommend"]
+    assert turn.agent.calls[0].buffer_in == -1 and turn.agent.calls[0].buffer_out == 1
+
+
+def test_values_the_message_does_not_say_are_not_applied(make_session: Make,
+                                                         index: CatalogIndex) -> None:
+    s = make_session(plan(step("filter", include=[{"attribute": "star",
+                                                   "values": ["Tom Hanks", "Nobody Atall"]}]),
+                          step("recommend")), k=5)
+    turn = s.send("a film about space please")
+    assert turn.agent is not None
+    kinds = [r.kind for r in turn.agent.repairs]
+    assert kinds == ["ungrounded", "ungrounded"]  # not said; not in the catalog
+    assert turn.agent.calls[0].result == "no limit left to apply"
+    assert len(turn.items) == 5 and any("Tom Hanks" not in s for s in stars(index, turn))
+
+
+def test_named_titles_become_seeds_and_are_never_shown(make_session: Make) -> None:
+    s = make_session(plan(step("find_titles", titles=["Alien", "Jaws"]),
+                          step("similar_to"), step("recommend")))
+    turn = s.send("I watched Alien last night, what else")
+    assert turn.agent is not None
+    assert [r.title for r in turn.matched] == ["Alien (1979)"]
+    assert "Alien (1979)" in [r.title for r in turn.profile.liked]
+    assert "Alien (1979)" not in [i.title for i in turn.items]
+    assert turn.items[0].title == "Aliens (1986)"
+    assert [r.kind for r in turn.agent.repairs] == ["ungrounded"]  # Jaws was never said
+
+
+def test_the_rules_limits_hold_whatever_the_plan(make_session: Make, index: CatalogIndex) -> None:
+    s = make_session(plan(step("find_titles", titles=["The Shining"]), step("similar_to"),
+                          step("recommend")), k=5)
+    turn = s.send("something like The Shining, no horror, nothing before 1990")
+    assert turn.items
+    for item in turn.items:
+        assert not violations(index.items[item.item_id], turn.profile)
+    assert all("Horror" not in g for g in genres(index, turn))
+
+
+def test_a_tool_failing_mid_plan_falls_back_flagged(make_session: Make,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make_session(plan(step("find_titles", titles=["Alien"]), step("similar_to"),
+                          step("recommend")), k=3)
+    assert s.agent is not None
+
+    def broken(state: TurnState, args: object, n: int) -> tuple[TurnState, str]:
+        raise RuntimeError("chroma went away")
+
+    monkeypatch.setitem(s.agent.executor.tools, "similar_to", broken)
+    turn = s.send("I loved Alien")
+    assert turn.degraded and turn.agent is not None
+    assert turn.agent.degraded_step == "tool"
+    assert "RuntimeError" in (turn.agent.degraded_reason or "")
+    assert [c.tool for c in turn.agent.calls] == ["find_titles"]  # what ran before it
+    rules = s.engine.recommend(turn.profile, 3)
+    assert [i.item_id for i in turn.items] == [i.item_id for i in rules.items]
+    assert any("the agent failed at its tool step" in n for n in turn.notes)
+    assert len(turn.items) == 3 and "Alien (1979)" not in [i.title for i in turn.items]
+
+
+def test_a_tool_past_its_budget_falls_back(make_session: Make,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make_session(plan(step("similar_to", titles=["Alien"]), step("recommend")),
+                     budgets_s={"similar_to": 0.05})
+    assert s.agent is not None
+
+    def slow(state: TurnState, args: object, n: int) -> tuple[TurnState, str]:
+        time.sleep(1.0)
+        return state, "late"
+
+    monkeypatch.setitem(s.agent.executor.tools, "similar_to", slow)
+    turn = s.send("like Alien")
+    assert turn.degraded and turn.agent is not None and turn.agent.degraded_step == "tool"
+    assert "ToolTimeout" in (turn.agent.degraded_reason or "") and turn.items
+
+
+@pytest.mark.parametrize("answer", [TransportError("connection refused"), "not json at all",
+                                    '{"steps": "recommend"}'])
+def test_no_usable_plan_falls_back_to_the_rules(make_session: Make,
+                                                 answer: str | Exception) -> None:
+    s = make_session(answer, k=3)
+    turn = s.send("I loved Alien, no horror")
+    assert turn.degraded and turn.agent is not None and turn.agent.degraded_step == "plan"
+    assert turn.agent.plan == [] and len(turn.items) == 3
+    assert "Alien (1979)" in [r.title for r in turn.profile.liked]  # the rules read it
+
+
+def test_the_trace_shows_the_plan_calls_and_repairs(make_session: Make) -> None:
+    raw = plan(step("find_titles", titles=["Groundhog Day"]), step("web_search", q="x"),
+               step("similar_to"))
+    s = make_session(raw)
+    turn = s.send("more like Groundhog Day")
+    trace = turn.agent
+    assert trace is not None and trace.raw_plan == raw and trace.model == "scripted"
+    assert not trace.valid
+    assert [r.kind for r in trace.repairs] == ["unknown_tool", "added_recommend"]
+    assert [st.tool for st in trace.plan] == ["find_titles", "similar_to", "recommend"]
+    assert [c.tool for c in trace.calls] == ["find_titles", "similar_to", "recommend"]
+    assert all(c.latency_s >= 0 and c.result for c in trace.calls)
+    assert trace.prompt_tokens == 100 and trace.completion_tokens == 20
+    request = s.client_script.requests[0]  # type: ignore[attr-defined]
+    assert request["schema"]["properties"]["steps"]["maxItems"] == 6
+    assert "Message: more like Groundhog Day" in request["messages"][-1]["content"]
+
+
+def test_one_llm_call_per_turn(make_session: Make) -> None:
+    s = make_session(plan(step("recommend")), plan(step("recommend")))
+    s.send("a comedy please")
+    s.send("something newer")
+    assert len(s.client_script.requests) == 2  # type: ignore[attr-defined]
+
+
+def test_the_gate_names_every_broken_constraint(index: CatalogIndex) -> None:
+    def ranked(item_id: str) -> RankedItem:
+        return RankedItem(item_id=item_id, title=index.items.get(item_id, index.items["m1"]).title,
+                          score=1.0, explanation="x")
+
+    profile = PreferenceProfile(exclude_genres=["Horror"])
+    limits = Limits() + FilterArgs(include=[Condition(attribute="star", values=["tom hanks"])])
+    problems = gate([ranked("m1"), ranked("m1"), ranked("m5"), ranked("m6"), ranked("zz")],
+                    index, profile, limits)
+    assert len(problems) == 4  # twice, ruled-out genre, no Tom Hanks, not in the catalog
+    assert gate([ranked("m1"), ranked("m2")], index, profile, limits) == []
+
+
+def test_an_agent_session_restores_only_with_its_agent(make_session: Make) -> None:
+    s = make_session(plan(step("recommend")))
+    s.send("a comedy please")
+    saved = s.to_json()
+    with pytest.raises(ConfigError, match="agent session"):
+        ChatSession.from_json(saved, s.recommender, None, PromptLibrary())
+    again = ChatSession.from_json(saved, s.recommender, None, PromptLibrary(), agent=s.agent)
+    assert again.agent is s.agent and again.turns == 1
