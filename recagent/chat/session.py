@@ -128,15 +128,12 @@ class ChatSession:
         if matched:
             self.last_ref = matched[-1][1]
         if self.agent is not None:
-            return self._agent_turn(text, profile, matched, unresolved, notes)
+            return self._agent_turn(text, profile, matched, unresolved, notes, failed, spent)
         result = self.engine.recommend(profile, self.k)
         if result.items:
             self.shown = [ShownItem(item_id=i.item_id, title=i.title) for i in result.items]
         self.turns += 1
-        trace = result.trace
-        if failed or spent != Usage():
-            trace = (trace or Trace()).degrade(*failed)
-            trace = trace.model_copy(update={"usage": spent + trace.usage})
+        trace = with_steps(result.trace, failed, spent)
         return ChatTurn(
             message=text,
             reply=compose_reply(matched, unresolved, profile, result.items, self.turns == 1),
@@ -151,9 +148,15 @@ class ChatSession:
 
     def _agent_turn(self, text: str, profile: PreferenceProfile,
                     matched: list[tuple[str, ItemRef]], unresolved: list[str],
-                    notes: list[str]) -> ChatTurn:
+                    notes: list[str], failed: list[Degradation], spent: Usage) -> ChatTurn:
         assert self.agent is not None
         outcome = self.agent.turn(text, profile, self.shown, self.k)
+        agent = outcome.trace
+        if agent.degraded:  # the plan or a tool failed: the rules path answered
+            failed = [*failed, Degradation(
+                step="plan", reason="deadline" if agent.degraded_step == "deadline" else "error",
+                detail=f"agent {agent.degraded_step}: {agent.degraded_reason}")]
+        trace = with_steps(outcome.result.trace, failed, spent)
         self.profile = outcome.profile
         named = {ref.item_id for _, ref in matched}
         matched += [("liked", r) for r in outcome.profile.liked
@@ -172,8 +175,8 @@ class ChatSession:
             matched=[ref for _, ref in matched],
             unresolved=unresolved,
             notes=notes + outcome.notes,
-            degraded=outcome.degraded,
-            trace=outcome.result.trace,
+            degraded=outcome.degraded or (trace is not None and trace.degraded),
+            trace=trace,
             agent=outcome.trace,
         )
 
@@ -241,6 +244,16 @@ class ChatSession:
         session.turns = state.turns
         session.keeps_agent = state.agent
         return session
+
+
+def with_steps(trace: Trace | None, failed: Sequence[Degradation],
+               spent: Usage) -> Trace | None:
+    """The turn's trace with the steps before the recommendation (extraction, the agent's
+    plan): their failures among its degradations, their tokens in its usage."""
+    if not failed and spent == Usage():
+        return trace
+    out = (trace or Trace()).degrade(*failed)
+    return out.model_copy(update={"usage": spent + out.usage})
 
 
 def compose_reply(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from recagent.chat.lookup import normalise_title
 from recagent.explain.evidence import item_genres, item_year
+from recagent.explain.form import MAX_WORDS, form_failures
 from recagent.types import Evidence, ExplanationFailure, ExplanationFailureKind, Item
 
 _LABEL_TALK = re.compile(
@@ -139,6 +140,16 @@ def _index(keys: Iterable[str]) -> TitleIndex:
 
 
 @dataclass(frozen=True)
+class Worded:
+    """What the rules of form need to know of an LLM sentence: its item's evidence lines as
+    the prompt showed them, whether the server cut the answer off, the prompt's limit."""
+
+    lines: tuple[str, ...] = ()
+    cut_off: bool = False
+    max_words: int = MAX_WORDS
+
+
+@dataclass(frozen=True)
 class Scope:
     """What the checker knows for one list: the user's history (by normalised title, with
     genres and years) and the request's titles and genre names."""
@@ -186,8 +197,11 @@ class Checker:
                              earlier=earlier)
 
     def check_in(self, sentence: str, evidence: Evidence, scope: Scope, *,
-                 earlier: Sequence[str] = ()) -> list[ExplanationFailure]:
-        """`check` within a prepared `scope` (one per list: cheaper for long histories)."""
+                 earlier: Sequence[str] = (), worded: Worded | None = None
+                 ) -> list[ExplanationFailure]:
+        """`check` within a prepared `scope` (one per list: cheaper for long histories).
+        `worded`: the sentence is an LLM's, so the rules of form apply too
+        (recagent/explain/form.py)."""
         text = _fold(sentence)
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text.lower())]
         words = [text[a:b].lower() for a, b in spans]
@@ -211,6 +225,9 @@ class Checker:
                 named = text[spans[m.start][0]:spans[m.end - 1][1]]
                 out.append(_failure("unknown_title", f"names {named!r}, neither the item "
                                                      "nor in the history"))
+        if worded is not None:
+            out += form_failures(sentence, plain, len(found), evidence_lines=worded.lines,
+                                 cut_off=worded.cut_off, max_words=worded.max_words)
         if meta := _META_TALK.search(plain):
             out.append(_failure("meta_talk", f"talks about the prompt ({meta.group(0)!r})"))
         years = dict(scope.past_years)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from recagent.errors import ConfigError
 from recagent.explain import templates
-from recagent.explain.checker import Checker
+from recagent.explain.checker import Checker, Worded
 from recagent.explain.evidence import MAX_LINKS, CoLikes, gather, genre_vocabulary
-from recagent.explain.wording import TEMPLATE, write
+from recagent.explain.wording import TEMPLATE, evidence_lines, write
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.llm.structured import StructuredResponseError
@@ -135,6 +135,8 @@ class Explainer:
                 failure = Degradation.of("explain", error)
         shipped: list[str] = []
         records: list[ExplanationRecord] = []
+        lines = evidence_lines(self.prompts, evidence[:self.llm_items]) if proposed else []
+        cut_off = invocation is not None and invocation.finish_reason == "length"
         for n, e in enumerate(evidence):
             def check(text: str, e: Evidence = e) -> list[ExplanationFailure]:
                 return self.checker.check_in(text, e, scope, earlier=shipped)
@@ -149,8 +151,10 @@ class Explainer:
             if sentence is None:
                 failures = [call_failure or ExplanationFailure(
                     kind="missing", detail=f"the answer had no sentence for {e.title!r}")]
-            else:
-                failures = check(sentence)
+            else:  # an LLM sentence: true to the evidence, and of the form asked for
+                failures = self.checker.check_in(
+                    sentence, e, scope, earlier=shipped,
+                    worded=Worded(lines[n] if n < len(lines) else (), cut_off))
             if not failures and sentence is not None:
                 shipped.append(sentence)
                 records.append(ExplanationRecord(item_id=item_id, kind="llm"))
