@@ -122,7 +122,7 @@ def main() -> None:
         finished = {d["user"] for d in done}
         todo = [h for h in histories if h.user_id not in finished]
         settings = Settings(home=args.home, llm=LLMSpec(preset=args.model),
-                            llm_explained=args.worded)
+                            explain_with_llm=True, llm_explained=args.worded)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open_parts(settings) as parts, args.out.open("a") as out:
             recommender = parts.recommender
@@ -137,3 +137,7 @@ def main() -> None:
                 out.flush()
                 done.append(record)
     print(json.dumps(summary(args.model, done)))
+
+
+if __name__ == "__main__":
+    main()

@@ -68,6 +68,11 @@ def _json_history(spec: str) -> UserHistory:
         if not isinstance(entry, dict) or not isinstance(entry.get("item_id"), str):
             raise ConfigError(f"--history[{n}] must be an item id or an object "
                               '{"item_id": "...", "rating": 1-5 | "liked": true|false}')
+        rating = entry.get("rating")
+        if rating is not None and not (isinstance(rating, int | float)
+                                       and not isinstance(rating, bool) and 1 <= rating <= 5):
+            raise ConfigError(f"--history[{n}]: the rating of item {entry['item_id']} must be "
+                              f"a number from 1 to 5, got {rating!r}")
         try:
             interactions.append(Interaction(**entry, ts=n))
         except ValidationError as e:

@@ -46,6 +46,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         values["n_candidates"] = args.n_candidates
     if getattr(args, "retriever", None):
         values["retriever"] = {"kind": args.retriever}
+    if getattr(args, "explain", None):
+        values["explain_with_llm"] = args.explain == "llm"
     if getattr(args, "no_llm", False):
         values["ranker"] = None
     elif any(getattr(args, f, None) for f in ("method", "template", "bootstrap")):
@@ -133,6 +135,11 @@ def flag_groups() -> dict[str, argparse.ArgumentParser]:
     pipeline.add_argument("--bootstrap", type=bounded(1, 20),
                           help="rank this many shuffles of the candidates and aggregate (Borda)")
     pipeline.add_argument("--no-llm", action="store_true", help="retrieval order only, no LLM")
+    pipeline.add_argument("--explain", choices=["template", "llm"],
+                          help="who words the explanations: templates from the evidence "
+                               "(the default: no shipped model's sentences pass the checker "
+                               "often enough, docs/product.md), or the LLM (checked; a "
+                               "template replaces what fails)")
     vllm = argparse.ArgumentParser(add_help=False)
     vllm.add_argument("--vllm-python", type=Path,
                       help="python of the vLLM environment (default .venv-vllm/bin/python, "

@@ -113,7 +113,7 @@ def open_parts(
         ranker, more = product_ranker(settings, client, prompts, fitted, fusion)
         notes += more
         explainer = Explainer(
-            client if settings.explain_with_llm else None, prompts,
+            client if settings.words_explanations else None, prompts,
             stats=CoLikes((u, i) for u, i, rating, _ in rows if positive(rating)),
             genres=catalog_genres(store), titles=catalog_titles(store),
             llm_items=settings.llm_explained, seed=settings.seed)

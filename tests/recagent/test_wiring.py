@@ -201,3 +201,13 @@ def test_a_ranker_named_after_a_fit_that_gave_the_llm_no_weight_still_runs(
     plain, _ = product_ranker(Settings(home=tmp_path), client, PromptLibrary(), fitted,
                               {"semantic": 0.5, "popularity": 0.2})
     assert isinstance(plain, FusionRanker) and plain.inner is None
+
+
+def test_templates_word_explanations_unless_the_llm_is_asked(tmp_path: Path) -> None:
+    """No shipped preset passes the 80% rule (docs/product.md): templates by default, no
+    wording call; `--explain llm` (explain_with_llm=True) asks for the model."""
+    from recagent.llm.backends.presets import PRESETS
+    assert not any(p.words_explanations for p in PRESETS.values())
+    assert not Settings(home=tmp_path).words_explanations
+    assert not Settings(home=tmp_path, llm=LLMSpec(base_url="http://x/v1")).words_explanations
+    assert Settings(home=tmp_path, explain_with_llm=True).words_explanations

@@ -150,7 +150,8 @@ def test_a_failing_llm_server_is_a_degraded_answer_and_strict_exits_3(
     with fault_server(fault, hold_s=10.0) as server:
         code, out, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
                              "--llm-base-url", server.url, "--llm-model", "m", "--json",
-                             "--strict", "--candidates", "4", "--k", "2", "--deadline", "1")
+                             "--strict", "--candidates", "4", "--k", "2", "--deadline", "1",
+                             "--explain", "llm")
     assert code == 3, err
     got = json.loads(out)
     assert got["status"] == "degraded" and got["degraded"] is True
@@ -172,7 +173,7 @@ def test_without_an_llm_no_item_is_labelled_llm(home: Path,
     ("1=", "the rating of item 1 is empty"),
     ("1, 2=", "the rating of item 2 is empty"),
     ('["1", "1"]', "names item 1 more than once"),
-    ('[{"item_id": "1", "rating": 9}]', "--history[0]: rating"),
+    ('[{"item_id": "1", "rating": 9}]', "--history[0]: the rating of item 1 must be"),
     ('[true]', "--history[0] must be an item id"),
     ('["1",', "--history is not valid JSON"),
 ])
@@ -193,11 +194,26 @@ def test_ids_with_commas_are_named_in_json(home: Path, tmp_path: Path,
            {"id": "e", "title": "Plain (2003)", "text": "Space opera again"}]
     catalog.write_text("".join(json.dumps(f) + "\n" for f in odd), encoding="utf-8")
     odd_home = tmp_path / "home"
-    (odd_home).mkdir()
+    odd_home.mkdir()
     (odd_home / "artifacts").symlink_to((home / "artifacts").resolve())
     assert main(["ingest", "--file", str(catalog), "--home", str(odd_home)]) == 0
+    capsys.readouterr()
     code, out, err = run(capsys, "recommend", "--history",
                          '["a,b", {"item_id": "c=d", "rating": 5}]', "--home", str(odd_home),
                          "--no-llm", "--candidates", "1", "--k", "1", "--json")
     assert code == 0, err
     assert [i["item_id"] for i in json.loads(out)["items"]] == ["e"]
+
+
+def test_templates_explain_by_default_without_any_llm_call(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The 80% rule: no shipped model words well enough, so by default no wording call is
+    made at all (the server here would fail every request)."""
+    with fault_server("500") as server:
+        code, out, _ = run(capsys, "recommend", "--history", "1", "--home", str(home),
+                           "--llm-base-url", server.url, "--llm-model", "m", "--json",
+                           "--strict", "--candidates", "4", "--k", "2")
+        calls = server.count
+    got = json.loads(out)
+    assert code == 0 and got["status"] == "ok" and calls == 0
+    assert {e["kind"] for e in got["trace"]["explanations"]} == {"template"}
