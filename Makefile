@@ -52,11 +52,16 @@ postgres:
 	  || { echo "initdb still missing after installing postgresql"; exit 1; }
 
 ## demo: ingest MovieLens 100K (items and ratings), fit the fusion weights on 100 held-out
-## users, then recommend for a new user with 3 likes (Toy Story, Star Wars, Return of the Jedi)
+## users (without scoring the LLM: `recagent fit --score-llm` does, for minutes to hours),
+## then recommend for a new user with 3 likes (Toy Story, Star Wars, Return of the Jedi);
+## each step prints the seconds it took
 demo: venv
-	$(VENV)/bin/recagent ingest --movielens $(DATA)
-	$(VENV)/bin/recagent fit --users 100
-	$(VENV)/bin/recagent recommend --history 1,50,181 --k 10
+	@s=$$(date +%s); $(VENV)/bin/recagent ingest --movielens $(DATA) && \
+	  echo "[ingest: $$(( $$(date +%s) - s )) s]"
+	@s=$$(date +%s); $(VENV)/bin/recagent fit --users 100 && \
+	  echo "[fit: $$(( $$(date +%s) - s )) s]"
+	@s=$$(date +%s); $(VENV)/bin/recagent recommend --history 1,50,181 --k 10 && \
+	  echo "[recommend: $$(( $$(date +%s) - s )) s]"
 
 ## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM,
 ## a real vLLM server from .venv-vllm, built first; Chromium and PostgreSQL from Debian)

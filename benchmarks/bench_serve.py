@@ -5,10 +5,13 @@ after `make demo`), then `--clients` clients send `POST /v1/recommend` until `--
 have been answered. Histories are 1-5 liked movies of seeded random MovieLens users.
 Prints throughput, latency p50/p95/p99, the share of degraded answers (by reason), the
 errors by status, and invalid items (outside the catalog, in the history, repeated, or
-unexplained). The queue is made deep enough for every client, so each request is
-answered within its deadline (degraded when the LLM could not answer in time):
+unexplained). In the same run, the same clients then send as many requests that fail
+validation (an empty history: 422 before any work): the web stack's own floor, and the
+recommendation's throughput as a share of it. The queue is made deep enough for every
+client, so each request is answered within its deadline (degraded when the LLM could not
+answer in time):
 
-    .venv/bin/python benchmarks/bench_serve.py --home HOME --no-llm
+    .venv/bin/python benchmarks/bench_serve.py --home HOME --no-llm --clients 16 --workers 2
     .venv/bin/python benchmarks/bench_serve.py --home HOME --model smollm2-135m --deadline 30
 """
 
@@ -58,7 +61,8 @@ def start(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "recagent.cli", "serve", "--home", str(args.home),
            "--port", str(port), "--deadline", str(args.deadline),
            "--max-in-flight", str(args.max_in_flight),
-           "--queue-depth", str(max(args.clients, args.queue_depth))]
+           "--queue-depth", str(max(args.clients, args.queue_depth)),
+           "--workers", str(args.workers)]
     cmd += ["--no-llm"] if args.no_llm else ["--model", args.model]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
@@ -114,20 +118,43 @@ async def load(args: argparse.Namespace, url: str, proc: subprocess.Popen[bytes]
         began = time.perf_counter()
         await asyncio.gather(*(one_client() for _ in range(args.clients)))
         wall = time.perf_counter() - began
+        floor = await validation_floor(client, args.clients, len(work))
     answered = sum(reasons.values())
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return {
         "llm": "none (--no-llm)" if args.no_llm else args.model, "clients": args.clients,
         "requests": len(work), "startup_s": round(startup, 1), "wall_s": round(wall, 1),
         "throughput_rps": round(len(work) / wall, 2),
-        "p50_s": round(q[49], 3), "p95_s": round(q[94], 3), "p99_s": round(q[98], 3),
+        "p50_s": round(q[49], 4), "p95_s": round(q[94], 4), "p99_s": round(q[98], 4),
         "max_s": round(max(latencies, default=0.0), 3),
         "over_deadline": sum(1 for t in latencies if t > args.deadline),
         "degraded_share": round(1 - reasons["ok"] / answered, 3) if answered else None,
         "degraded_reasons": {k: v for k, v in reasons.items() if k != "ok"},
         "statuses": dict(statuses), "errors": sum(v for k, v in statuses.items() if k != "200"),
-        "invalid_items": invalid, "deadline_s": args.deadline,
+        "invalid_items": invalid, "deadline_s": args.deadline, "workers": args.workers,
+        "floor_rps": floor["rps"], "floor_p99_s": floor["p99_s"],
+        "share_of_floor": round(len(work) / wall / floor["rps"], 3) if floor["rps"] else None,
     }
+
+
+async def validation_floor(client: httpx.AsyncClient, clients: int, n: int
+                           ) -> dict[str, float]:
+    """Throughput and p99 of requests that fail validation (422): the web stack alone."""
+    latencies: list[float] = []
+    left = iter(range(n))
+
+    async def one_client() -> None:
+        for _ in left:
+            began = time.perf_counter()
+            r = await client.post("/v1/recommend", json={"history": [], "k": 5})
+            latencies.append(time.perf_counter() - began)
+            assert r.status_code == 422, r.text
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    wall = time.perf_counter() - began
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {"rps": round(n / wall, 1), "p99_s": round(q[98], 4)}
 
 
 def free_port() -> int:
@@ -151,6 +178,7 @@ def main() -> None:
     parser.add_argument("--queue-depth", type=int, default=0,
                         help="at least --clients (so that no request is refused)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1, help="recagent serve --workers")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="show the service's log")
     args = parser.parse_args()
@@ -182,6 +210,8 @@ def main() -> None:
           f"{out['startup_s']} s)")
     print(f"latency p50 {out['p50_s']} s, p95 {out['p95_s']} s, p99 {out['p99_s']} s, max "
           f"{out['max_s']} s; {out['over_deadline']} over the {out['deadline_s']:g} s deadline")
+    print(f"validation-only floor (422) in the same run: {out['floor_rps']} req/s, p99 "
+          f"{out['floor_p99_s']} s; recommendations at {out['share_of_floor']} of it")
     print(f"degraded {out['degraded_share'] or 0:.0%} {out['degraded_reasons']}; errors "
           f"{out['errors']} {out['statuses']}; invalid items {out['invalid_items']}")
     print(f"stopped by SIGTERM in {out['stop_s']} s, exit code {out['exit_code']}")

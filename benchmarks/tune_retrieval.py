@@ -1,13 +1,14 @@
-"""Choose the hybrid retriever's RRF weights on validation cases (never the test targets).
+"""Choose the hybrid retriever's RRF weights on validation users, with the product's own fit.
 
-Validation cases: eval.protocols.validation_split — leave-one-out again inside the
-leave-one-out training data (each user's last positive *training* interaction is the
-target), sources trained on what precedes those targets only. Each source is asked for
-`depth` items once per case; every weight combination of the grid is then scored by
-recall@20 of the fusion (eval.protocols.fit_rrf_weights, the same RRF as the retriever).
+The one RRF-fitting code path: `recagent.wiring.fit_product` (what `recagent fit` runs),
+on the config's leave-one-out training interactions (never a test target). It holds out
+its own validation users inside them (every user the data allows, as the product does
+without an LLM), cut like the config's test (`protocol.cut = "strict"`: strictly before
+the target's second), considers every source alone and coordinate ascent from the best
+start, and prints what it chose with each source's validation recall alone.
 
-usage: .venv/bin/python tune_fusion.py eval/configs/retrieval_ml100k.toml --home .cache
-         [--users N]
+usage: .venv/bin/python benchmarks/tune_retrieval.py eval/configs/retrieval_ml100k.toml \
+         --home .cache [--users N] [--out FILE]
 """
 from __future__ import annotations
 
@@ -16,80 +17,34 @@ import json
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from eval.config import load_config
 from eval.harness import load_dataset
-from eval.protocols import (
-    FULL,
-    fit_rrf_weights,
-    leave_one_out,
-    retrieval_history,
-    sample_users,
-    validation_split,
-)
-from recagent.wiring import Settings, open_store
-from retrieval.als import ALSRetriever
-from retrieval.collaborative import (
-    CoOccurrenceRetriever,
-    PopularityRetriever,
-    RecencyKNNRetriever,
-)
-from retrieval.semantic import SemanticRetriever
-from retrieval.sequential import SequentialRetriever
-
-GRID = {  # sequential is the reference (weights are only relative); smallest values first
-    "semantic": [0.1, 0.25, 0.5],
-    "sequential": [1.0],
-    "als": [0.0, 0.25, 0.5, 1.0, 2.0],
-    "recency_knn": [0.0, 0.25, 0.5, 1.0],
-    "cooccurrence": [0.0, 0.25, 0.5],
-    "popularity": [0.0, 0.1, 0.25],
-}
+from eval.protocols import leave_one_out
+from recagent.wiring import Settings, fit_product, open_store
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("config", type=Path)
     ap.add_argument("--home", type=Path, default=Path(".cache"))
-    ap.add_argument("--users", type=int, default=None)
+    ap.add_argument("--users", type=int, default=None,
+                    help="validation users (default: every user the data allows)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     cfg = load_config(args.config)
-    proto, hybrid = cfg.protocol, cfg.protocol.hybrid_or_default
     ds = load_dataset(cfg.dataset)
     store = open_store(Settings(home=args.home), collection=f"eval-{ds.name}")
     store.ingest(list(ds.items.values()), progress=True)
-    loo = leave_one_out(ds, threshold=cfg.dataset.positive_threshold,
-                        positive_history=cfg.dataset.history == "positive", seed=cfg.seed)
-    val = validation_split(loo, threshold=cfg.dataset.positive_threshold, seed=cfg.seed)
-    rows = [(r.user, r.item, r.rating, r.ts) for r in val.train]
-    t = time.time()
-    sources = {  # the wiring's order (ties favour the earlier source)
-        "semantic": SemanticRetriever(store),
-        "sequential": SequentialRetriever(store, rows),
-        "als": ALSRetriever(store, rows, collection=f"eval-{ds.name}-als-validation"),
-        "recency_knn": RecencyKNNRetriever(store, rows),
-        "cooccurrence": CoOccurrenceRetriever(store, rows),
-        "popularity": PopularityRetriever(store, rows),
-    }
-    print(f"sources trained on {len(rows)} validation-training rows in {time.time() - t:.1f} s")
-    chosen = set(sample_users([s.user for s in val.splits], args.users, cfg.seed))
-    splits = [s for s in val.splits if s.user in chosen]
-    cases = []
-    for split in tqdm(splits, desc="validation retrieval", unit="user"):
-        history = retrieval_history(split, FULL, proto.max_history)
-        lists = {name: [c.item.id for c in src.retrieve(history, hybrid.depth)]
-                 for name, src in sources.items()}
-        cases.append((lists, split.target))
-    alone = {name: sum(target in lists[name][:20] for lists, target in cases) / len(cases)
-             for name in sources}
-    fit = fit_rrf_weights(cases, GRID, k_rrf=hybrid.k_rrf, n=proto.n_candidates)
-    report = {"config": str(args.config), "validation_cases": len(cases),
-              "validation_users_of": len(val.splits), "recall@20_alone": alone,
-              "chosen": fit.weights, "chosen_recall@20": fit.recall,
-              "top": [{"weights": w, "recall@20": r} for w, r in fit.table[:15]],
-              "grid": GRID}
+    loo = leave_one_out(ds, threshold=cfg.positive_threshold,
+                        positive_history=cfg.dataset.history == "positive", seed=cfg.seed,
+                        strict=cfg.protocol.cut == "strict")
+    rows = [(r.user, r.item, r.rating, r.ts) for r in loo.train]
+    start = time.time()
+    fitted = fit_product(store, rows, collection=store.collection.name, ranker=None,
+                         llm_model=None, n=cfg.protocol.n_candidates, n_users=args.users,
+                         seed=cfg.seed, strict=cfg.protocol.cut == "strict", progress=print)
+    report = {"config": str(args.config), "seconds": round(time.time() - start, 1),
+              **fitted.model_dump(mode="json")}
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

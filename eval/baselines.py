@@ -51,6 +51,9 @@ class PopularityScorer:
     def score(self, case: Case) -> dict[str, float]:
         return {c: float(self.counts.get(c, 0)) for c in case.candidates}
 
+    def all_scores(self, case: Case) -> dict[str, float]:
+        return {i: float(n) for i, n in self.counts.items()}
+
 
 class _Interactions:
     """Training interactions as a binary user x item matrix with index maps."""
@@ -80,6 +83,10 @@ class ItemKNNScorer:
         totals = sim.scores([r.item for r in case.history])
         return {c: float(totals[sim.index[c]]) if c in sim.index else 0.0
                 for c in case.candidates}
+
+    def all_scores(self, case: Case) -> dict[str, float]:
+        totals = self.similarity.scores([r.item for r in case.history])
+        return dict(zip(self.similarity.ids, totals.tolist(), strict=True))
 
 
 class EmbeddingScorer:
@@ -144,6 +151,12 @@ class BPRScorer:
         floor.update(zip(known, (float(s) for s in rows @ user), strict=True))
         low = min((v for v in floor.values() if v != float("-inf")), default=0.0) - 1.0
         return {c: v if v != float("-inf") else low for c, v in floor.items()}
+
+    def all_scores(self, case: Case) -> dict[str, float]:
+        user = self._user_vector(case)
+        if user is None:
+            return dict.fromkeys(self.items, 0.0)
+        return dict(zip(self.items, (self.item_factors @ user).tolist(), strict=True))
 
     def _user_vector(self, case: Case) -> np.ndarray | None:
         if not case.truncated and case.user in self.users:

@@ -20,7 +20,8 @@ from recagent.errors import ConfigError
 from recagent.rank.factory import RankerSpec
 from recagent.wiring import HybridSpec, LLMSpec, RetrieverSpec
 
-BaselineName = Literal["random", "popularity", "itemknn", "embedding", "bpr"]
+BaselineName = Literal["random", "popularity", "itemknn", "embedding", "bpr", "nextcount",
+                       "recency_knn", "sasrec", "gru4rec"]
 
 
 def _full_only() -> list[int | Literal["full"]]:
@@ -74,6 +75,13 @@ class ProtocolConfig(_Strict):
     """Rating protocol: rated examples shown per user."""
     n_held_out: Annotated[int, Field(ge=1)] = 5
     """Rating protocol: ratings to predict per user."""
+    cut: Literal["leave_one_out", "strict", "global"] = "leave_one_out"
+    """How history and training are cut from the target: "leave_one_out" (each user's last
+    positive interaction; interactions logged in its second but ordered before it are
+    history), "strict" (the same targets; only what came strictly before the target's
+    second is history or training), "global" (one date for everyone: eval.temporal)."""
+    split_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """cut = "global": the share of interactions before the split date."""
     conventions: Literal["ours", "llmrank"] = "ours"
     """LLMRank protocol: "llmrank" reproduces LLMRank's own target, history and negatives
     (every interaction positive; negatives may be seen items): docs/evaluation.md."""
@@ -136,9 +144,29 @@ class BPRConfig(_Strict):
     regularization: Annotated[float, Field(ge=0)] = 0.01
 
 
+class SequentialConfig(_Strict):
+    """SASRec and GRU4Rec training (eval.sequential_models): RecBole's model defaults."""
+
+    max_epochs: Annotated[int, Field(ge=1)] = 30
+    patience: Annotated[int, Field(ge=1)] = 3
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    learning_rate: Annotated[float, Field(gt=0)] = 0.002
+    max_length: Annotated[int, Field(ge=2)] = 50
+
+
 class BaselinesConfig(_Strict):
     include: list[BaselineName] = Field(default_factory=_all_baselines)
     bpr: BPRConfig = BPRConfig()
+    sequential: SequentialConfig = SequentialConfig()
+    inputs: Literal["positive", "all"] = "positive"
+    """What the baselines learn from and see: "positive" (the literature's convention:
+    positive training interactions, the case's positive history up to max_history) or
+    "all" (what the product sees: every training interaction and every interaction of
+    the user's before the cut, whatever its rating, at any length)."""
+    retrieval_rows: bool = False
+    """Pipeline protocol: each baseline that can score the whole catalog also retrieves its
+    own top n_candidates (a row named BASELINE_retrieval), beside re-ordering the
+    product's candidates."""
 
 
 class LLMConfig(LLMSpec):
@@ -196,8 +224,14 @@ class ProductConfig(_Strict):
     product's `Recommender`. Fitted without the LLM: small local models' scores added
     nothing measurable to the fusion (the LLM's share is judged by its own configs)."""
 
-    fit_users: Annotated[int, Field(ge=1)] = 200
-    """Validation users held out of the training split for the fit (recagent.fit)."""
+    fit_users: Annotated[int, Field(ge=1)] | None = 200
+    """Validation users held out of the training split for the fit (recagent.fit); "all":
+    as many as the data allows (the fit without the LLM costs no model calls)."""
+
+    @field_validator("fit_users", mode="before")
+    @classmethod
+    def _all(cls, value: object) -> object:
+        return None if value == "all" else value
     depth: Annotated[int, Field(ge=20, le=5000)] = 300
     """LLMRank protocol: items asked of each retrieval source to order the given candidates
     (a candidate no source ranks this deep comes after the others, in the given order)."""
@@ -286,6 +320,8 @@ class EvalConfig(_Strict):
             del protocol["retriever"], protocol["hybrid"]
         else:
             protocol["hybrid"] = self.protocol.hybrid_or_default.model_dump(mode="json")
+        if protocol["cut"] == "leave_one_out":
+            del protocol["cut"], protocol["split_quantile"]
         # the protocol's rules themselves (eval.protocols): a rule change never reuses results
         rules = {"protocol_version": PROTOCOL_VERSION}
         blob = json.dumps([self.seed, self.dataset.model_dump(mode="json"), protocol, rules,

@@ -28,11 +28,12 @@ from eval.conversation_metrics import VIEWS, pairs_of, scores
 from eval.conversation_report import STATE_SUFFIX, state_records, write_conversation_report
 from eval.conversation_rows import FACTORIES, LLM_ROWS, ChatAnswer, RowParts, popularity
 from eval.dialogues import DialogueTurn, TitleIndex, dialogues, load_turns
+from recagent.explain.explainer import Explained, Explainer
 from recagent.fit import FittedConfig, Row, row_rating
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.recommender import Recommender
-from recagent.types import Item
+from recagent.types import Candidate, Degradation, Evidence, Interaction, Item
 from recagent.wiring import (
     Settings,
     build_retriever,
@@ -140,7 +141,25 @@ class ProductParts:
         retriever = build_retriever(fitted_retriever_spec(fitted), self.loaded.store,
                                     self.loaded.rows)
         return Recommender(self.loaded.store, retriever, without_llm(fitted_fusion(fitted)),
-                           n_candidates=k)
+                           n_candidates=k, explainer=ListsOnly())
+
+
+UNWRITTEN = "(not written: the evaluation scores lists only)"
+
+
+class ListsOnly(Explainer):
+    """Writes no explanations. The Recommender explains a list after its gate chose it, so
+    explanations never change a list; these protocols score lists only, and writing and
+    checking 50 explanations per answer was 50-70% of a product or chat turn's time
+    (profiled on ReDial)."""
+
+    def explain(self, chosen: Sequence[Candidate], history: Sequence[tuple[Interaction, Item]],
+                *, user_id: str | None = None, others: Sequence[Candidate] = (),
+                use_llm: bool = True, skipped: Degradation | None = None) -> Explained:
+        return Explained(sentences=[UNWRITTEN] * len(chosen),
+                         evidence=[Evidence(item_id=c.item.id, title=c.item.title)
+                                   for c in chosen],
+                         records=[])
 
 
 def gate(answer: ChatAnswer, known: dict[str, Item], k: int) -> tuple[list[str], int, int]:

@@ -20,7 +20,7 @@ from recagent.wiring import LLMSpec
 CONVERSATION_KINDS = ("conversation", "simulation")
 ConversationRowName = Literal["popularity", "comention_knn", "text", "product", "chat",
                               "chat_llm", "agent"]
-SimulationRowName = Literal["popularity", "product", "chat", "chat_llm", "agent"]
+SimulationRowName = Literal["popularity", "chat", "chat_llm", "chat_llm_user", "agent"]
 
 
 def _conversation_rows() -> list[ConversationRowName]:
@@ -100,8 +100,6 @@ class SimulationProtocol(_Strict):
     rows: list[SimulationRowName] = Field(default_factory=_simulation_rows)
     opening_items: tuple[int, int] = (0, 3)
     """MovieLens: the user opens with this many (min, max) of its own liked items."""
-    llm_user: bool = False
-    """Word the rules user's messages with the LLM ([llm]), through the leakage guard."""
     llm_episodes: Annotated[int, Field(ge=1)] = 20
     judgement: str
 

@@ -82,7 +82,7 @@ def evaluate_config(
                                        run=config.name, seed=config.seed, progress=progress)
         extra_scorers = partial(_item_rows, rankers, config.item_vectors.names)
     harness = Harness(config, dataset=dataset, store=store, out=folder, progress=progress,
-                      extra_scorers=extra_scorers)
+                      extra_scorers=extra_scorers, models=settings.home / "eval-models")
     if config.variants:
         result = harness.prepare()
         harness.baselines(result)

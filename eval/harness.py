@@ -18,14 +18,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eval import product
-from eval.baselines import (
-    BPRScorer,
-    EmbeddingScorer,
-    ItemKNNScorer,
-    PopularityScorer,
-    RandomScorer,
-    Scorer,
-)
+from eval.baseline_rows import RETRIEVAL_SUFFIX, InputView, build_scorers, training_rows
+from eval.baselines import Scorer
 from eval.config import DatasetConfig, EvalConfig, VariantConfig
 from eval.datasets import Dataset, load_interactions, load_ml1m, load_ml100k
 from eval.fusion import folds, validation_users
@@ -40,6 +34,7 @@ from eval.protocols import (
     sample_users,
 )
 from eval.results import ResultLog, UserResult
+from eval.temporal import temporal_split
 from eval.variants import demonstrations
 from recagent.errors import ConfigError
 from recagent.fit import FittedConfig
@@ -89,7 +84,10 @@ class EvalResult:
     product_fit: FittedConfig | None = None
     """The `product` row's fit on the training split (eval.product)."""
     extra_runs: list[str] = field(default_factory=list)
-    """Rows of the `extra_scorers` a harness was given (the item cold start rankers)."""
+    """Rows of the `extra_scorers` a harness was given (the item cold start rankers), and
+    the baselines' own-retrieval rows."""
+    training: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Trained baselines (SASRec, GRU4Rec) → epochs, best epoch, seconds, settings."""
 
     @property
     def baselines(self) -> list[str]:
@@ -119,9 +117,11 @@ class Harness:
         self, config: EvalConfig, *, dataset: Dataset, store: CatalogStore, out: Path,
         progress: bool = True,
         extra_scorers: Callable[[EvalResult], Sequence[Scorer]] | None = None,
+        models: Path | None = None,
     ) -> None:
         """`extra_scorers`: more rows without an LLM, built from the prepared result (its
-        training split), run after the configured baselines."""
+        training split), run after the configured baselines. `models`: where trained
+        sequential baselines are kept, by their training rows (default: the report's state)."""
         if config.protocol.kind == "rating":
             raise ConfigError("the rating protocol is run by eval.rating, not the ranking harness")
         self.config = config
@@ -130,6 +130,7 @@ class Harness:
         self.out = out
         self.progress = progress
         self.extra_scorers = extra_scorers
+        self.models = models or out / "state" / "models"
         self.scorers: dict[str, Scorer] = {}
         """The fitted baselines, whose scores fusion variants reuse."""
 
@@ -149,8 +150,15 @@ class Harness:
         """Ingest the catalog (idempotent: only the first run pays), split, build cases."""
         cfg, dataset = self.config, self.dataset
         self.store.ingest(list(dataset.items.values()), progress=self.progress)
-        loo = leave_one_out(dataset, threshold=cfg.positive_threshold,
-                            positive_history=cfg.dataset.history == "positive", seed=cfg.seed)
+        positive_history = cfg.dataset.history == "positive"
+        if cfg.protocol.cut == "global":
+            loo = temporal_split(dataset, threshold=cfg.positive_threshold, seed=cfg.seed,
+                                 positive_history=positive_history,
+                                 quantile=cfg.protocol.split_quantile)
+        else:
+            loo = leave_one_out(dataset, threshold=cfg.positive_threshold, seed=cfg.seed,
+                                positive_history=positive_history,
+                                strict=cfg.protocol.cut == "strict")
         pool = dataset.rated_items()
         if cfg.item_coldstart is not None:  # cold targets, cold negatives, warm training
             cold = cold_items(dataset, cfg.item_coldstart.cold_share)
@@ -224,22 +232,29 @@ class Harness:
             result.results[scorer.name] = per_setting
             if scorer.name not in self.config.baselines.include:
                 result.extra_runs.append(scorer.name)
+            if self.config.baselines.retrieval_rows and isinstance(scorer, InputView):
+                self._own_retrieval(scorer, result)
         if result.product_fit is not None:
             result.results[product.RUN] = product.run(
                 self.config, result.product_fit, self.store, result.cases,
                 result.dataset.items, progress=self.progress)
 
+    def _own_retrieval(self, scorer: InputView, result: EvalResult) -> None:
+        """The baseline's own top n of the whole catalog per user (pipeline protocol)."""
+        n, name = self.config.protocol.n_candidates, scorer.name + RETRIEVAL_SUFFIX
+        if scorer.can_retrieve:
+            result.results[name] = {setting: [baseline_result(scorer, scorer.retrieve(c, n))
+                                              for c in cases]
+                                    for setting, cases in result.cases.items()}
+            result.extra_runs.append(name)
+
     def _scorers(self, result: EvalResult) -> Iterator[Scorer]:
-        train, cfg = result.loo.positives, self.config  # one meaning of positive everywhere
-        factories: dict[str, Callable[[], Scorer]] = {
-            "random": lambda: RandomScorer(cfg.seed),
-            "popularity": lambda: PopularityScorer(train),
-            "itemknn": lambda: ItemKNNScorer(train),
-            "embedding": lambda: EmbeddingScorer(self.store),
-            "bpr": lambda: BPRScorer(train, seed=cfg.seed, **cfg.baselines.bpr.model_dump()),
-        }
-        for name in cfg.baselines.include:
-            yield factories[name]()
+        # one meaning of positive everywhere; "all" inputs: what the product learns from
+        train = training_rows(self.config, result.loo.train, result.loo.positives)
+        yield from build_scorers(
+            self.config, train, self.store, cache=self.models,
+            trained=result.training,
+            progress=(lambda line: tqdm.write(line)) if self.progress else (lambda _: None))
         if self.extra_scorers is not None:
             yield from self.extra_scorers(result)
 

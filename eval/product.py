@@ -51,6 +51,7 @@ def fit(config: EvalConfig, store: CatalogStore, rows: Sequence[Row], out: Path,
     fitted = fit_product(
         store, rows, collection=store.collection.name, ranker=None, llm_model=None,
         n=config.protocol.n_candidates, n_users=config.product.fit_users, seed=config.seed,
+        strict=config.protocol.cut != "leave_one_out",
         progress=(lambda line: tqdm.write(f"product fit: {line}")) if progress
         else (lambda _: None))
     out.mkdir(parents=True, exist_ok=True)

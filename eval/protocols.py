@@ -31,7 +31,6 @@ Leave-one-out, exactly (protocol version `PROTOCOL_VERSION`):
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -110,6 +109,10 @@ class Case:
     found: tuple[Candidate, ...] = ()
     """The candidates as a hybrid retriever returned them, each source's score kept (what
     the product's reranker fuses); not part of `key`, which the ids already decide."""
+    prior: tuple[Rating, ...] = ()
+    """Every interaction before the cut, ratings kept, oldest first (as the product's
+    retrieval sees it; cut like `history` at a shorter history setting): what the
+    baselines see with `inputs = "all"`. Not part of `key` (history and target decide it)."""
 
     @property
     def truncated(self) -> bool:
@@ -131,10 +134,13 @@ def is_positive(rating: Rating, threshold: float) -> bool:
 
 
 def leave_one_out(
-    dataset: Dataset, *, threshold: float = 4.0, positive_history: bool = True, seed: int = 0
+    dataset: Dataset, *, threshold: float = 4.0, positive_history: bool = True, seed: int = 0,
+    strict: bool = False,
 ) -> LeaveOneOut:
     """Target = each user's last positive interaction in the seeded time order (ties at
-    one timestamp: see the module docstring); history = what came before it."""
+    one timestamp: see the module docstring); history = what came before it. `strict`:
+    only what came strictly before the target's timestamp (an interaction logged in the
+    same second is neither history nor training)."""
     splits: list[Split] = []
     train: list[Rating] = []
     skipped: dict[str, int] = {}
@@ -147,9 +153,10 @@ def leave_one_out(
             continue
         cut = positions[-1]
         target = ratings[cut].item
-        prior = [r for r in _latest_per_item(ratings[:cut]) if r.item != target]
+        before = [r for r in ratings[:cut] if not strict or r.ts < ratings[cut].ts]
+        prior = [r for r in _latest_per_item(before) if r.item != target]
         history = [r for r in prior if is_positive(r, threshold)] if positive_history else prior
-        train.extend(r for r in ratings[:cut] if r.item != target)
+        train.extend(r for r in before if r.item != target)
         if not history:
             skipped["empty history"] = skipped.get("empty history", 0) + 1
             continue
@@ -238,21 +245,27 @@ def llmrank_cases(
         Case(user=s.user, setting=setting, history=truncate(s.history, setting, max_history),
              target=s.target,
              candidates=llmrank_candidates(s, pool, n_negatives=n_negatives, seed=seed,
-                                           exclude_seen=exclude_seen))
+                                           exclude_seen=exclude_seen),
+             prior=prior_ratings(s, setting, max_history))
         for s in splits
     ]
 
 
-def retrieval_history(split: Split, setting: int, max_history: int) -> UserHistory:
-    """What the pipeline's retriever sees: with the full history, every interaction before
-    the cut (all of them are excluded from the candidates, whatever their rating); with a
-    history cut to its last `setting` items (cold start), every interaction since the
-    oldest item kept, as if the user had joined then."""
+def prior_ratings(split: Split, setting: int, max_history: int) -> tuple[Rating, ...]:
+    """With the full history, every interaction before the cut; with a history cut to its
+    last `setting` items (cold start), every interaction since the oldest item kept, as if
+    the user had joined then."""
     prior = split.before_cut
     if setting != FULL:
         first = truncate(split.history, setting, max_history)[0]
         prior = prior[next(n for n, r in enumerate(prior) if r == first):]
-    return to_history(split.user, prior)
+    return tuple(prior)
+
+
+def retrieval_history(split: Split, setting: int, max_history: int) -> UserHistory:
+    """What the pipeline's retriever sees: `prior_ratings` (all of them are excluded from
+    the candidates, whatever their rating)."""
+    return to_history(split.user, prior_ratings(split, setting, max_history))
 
 
 def pipeline_case(
@@ -264,7 +277,8 @@ def pipeline_case(
     found = retriever.retrieve(retrieval_history(split, setting, max_history), n_candidates)
     return Case(user=split.user, setting=setting, history=history, target=split.target,
                 candidates=tuple(c.item.id for c in found),
-                retrieval_scores=tuple(c.score for c in found))
+                retrieval_scores=tuple(c.score for c in found),
+                prior=prior_ratings(split, setting, max_history))
 
 
 def pipeline_retrieval(
@@ -293,64 +307,13 @@ def pipeline_retrieval(
     case = Case(user=split.user, setting=setting, history=history, target=split.target,
                 candidates=tuple(c.item.id for c in found),
                 retrieval_scores=tuple(c.score for c in found), retriever="hybrid",
-                found=tuple(found))
+                found=tuple(found), prior=prior_ratings(split, setting, max_history))
     rankings = {name: _ids(c[:depth]) for name, c in lists.items()}
     return case, {**rankings, **alone, FUSION: _ids(fused[:depth])}
 
 
 def _ids(candidates: Sequence[Candidate]) -> tuple[str, ...]:
     return tuple(c.item.id for c in candidates)
-
-
-# ---- choosing the hybrid's fusion weights, on validation cases ---------------------------
-
-
-def rrf_ids(
-    lists: Mapping[str, Sequence[str]], weights: Mapping[str, float], *, k_rrf: int, n: int
-) -> list[str]:
-    """The ids HybridRetriever.fuse would put first, from each source's ids alone (fast
-    enough for a grid): Σ weight / (k_rrf + rank + 1), ties in order of first proposal,
-    sources in the order of `lists`; a source with weight 0 (or none) is left out."""
-    fused: dict[str, float] = {}
-    for name, ids in lists.items():
-        weight = weights.get(name, 0.0)
-        if weight <= 0:
-            continue
-        for rank, item in enumerate(ids):
-            fused[item] = fused.get(item, 0.0) + weight / (k_rrf + rank + 1)
-    return sorted(fused, key=lambda i: -fused[i])[:n]
-
-
-@dataclass(frozen=True)
-class WeightFit:
-    weights: dict[str, float]
-    recall: float
-    """Recall@n of the chosen weights on the validation cases."""
-    table: list[tuple[dict[str, float], float]]
-    """Every weight setting tried with its recall@n, best first (ties: grid order)."""
-
-
-def fit_rrf_weights(
-    cases: Sequence[tuple[Mapping[str, Sequence[str]], str]],
-    grid: Mapping[str, Sequence[float]], *, k_rrf: int, n: int,
-) -> WeightFit:
-    """The weights (one value per source from `grid`, every combination tried) whose RRF
-    puts the most validation targets in the top n. `cases` are (each source's ranked ids,
-    the target) per validation case. Ties go to the first combination in grid order, so
-    list each source's values smallest first to prefer the smaller weights."""
-    if not cases:
-        raise ValueError("no validation cases to fit fusion weights on")
-    names = list(grid)
-    table: list[tuple[dict[str, float], float]] = []
-    for values in itertools.product(*(grid[name] for name in names)):
-        weights = dict(zip(names, values, strict=True))
-        if not any(w > 0 for w in values):
-            continue
-        hits = sum(target in rrf_ids(lists, weights, k_rrf=k_rrf, n=n)
-                   for lists, target in cases)
-        table.append((weights, hits / len(cases)))
-    table.sort(key=lambda row: -row[1])  # stable: ties keep grid order
-    return WeightFit(weights=table[0][0], recall=table[0][1], table=table)
 
 
 def sample_users(users: Sequence[str], n: int | None, seed: int) -> list[str]:

@@ -25,12 +25,20 @@ from typing import Any
 
 from ranx import Qrels, Run
 
+from eval.baseline_rows import RETRIEVAL_SUFFIX
 from eval.config import EvalConfig, load_config
 from eval.conversation_config import CONVERSATION_KINDS, protocol_kind
 from eval.metrics import NO_ANSWER, RANK_METRICS, mean_metrics, paired_tests, ranking_scores
 from eval.report import COLUMNS, QRELS, RUN_SUFFIX, STATE_SUFFIX, write_gzip
 from eval.results import UserResult
-from eval.summary import cost, judged_tests, setting_label, shares, validity
+from eval.summary import (
+    cost,
+    judged_tests,
+    own_retrieval_recall,
+    setting_label,
+    shares,
+    validity,
+)
 from recagent.errors import ConfigError
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNUSABLE = 0, 1, 2
@@ -154,8 +162,11 @@ def _population(report: Report, users: set[str], with_variants: bool) -> dict[st
         full = [b for b in report.baselines if b != "product"]
         if report.config.protocol.kind == "pipeline" and full:
             n = report.config.protocol.n_candidates  # a baseline's run lists every candidate
-            recall = mean_metrics(qrels, runs[full[0]], [f"recall@{n}"])
+            reorders = [b for b in full if not b.endswith(RETRIEVAL_SUFFIX)]
+            recall = mean_metrics(qrels, runs[reorders[0]], [f"recall@{n}"])
             entry["retrieval_recall"] = {f"recall@{n}": recall[f"recall@{n}"]}
+            if own := own_retrieval_recall(qrels, runs, n):
+                entry["own_retrieval"] = own
         seed = report.config.seed
         if "product" in runs:
             others = [runs[b] for b in report.baselines if b != "product"]

@@ -101,6 +101,7 @@ def markdown(summary: dict[str, Any]) -> str:
              + (f" LLM: **{summary['llm_model']}**." if summary["llm_model"] else ""), ""]
     lines += [f"- {n}" for n in summary["notes"]] + [""]
     lines += _history_table(summary.get("history_seen", {}))
+    lines += _training_table(summary.get("training", {}))
     for pop_name, pop in summary["populations"].items():
         title = "All users" if pop_name == "all" else "LLM sample (fixed seeded sample)"
         for label, entry in pop["settings"].items():
@@ -109,6 +110,10 @@ def markdown(summary: dict[str, Any]) -> str:
                 recall = ", ".join(f"{k} = {_f(v)}" for k, v in entry["retrieval_recall"].items())
                 lines += [f"Retrieval {recall} (the target among the candidates).", ""]
             lines += _sources_table(entry.get("retrieval_sources", {}))
+            if own := entry.get("own_retrieval"):
+                lines += ["Each baseline's own top retrieval over the whole catalog (rows "
+                          "`*_retrieval`): " + ", ".join(f"{k} recall = {_f(v)}"
+                                                        for k, v in own.items()) + ".", ""]
             sig = entry.get("significance", {})
             vs_product = entry.get("product_significance", {})
             header = ["run", "users", *(c for _, c in COLUMNS), "failed"]
@@ -148,6 +153,23 @@ def _history_table(seen: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     for label, runs in seen.items():
         lines += [f"| {run} | {label} | {e['what']} | {e['mean']:.1f} | {e['max']} |"
                   for run, e in runs.items()]
+    return [*lines, ""]
+
+
+def _training_table(training: dict[str, dict[str, Any]]) -> list[str]:
+    """How each trained baseline was trained (RecBole's SASRec and GRU4Rec, on the CPU)."""
+    if not training:
+        return []
+    lines = ["## Trained baselines (CPU)", "",
+             "| model | epochs run | best epoch | validation NDCG@10 | training s | "
+             "training windows | validation users | settings |", "|---" * 8 + "|"]
+    for name, t in training.items():
+        cached = " (loaded: trained by an earlier run on the same rows)" \
+            if t["loaded_from_cache"] else ""
+        settings = ", ".join(f"{k} {v}" for k, v in t["settings"].items())
+        lines.append(f"| {name} | {t['epochs']} | {t['best_epoch']} | "
+                     f"{t['best_validation_ndcg@10']:.4f} | {t['training_seconds']:.0f}{cached} | "
+                     f"{t['windows']} | {t['validation_users']} | {settings} |")
     return [*lines, ""]
 
 

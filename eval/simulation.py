@@ -47,7 +47,7 @@ from eval.simulated_user import (
 from eval.simulation_metrics import summarise_episodes
 from recagent.agent.catalog import CatalogIndex
 from recagent.chat.session import ChatSession
-from recagent.errors import ConfigError
+from recagent.errors import ConfigError, LLMError
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.types import Item
@@ -56,8 +56,30 @@ from retrieval.attributes import AttributeFilter, values, violations
 from retrieval.catalog_files import load_movielens
 from retrieval.interaction_files import ratings_file, read_interactions
 
+SIM_LLM_ROWS = frozenset({"chat_llm", "chat_llm_user"})
+"""Rows that need the [llm] model: they run on `llm_episodes` episodes. chat_llm_user is
+the rules chat talking with the LLM-worded user (through the leakage guard)."""
 Episode = tuple[Item, list[Item]]
 """(hidden target, the items the user opens with)."""
+
+
+WORDING_TEMPLATE = "sim_user"
+WORDING_MAX_TOKENS = 80
+
+
+def llm_wording(client: LLMClient, prompts: PromptLibrary) -> Callable[[str], str]:
+    """The rules message reworded by the LLM (prompts/sim_user.j2); on any LLM failure the
+    rules message itself (the episode goes on; the guard still sees what is offered)."""
+    def word(message: str) -> str:
+        prompt = prompts.render(WORDING_TEMPLATE, message=message)
+        try:
+            reply = client.complete(prompt.messages, max_tokens=WORDING_MAX_TOKENS,
+                                    temperature=0.0)
+        except LLMError:
+            return message
+        text = " ".join(reply.text.split())
+        return text or message
+    return word
 
 
 class PopularityChat:
@@ -185,7 +207,7 @@ def evaluate_simulation(
     prompts = PromptLibrary()
     results: dict[str, Any] = {}
     with ExitStack() as stack:
-        llm_rows = {"chat_llm", *AGENT_ROWS}
+        llm_rows = SIM_LLM_ROWS | AGENT_ROWS
         client = stack.enter_context(open_client()) if llm_rows & set(protocol.rows) else None
         index = CatalogIndex(list(loaded.items.values()))
         sessions: dict[str, Callable[[], ChatLike]] = {
@@ -197,11 +219,14 @@ def evaluate_simulation(
             "agent": lambda: agent_session(product.recommender(50), _needs(client), prompts,
                                            index, protocol.k),
         }
+        word = llm_wording(client, prompts) if client is not None else None
         ran: dict[str, list[dict[str, Any]]] = {}
         for name in protocol.rows:
+            worded = name == "chat_llm_user"
             n = protocol.llm_episodes if name in llm_rows else len(episodes)
-            records = run_episodes(name, sessions[name], episodes[:n], loaded.items,
-                                   protocol, out, config.seed, progress=progress)
+            records = run_episodes(name, sessions["chat" if worded else name], episodes[:n],
+                                   loaded.items, protocol, out, config.seed,
+                                   word=word if worded else None, progress=progress)
             ran[name] = records
             results[name] = summarise_episodes(records, protocol.max_turns)
         for row in ran:
@@ -223,20 +248,23 @@ def _needs(client: LLMClient | None) -> LLMClient:
 
 
 def simulation_verdict(results: dict[str, Any], max_turns: int) -> dict[str, Any]:
-    """The committed rule: chat beats popularity on success@max_turns, and is clean."""
+    """The committed rules: every row clean (nothing outside the catalog, no broken limit,
+    the title never stated to the system); with both rows, chat beats popularity on
+    success@max_turns."""
+    key = f"success@{max_turns}"
+    clean = all(r["out_of_catalog"] == 0 and r["violations"] == 0
+                and r["title_stated_to_system"] == 0 for r in results.values())
     chat, pop = results.get("chat"), results.get("popularity")
     if chat is None or pop is None:
-        return {"passed": False, "why": "the rule needs the chat and popularity rows"}
-    key = f"success@{max_turns}"
-    clean = (chat["out_of_catalog"] == 0 and chat["violations"] == 0
-             and chat["title_stated_to_system"] == 0)
+        return {"passed": clean, "clean": clean}
     return {"passed": chat[key] > pop[key] and clean, "chat": chat[key],
             "popularity": pop[key], "clean": clean}
 
 
 def run_episodes(name: str, new_session: Callable[[], ChatLike], episodes: Sequence[Episode],
                  items: dict[str, Item], protocol: SimulationProtocol, out: Path, seed: int,
-                 *, progress: bool) -> list[dict[str, Any]]:
+                 *, word: Callable[[str], str] | None = None, progress: bool
+                 ) -> list[dict[str, Any]]:
     """Every episode through a fresh session, resuming from the row's state file."""
     import json
 
@@ -249,7 +277,7 @@ def run_episodes(name: str, new_session: Callable[[], ChatLike], episodes: Seque
             if n in done:
                 continue
             user = RulesUser(target, opening, random.Random(seed * 1000 + n))
-            record = {"episode": n, **run_episode(new_session(), user, items, protocol)}
+            record = {"episode": n, **run_episode(new_session(), user, items, protocol, word)}
             f.write(json.dumps(record) + "\n")
             f.flush()
             done[n] = record

@@ -9,11 +9,12 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from ranx import Qrels, Run
 
-from eval.config import EvalConfig
+from eval.baseline_rows import RETRIEVAL_SUFFIX, what_it_saw
+from eval.config import BaselineName, EvalConfig
 from eval.harness import EvalResult
 from eval.metrics import (
     RANK_METRICS,
@@ -28,6 +29,7 @@ from eval.metrics import (
 from eval.protocols import FULL, RECALL_CUTOFFS, retrieval_history
 from eval.results import UserResult
 
+BASELINE_NAMES = set(get_args(BaselineName))
 HISTORY_BUCKETS = [(1, 4), (5, 9), (10, 19), (20, 49), (50, 10**9)]
 """History-length bins of the plot when a config runs a single history setting."""
 
@@ -97,6 +99,7 @@ def summarize(result: EvalResult) -> dict[str, Any]:
                    for v in result.variants}
     out["throughput"] = _throughput(result)
     out["history_seen"] = {setting_label(s): history_seen(result, s) for s in result.cases}
+    out["training"] = result.training
     out["fusion"] = {v: {setting_label(s): shares(w) for s, w in by_setting.items()}
                      for v, by_setting in result.fusion_weights.items()}
     if result.cache is not None:
@@ -151,11 +154,13 @@ def history_seen(result: EvalResult, setting: int) -> dict[str, dict[str, Any]]:
     learned = Counter(r.user for r in result.loo.positives)
     variants = {v.name: v for v in cfg.variants}
     out: dict[str, dict[str, Any]] = {}
+    all_inputs = cfg.baselines.inputs == "all"
     for run, per_setting in result.results.items():
         users = [r.user for r in per_setting.get(setting, [])]
-        if run in ("random", "popularity"):
-            what, counts = "no history", [0 for _ in users]
-        elif run == "bpr" and setting == FULL:
+        base = run.removesuffix(RETRIEVAL_SUFFIX)
+        if base in ("random", "popularity"):
+            what, counts = what_it_saw(cfg, run), [0 for _ in users]
+        elif run == "bpr" and setting == FULL and not all_inputs:
             what = "its learned user vector: every positive training interaction of the user"
             counts = [learned[u] for u in users]
         elif run == "product":
@@ -167,6 +172,10 @@ def history_seen(result: EvalResult, setting: int) -> dict[str, dict[str, Any]]:
             what = (f"the prompt: the case's history, its last {n} items at most"
                     + ("; the fused baselines: all of it" if variants[run].fusion else ""))
             counts = [min(n, len(cases[u].history)) for u in users]
+        elif base in BASELINE_NAMES:
+            what = what_it_saw(cfg, run)
+            counts = [len(cases[u].prior if all_inputs and cases[u].prior else cases[u].history)
+                      for u in users]
         else:
             what = (f"the case's history: the most recent {cfg.protocol.max_history} at most"
                     + (" (BPR: folded in from it)" if run == "bpr" else ""))
@@ -216,6 +225,8 @@ def _population(
             entry["retrieval_recall"] = {f"recall@{n}": recall[f"recall@{n}"]}
             entry["retrieval_sources"] = _source_recall(
                 qrels, result.retrieval.get(setting, {}), users)
+            if own := own_retrieval_recall(qrels, ranx_runs, n):
+                entry["own_retrieval"] = own
         if "product" in rows:  # is the product below any baseline? (delta: baseline - product)
             by_run = {name: run_for(name, [r for r in result.results[name][setting]
                                            if users is None or r.user in users])
@@ -237,6 +248,12 @@ def _population(
             entry["judged"] = judged
         settings[setting_label(setting)] = entry
     return {"users": len(chosen), "settings": settings, "users_set": chosen}
+
+
+def own_retrieval_recall(qrels: Qrels, runs: Mapping[str, Run], n: int) -> dict[str, float]:
+    """Recall@n of each baseline's own top n of the whole catalog (its `_retrieval` row)."""
+    return {name: mean_metrics(qrels, run, [f"recall@{n}"])[f"recall@{n}"]
+            for name, run in runs.items() if name.endswith(RETRIEVAL_SUFFIX)}
 
 
 def judged_tests(config: EvalConfig, qrels: Qrels, runs: Mapping[str, Run]) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from scipy.stats import ttest_rel
 
 from recagent.errors import ConfigError
 from recagent.rank.ensemble import (
@@ -46,7 +45,7 @@ from recagent.rank.ensemble import (
 from recagent.rank.listwise import Ranker
 from recagent.types import Interaction, Item, UserHistory
 from retrieval.hybrid import RRF, HybridRetriever
-from retrieval.types import NEGATIVE_RATING, Candidate
+from retrieval.types import NEGATIVE_RATING, POSITIVE_RATING, Candidate
 
 Row = tuple[str, str, float | None, int | None]
 """(user, item, rating or None, timestamp or None), as the collaborative sources take it."""
@@ -55,6 +54,8 @@ RERANK_FEATURES = (RRF, "semantic", "popularity")
 """Candidate scores fused with the LLM's: the fused retrieval score, text similarity and
 popularity (each source's own score is already inside the fused one)."""
 FIT_VERSION = 1
+LLM_USERS = 200
+"""Validation users when the LLM scores them (each costs a model call): the default then."""
 LLM_MAX_P = 0.05
 """The LLM keeps its fitted weight only if its out-of-fold gain is significant at this level."""
 
@@ -130,20 +131,26 @@ class Held:
 
 
 def positive(rating: float | None) -> bool:
-    """Positive feedback as everywhere else: `Interaction.polarity` (a bare row counts)."""
-    return Interaction.model_construct(item_id="", rating=rating).polarity > 0
+    """Positive feedback as everywhere else: `Interaction.polarity` of a row without a like
+    (a bare row counts); the rule spelled out, as it runs once per stored interaction."""
+    return rating is None or rating >= POSITIVE_RATING
 
 
-def hold_out(rows: Sequence[Row], n_users: int, seed: int) -> tuple[list[Row], list[Held]]:
-    """(training rows, validation users): a seeded sample of users, each with its last
-    positive interaction as the target (ties on the last timestamp broken by a seeded
-    choice); their rows at or after the target are left out of training."""
+def hold_out(rows: Sequence[Row], n_users: int | None, seed: int, *, strict: bool = False
+             ) -> tuple[list[Row], list[Held]]:
+    """(training rows, validation users): a seeded sample of `n_users` users (None: every
+    user the data allows), each with its last positive interaction as the target (ties on
+    the last timestamp broken by a seeded choice); their rows at or after the target are
+    left out of training. `strict`: only what came strictly before the target's timestamp
+    is history and training (cut like eval's strict test cut); a user with nothing before
+    that second is not held out."""
     by_user: dict[str, list[Row]] = {}
     for row in rows:
         by_user.setdefault(row[0], []).append(row)
     eligible = sorted(u for u, own in by_user.items()
                       if len(own) >= 2 and any(positive(r[2]) for r in own[1:]))
-    chosen = set(random.Random(f"{seed}/fit").sample(eligible, min(n_users, len(eligible))))
+    count = len(eligible) if n_users is None else min(n_users, len(eligible))
+    chosen = set(random.Random(f"{seed}/fit").sample(eligible, count))
     train: list[Row] = []
     held: list[Held] = []
     for user, own in by_user.items():
@@ -156,9 +163,14 @@ def hold_out(rows: Sequence[Row], n_users: int, seed: int) -> tuple[list[Row], l
         tied = [n for n, r in enumerate(ordered) if n > 0 and positive(r[2])
                 and r[3] is not None and r[3] == ordered[last][3]] or [last]
         cut = min(random.Random(f"{seed}/{user}").choice(tied), last)
-        before = [r for r in ordered[:cut] if r[1] != ordered[cut][1]]
+        target = ordered[cut]
+        before = [r for r in ordered[:cut] if r[1] != target[1] and not (
+            strict and target[3] is not None and r[3] is not None and r[3] >= target[3])]
+        if not before:
+            train.extend(own)
+            continue
         train.extend(before)
-        held.append(Held(user, history_of(user, before), ordered[cut][1]))
+        held.append(Held(user, history_of(user, before), target[1]))
     return train, held
 
 
@@ -186,12 +198,24 @@ def row_rating(rating: float | None, liked: bool | None) -> float | None:
 # ---- the fits -------------------------------------------------------------------------
 
 
+SEMANTIC_FLOOR = 0.01
+"""The text source's weight beside a single source: it only fills a list the source leaves
+short (the hybrid always keeps the text source, the only one for items nobody rated)."""
+
+
+def single_source(names: Sequence[str], name: str) -> dict[str, float]:
+    """Weights that use one source alone (the text source kept at SEMANTIC_FLOOR)."""
+    return {s: 1.0 if s == name else SEMANTIC_FLOOR if s == "semantic" else 0.0 for s in names}
+
+
 def fit_retrieval(
     retriever: HybridRetriever, held: Sequence[Held], n: int,
     grid: Sequence[float] = RETRIEVAL_GRID, rounds: int = 2,
-) -> tuple[dict[str, float], float, float]:
-    """Per-source RRF weights by coordinate ascent on recall@n: (weights, recall, recall of
-    equal weights). Each source is asked once per user; only the fusion is recomputed."""
+) -> tuple[dict[str, float], float, float, dict[str, float]]:
+    """Per-source RRF weights by coordinate ascent on recall@n, started from the best of
+    equal weights and each source alone, so the fit never ends below its best single
+    source: (weights, recall, recall of equal weights, recall of each source alone). Each
+    source is asked once per user; only the fusion is recomputed."""
     lists = [(h.target, retriever.gather(h.history, n)) for h in held]
     names = list(retriever.sources)
 
@@ -205,8 +229,11 @@ def fit_retrieval(
             for target, per_source in lists]
         return sum(hits) / max(len(hits), 1)
 
-    best = dict.fromkeys(names, 1.0)
-    equal = best_score = recall(best)
+    equal = recall(dict.fromkeys(names, 1.0))
+    alone = {name: recall(single_source(names, name)) for name in names}
+    starts = [(dict.fromkeys(names, 1.0), equal),
+              *((single_source(names, name), alone[name]) for name in names)]
+    best, best_score = max(starts, key=lambda start: start[1])  # first of equals: equal
     for _ in range(rounds):
         for name in names:
             for value in grid:
@@ -214,7 +241,7 @@ def fit_retrieval(
                 score = recall(trial)
                 if score > best_score:
                     best, best_score = trial, score
-    return best, best_score, equal
+    return best, best_score, equal, alone
 
 
 def rerank_examples(
@@ -250,10 +277,24 @@ def ranker_scores(ranker: Ranker, items: Mapping[str, Item], k: int
     return scores
 
 
+def built_features(examples: Sequence[Example]) -> list[str]:
+    """The rerank features some candidate has a score for: a source that is not built
+    (retrieval weight 0) gives none, and gets no weight."""
+    present = {name for sources, _, _ in examples for name, scores in sources.items() if scores}
+    return [f for f in RERANK_FEATURES if f in present] or [RRF]
+
+
 def fit_rerank(examples: Sequence[Example], *, with_llm: bool, seed: int
                ) -> tuple[dict[str, float], float]:
-    names = [*RERANK_FEATURES, *([LLM_SOURCE] if with_llm else [])]
-    return fit_weights(examples, names, seed=seed)
+    """The bagged grid fit over the built features, or the retrieval order alone (the fused
+    RRF score) where that scores higher on these users: never below the retrieval's own
+    order."""
+    names = [*built_features(examples), *([LLM_SOURCE] if with_llm else [])]
+    weights, ndcg = fit_weights(examples, names, seed=seed)
+    order = {n: 1.0 if n == RRF else 0.0 for n in names}
+    alone = float(ndcg_by_weighting(examples, names, np.array([[order[n] for n in names]]))
+                  .mean())
+    return (order, alone) if alone > ndcg else (weights, ndcg)
 
 
 def llm_gain(examples: Sequence[Example], seed: int) -> tuple[float, float]:
@@ -277,6 +318,8 @@ def llm_gain(examples: Sequence[Example], seed: int) -> tuple[float, float]:
         gains.extend((scored[0] - scored[1]).tolist())
     if not gains or not any(gains):
         return 0.0, 1.0
+    from scipy.stats import ttest_rel  # here: scipy.stats takes ~0.5 s to import
+
     p = float(ttest_rel(np.array(gains), np.zeros(len(gains))).pvalue)
     return float(np.mean(gains)), (p if math.isfinite(p) else 1.0)
 
@@ -288,13 +331,17 @@ def fitted_at() -> str:
 def fit_catalog(
     *, collection: str, rows: Sequence[Row], build: Callable[[Sequence[Row]], HybridRetriever],
     items: Callable[[list[str]], Mapping[str, Item]], ranker: Ranker | None,
-    llm_model: str | None, n: int = 20, k: int = 10, n_users: int = 200, seed: int = 0,
-    progress: Callable[[str], object] = lambda _: None,
+    llm_model: str | None, n: int = 20, k: int = 10, n_users: int | None = None,
+    seed: int = 0, strict: bool = False, progress: Callable[[str], object] = lambda _: None,
 ) -> FittedConfig:
-    """Both fits on `n_users` held-out users of `rows`; `build` makes the hybrid retriever
-    (every source, any weights) from training rows, `ranker` (None: no LLM) gives the LLM
-    scores the rerank fit weighs against the candidates' own."""
-    train, held = hold_out(rows, n_users, seed)
+    """Both fits on `n_users` held-out users of `rows` (None: every user the data allows
+    without an LLM to score, which costs no model call; LLM_USERS with one); `build` makes
+    the hybrid retriever (every source, any weights) from training rows, `ranker` (None: no
+    LLM) gives the LLM scores the rerank fit weighs against the candidates' own. `strict`:
+    validation users cut strictly before their target's second (hold_out)."""
+    if n_users is None and ranker is not None:
+        n_users = LLM_USERS
+    train, held = hold_out(rows, n_users, seed, strict=strict)
     if not held:
         raise ConfigError(f"collection {collection!r} has no user with two or more "
                           "interactions to fit on; ingest interactions first")
@@ -305,8 +352,9 @@ def fit_catalog(
                           "default weights stay in use)")
     progress(f"fitting on {len(held)} validation users ({len(train)} training interactions)")
     retriever = build(train)
-    weights, recall, equal = fit_retrieval(retriever, held, n)
-    progress(f"retrieval recall@{n}: {recall:.3f} fitted, {equal:.3f} with equal weights")
+    weights, recall, equal, alone = fit_retrieval(retriever, held, n)
+    progress(f"retrieval recall@{n}: {recall:.3f} fitted, {equal:.3f} with equal weights; "
+             "alone: " + ", ".join(f"{s} {r:.3f}" for s, r in alone.items()))
     fused = HybridRetriever(retriever.sources, weights, k_rrf=retriever.k_rrf,
                             depth=retriever.depth)
     found = [(h, fused.retrieve(h.history, n)) for h in held]
@@ -333,5 +381,6 @@ def fit_catalog(
         llm_share=round(chosen.get(LLM_SOURCE, 0.0) / total, 4),
         validation_users=len(held),
         validation={f"recall@{n}": recall, f"recall@{n}_equal_weights": equal,
+                    **{f"recall@{n}_{s}_alone": r for s, r in alone.items()},
                     "ndcg@10": ndcg, "ndcg@10_without_llm": plain_ndcg, **tested},
         interactions=len(rows), fitted_at=fitted_at())

@@ -187,9 +187,11 @@ class CoOccurrenceRetriever:
 
     source = "cooccurrence"
 
-    def __init__(self, store: CatalogStore, interactions: Interactions) -> None:
+    def __init__(self, store: CatalogStore, interactions: Interactions, *,
+                 similarity: ItemSimilarity | None = None) -> None:
+        """`similarity`: the cosine of these interactions, when already built (shared)."""
         self.store = store
-        self.similarity = ItemSimilarity(pairs_of(as_rows(interactions)))
+        self.similarity = similarity or ItemSimilarity(pairs_of(as_rows(interactions)))
 
     def retrieve(
         self, history: UserHistory, n: int = 20, *, where: dict[str, Any] | None = None
@@ -244,12 +246,12 @@ class RecencyKNNRetriever:
 
     def __init__(
         self, store: CatalogStore, interactions: Interactions, *, decay: float = 0.7,
-        max_history: int = 50,
+        max_history: int = 50, similarity: ItemSimilarity | None = None,
     ) -> None:
         if not 0 < decay <= 1:
             raise ConfigError(f"decay must be in (0, 1], got {decay}")
         self.store = store
-        self.similarity = ItemSimilarity(pairs_of(as_rows(interactions)))
+        self.similarity = similarity or ItemSimilarity(pairs_of(as_rows(interactions)))
         self.decay = decay
         self.max_history = max_history
 

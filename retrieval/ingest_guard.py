@@ -71,6 +71,11 @@ def lock_file(
     return (lock_dir or default_lock_dir()) / f"chroma-{key}-{name}.ingest.lock"
 
 
+def stamp_file(lock: Path) -> Path:
+    """The collection's version stamp (retrieval/stamp.py), beside its lock file."""
+    return lock.with_name(lock.name.removesuffix(".ingest.lock") + ".version")
+
+
 class WriterLock:
     """The one-writer-at-a-time lock of one collection."""
 
@@ -130,8 +135,7 @@ class IngestGuard:
         self.collection = collection
         path = lock_path or default_lock_dir() / f"{collection.id}.ingest.lock"
         self.lock = WriterLock(path, collection.name)
-        self.stamp = VersionStamp(path.with_name(path.name.replace(".ingest.lock", "") +
-                                                 ".version"))
+        self.stamp = VersionStamp(stamp_file(path))
         """Written anew after every ingest that changed something (retrieval/stamp.py)."""
         self._client = client
 

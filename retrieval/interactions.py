@@ -24,7 +24,9 @@ time order: by timestamp, rows without one first, ties in the order they first a
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +38,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from retrieval.errors import ConfigError
+from retrieval.stamp import VersionStamp
 from retrieval.types import POSITIVE_RATING, IngestReport, Interaction, UserHistory
 
 DB_NAME = "interactions.sqlite"
@@ -259,7 +262,17 @@ class InteractionStore:
 
         with self._connect() as db:
             report: IngestReport = self._write(db, work)
+        if report.added or report.updated:  # committed: long-running readers rebuild
+            self.stamp(collection).bump()
         return report
+
+    def stamp(self, collection: str) -> VersionStamp:
+        """The version stamp of `collection`'s interactions, written anew by every ingest
+        that changed them (a file beside the database, see retrieval/stamp.py)."""
+        _check_collection(collection)
+        name = collection if re.fullmatch(r"[A-Za-z0-9._-]{1,100}", collection) else \
+            hashlib.sha256(collection.encode()).hexdigest()[:16]
+        return VersionStamp(self.path.with_name(f"{self.path.name}.{name}.version"))
 
     # ---- reading ---------------------------------------------------------------------
 

@@ -84,8 +84,13 @@ class SequentialRetriever:
     def __init__(
         self, store: CatalogStore, interactions: Interactions, *, window: int = 10,
         step_decay: float = 0.8, decay: float = 0.8, knn_weight: float = 1.0,
-        max_history: int = 50,
+        max_history: int = 50, normalise: bool = True, source: str = "sequential",
+        similarity: ItemSimilarity | None = None,
     ) -> None:
+        """`normalise=False` with knn_weight 0, no decay: the plain count of what came
+        within `window` ratings after each of the last `max_history` items (the "nextcount"
+        source, under that `source` name). `similarity`: the item-kNN cosine of these
+        interactions, when already built (shared)."""
         if window < 1 or max_history < 1:
             raise ConfigError(f"window and max_history must be at least 1, got {window} and "
                               f"{max_history}")
@@ -96,12 +101,13 @@ class SequentialRetriever:
             raise ConfigError(f"knn_weight must be >= 0, got {knn_weight}")
         rows = as_rows(interactions)
         self.store = store
-        self.similarity = ItemSimilarity(pairs_of(rows))
+        self.similarity = similarity or ItemSimilarity(pairs_of(rows))
         """Item ids and columns (`index`, `ids`), and the item-kNN cosine."""
         self.transitions = transition_matrix(sequences(rows), self.similarity.index,
                                              window=window, step_decay=step_decay)
         """Raw transition weights (before row normalisation)."""
-        matrix = row_normalised(self.transitions)
+        self.source = source
+        matrix = row_normalised(self.transitions) if normalise else self.transitions
         if knn_weight > 0:
             matrix = matrix + knn_weight * row_normalised(self.similarity.matrix)
         self.matrix = sp.csr_matrix(matrix)

@@ -28,7 +28,11 @@ def merge(
 ) -> PreferenceProfile:
     """The profile after this update: the newest statement wins every conflict.
 
-    `liked`/`disliked`/`seen` are the delta's titles already found in the catalog."""
+    `liked`/`disliked`/`seen` are the delta's titles already found in the catalog. A title
+    one update both likes and dislikes ("loved X ... X I didn't like") counts as disliked:
+    the safer reading, as for genres."""
+    against = {r.item_id for r in disliked}
+    liked = [r for r in liked if r.item_id not in against]
     like = _refs(profile.liked, liked, drop=disliked)
     dislike = _refs(profile.disliked, disliked, drop=liked)
     saw = _refs(profile.seen, seen, drop=())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 import numpy as np
 
@@ -48,6 +49,23 @@ class ProfileResult:
         return self.trace is not None and self.trace.degraded
 
 
+def _fused(own: Sequence[Candidate], theirs: Sequence[Candidate], n: int) -> list[Candidate]:
+    """Both lists taken in turns, the product's first, without repeats: each keeps half of
+    the top places whatever the other ranks (reciprocal-rank fusion would favour what both
+    propose, and the profile's nearest items are the product's text source's too). A
+    candidate keeps its profile form (nearest liked item) when the profile query found it."""
+    mine = {c.item.id: c for c in own}
+    order: dict[str, Candidate] = {}
+    for pair in zip_longest(theirs, own):
+        for c in pair:
+            if c is not None and c.item.id not in order:
+                order[c.item.id] = mine.get(c.item.id, c)
+    top = list(order.values())[:n]
+    return [c.model_copy(update={"rank": rank, "score": 1.0 / (rank + 1),
+                                 "scores_by_source": {SOURCE: 1.0 / (rank + 1)}})
+            for rank, c in enumerate(top)]
+
+
 class ProfileRecommender:
     """A Recommender driven by a PreferenceProfile instead of an interaction history."""
 
@@ -59,16 +77,27 @@ class ProfileRecommender:
         self.wish_weight = wish_weight
 
     def candidates(self, profile: PreferenceProfile, n: int) -> list[Candidate]:
-        """Up to n unnamed items within the profile's limits, nearest first."""
+        """Up to n unnamed items within the profile's limits, best first: the profile's
+        nearest items (liked, disliked and wishes in one query) taken in turns with what
+        the product's own retrieval proposes for the liked items as a history (its
+        collaborative sources know what people who liked them also liked)."""
         liked = [r.item_id for r in profile.liked]
         vectors = self.store.vectors(liked + [r.item_id for r in profile.disliked])
         hits = self.store.query(self.query_vector(profile, vectors), n,
                                 exclude=profile.excluded_ids, where=where_filter(profile))
         liked_ids = [i for i in liked if i in vectors]
         liked_matrix = stack([vectors[i] for i in liked_ids])
-        return [Candidate(item=item, rank=rank, score=score, scores_by_source={SOURCE: score},
-                          nearest_history_id=nearest(liked_ids, liked_matrix, vector))
-                for rank, (item, score, vector) in enumerate(hits)]
+        own = [Candidate(item=item, rank=rank, score=score, scores_by_source={SOURCE: score},
+                         nearest_history_id=nearest(liked_ids, liked_matrix, vector))
+               for rank, (item, score, vector) in enumerate(hits)]
+        retriever = self.recommender.retriever
+        if not liked_ids or retriever is None:
+            return own
+        history = UserHistory.from_ids(liked_ids)
+        named = profile.excluded_ids
+        theirs = [c for c in retriever.retrieve(history, n, where=where_filter(profile))
+                  if c.item.id not in named]
+        return _fused(own, theirs, n)
 
     def candidates_within(self, profile: PreferenceProfile, ids: Sequence[str], n: int, *,
                           keep_order: bool = False) -> list[Candidate]:

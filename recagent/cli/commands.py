@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, problems, settings_from_args
 from recagent.errors import ConfigError
 from recagent.types import Interaction, Recommendation, UserHistory
-from recagent.wiring import build_agent, fit_and_save, open_parts, open_store
 
 NOTHING_LEFT = ("nothing left to recommend: the history already covers every catalog item "
                 "the recommender could propose")
@@ -89,7 +88,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     """Items into Chroma, interactions into HOME/interactions.sqlite: both files are read
     and checked whole before anything is written. Interactions naming an item the catalog
     does not hold are refused (file, line and id): a wrong catalog is never half-used."""
-    from recagent.wiring import open_interactions
+    from recagent.wiring import open_interactions, open_store
     from retrieval.catalog_files import load_catalog, load_movielens
     from retrieval.errors import EmptyCatalogError
     from retrieval.interaction_files import ratings_file, read_interactions
@@ -170,6 +169,8 @@ def print_recommendation(rec: Recommendation) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from recagent.wiring import open_parts
+
     history = parse_history(args.history)
     settings = settings_from_args(args)
     if args.k > settings.n_candidates:
@@ -208,6 +209,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """A conversation: interactive, or one message per line of --script."""
     from recagent.chat.console import print_turn, script_messages, typed_messages
     from recagent.chat.session import ChatSession
+    from recagent.wiring import build_agent, open_parts
 
     settings = settings_from_args(args)
     script = script_messages(args.script) if args.script else None
@@ -242,7 +244,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit the fusion weights on validation users of the ingested interactions; save them
     beside the catalog, where recommend, chat and the Python API pick them up."""
+    from recagent.wiring import fit_and_save
+
     settings = settings_from_args(args)
+    if not args.score_llm or args.no_llm:
+        settings = settings.model_copy(update={"ranker": None})
     fitted, path = fit_and_save(settings, n_users=args.users,
                                 progress=None if args.json else print)
     if args.json:
@@ -251,7 +257,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(f"retrieval weights: {_weights(fitted.retrieval_weights)}")
     print(f"rerank weights:    {_weights(fitted.rerank_weights)}")
     llm = (f"{fitted.llm_share:.0%} of the rerank weight (model {fitted.llm_model})"
-           if fitted.llm_model else "not fitted (--no-llm)")
+           if fitted.llm_model else "not scored: the product ranks without it "
+                                    "(`recagent fit --score-llm` measures whether it helps)")
     print(f"the LLM's share:   {llm}")
     print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in fitted.validation.items()))
     print(f"saved to {path}")

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from recagent.cli.options import EXIT_OK, bounded, settings_from_args
-from recagent.wiring import embedded_server, vllm_server
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -50,6 +49,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def cmd_serve_llm(args: argparse.Namespace) -> int:
     from recagent.llm.backends.llamacpp import serve_forever
+    from recagent.wiring import embedded_server, vllm_server
 
     settings = settings_from_args(args)
     if args.backend == "vllm":

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from recagent.errors import ConfigError
-from recagent.rank.factory import RankerSpec
-from recagent.wiring import LLMSpec, RetrieverSpec, Settings
+from recagent.rank.spec import RankerSpec
+from recagent.wiring.settings import LLMSpec, RetrieverSpec, Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DEGRADED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

@@ -42,6 +42,9 @@ def add_command(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                    help="on a loopback address, a Host header name answered besides "
                         "localhost, 127.0.0.1 and [::1] (e.g. the name a reverse proxy "
                         "forwards); others get 421 (DNS rebinding). Repeatable")
+    p.add_argument("--workers", type=bounded(1, 64), default=1,
+                   help="service processes on the port (default 1); the work is Python, "
+                        "so N workers use up to N cores; one embedded model serves them all")
     p.set_defaults(func=cmd_serve)
 
 
@@ -56,6 +59,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight, queue_depth=args.queue_depth,
         max_body_bytes=args.max_body_bytes, allowed_hosts=tuple(args.allowed_host))
     settings = settings_from_args(args)
+    if args.workers > 1:
+        from recagent.serve.workers import serve_workers
+
+        return serve_workers(settings, options, args.workers,
+                             announce=lambda line: print(line, flush=True))
     with open_service(settings, options) as (service, notes):
         for note in notes:
             print(f"note: {note}", file=sys.stderr)

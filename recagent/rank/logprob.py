@@ -24,7 +24,6 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,11 +38,11 @@ from recagent.rank.listwise import (
     labels_for,
     normalize_label,
 )
+from recagent.rank.spec import Calibration
 from recagent.types import Candidate, Completion, Interaction, Invocation, Item
 
 log = logging.getLogger(__name__)
 
-Calibration = Literal["none", "letters", "candidates"]
 
 CONTENT_FREE = "N/A"
 """What a content-free prompt shows instead of history rows and candidate texts."""

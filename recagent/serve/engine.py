@@ -49,6 +49,7 @@ from recagent.types import (
     Trace,
     UserHistory,
 )
+from retrieval.store import CatalogStore
 
 if TYPE_CHECKING:
     from recagent.agent.agent import Agent
@@ -89,21 +90,52 @@ class Engine:
     def __init__(self, recommender: Recommender, client: LLMClient | None,
                  prompts: PromptLibrary, sessions: SessionStore, *,
                  catalog_retry_s: float = 0.5, catalog_grace_s: float = 1.0,
-                 agent: Callable[[], Agent] | None = None) -> None:
-        self.recommender = recommender
+                 agent: Callable[[], Agent] | None = None,
+                 current: Callable[[], Recommender] | None = None) -> None:
+        """`current`: the Recommender as of the latest ingest and fit, asked for each
+        request (recagent.wiring.live); None: `recommender` throughout."""
         self._make_agent = agent
         self._agent: Agent | None = None
         self.client = client
         self.prompts = prompts
         self.sessions = sessions
-        self.store = recommender.store
-        self.fallback = Recommender(self.store, recommender.retriever, DeadlinePassed(),
-                                    n_candidates=recommender.n_candidates,
-                                    explainer=recommender.explainer)
-        self.genres = catalog_genres(self.store)
+        self._current = current
+        self._use(recommender)
         self.catalog_retry_s = catalog_retry_s
         self.catalog_grace_s = catalog_grace_s
         """Extra seconds a fallback may wait for Chroma after the deadline has passed."""
+
+    def _use(self, recommender: Recommender) -> None:
+        fallback = Recommender(recommender.store, recommender.retriever, DeadlinePassed(),
+                               n_candidates=recommender.n_candidates,
+                               explainer=recommender.explainer)
+        # one assignment: a request running beside a rebuild sees the old set or the new
+        self._state = (recommender, fallback, catalog_genres(recommender.store))
+
+    def _fresh(self) -> tuple[Recommender, Recommender, list[str]]:
+        if self._current is not None:
+            latest = self._current()
+            if latest is not self._state[0]:
+                self._use(latest)
+        return self._state
+
+    @property
+    def recommender(self) -> Recommender:
+        """The product's Recommender, rebuilt after an ingest or a fit."""
+        return self._fresh()[0]
+
+    @property
+    def fallback(self) -> Recommender:
+        """The same retrieval with a ranker that reports the deadline at once."""
+        return self._fresh()[1]
+
+    @property
+    def store(self) -> CatalogStore:
+        return self._state[0].store
+
+    @property
+    def genres(self) -> list[str]:
+        return self._fresh()[2]
 
     @property
     def uses_llm(self) -> bool:
@@ -256,8 +288,9 @@ class Engine:
         return list(found.values())[:limit]
 
     def catalog_up(self) -> bool:
+        """Whether Chroma answers (asked itself: the store's reads come from memory)."""
         try:
-            self.store.count()
+            self.store.collection.count()
             return True
         except Exception:
             return False

@@ -28,7 +28,8 @@ from recagent.serve.metrics import ServiceMetrics
 from recagent.serve.protocol import HEADER_TIMEOUT_S, MAX_CONNECTIONS, timed_protocol
 from recagent.serve.sessions import SessionStore, default_url
 from recagent.serve.supervisor import LLMSupervisor
-from recagent.wiring import Settings, build_agent, embedded_server, open_parts, usable_home
+from recagent.wiring import Settings, build_agent, embedded_server, usable_home
+from recagent.wiring.live import open_live_parts
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ def open_service(settings: Settings, options: ServeOptions) -> Iterator[
             health = supervisor.healthy
         elif settings.ranker is not None:
             health = server_probe(llm.base_url) if llm.base_url else (lambda: True)
-        parts = stack.enter_context(open_parts(settings.model_copy(update={"llm": llm})))
+        live = stack.enter_context(open_live_parts(settings.model_copy(update={"llm": llm})))
+        parts = live.current()
         url = options.database_url or default_url(usable_home(settings))
         sessions = SessionStore(url)
         stack.callback(sessions.close)
@@ -110,7 +112,8 @@ def open_service(settings: Settings, options: ServeOptions) -> Iterator[
                               queue_depth=options.queue_depth)
         stack.callback(admission.close)
         engine = Engine(parts.recommender, parts.client, parts.prompts, sessions,
-                        agent=(lambda: build_agent(parts)) if parts.client else None)
+                        agent=(lambda: build_agent(parts)) if parts.client else None,
+                        current=lambda: live.current().recommender)
         yield Service(engine=engine, sessions=sessions, admission=admission,
                       metrics=ServiceMetrics(admission), deadline_s=deadline,
                       api_key=options.api_key, max_body_bytes=options.max_body_bytes,
@@ -120,8 +123,10 @@ def open_service(settings: Settings, options: ServeOptions) -> Iterator[
 
 
 def run(service: Service, options: ServeOptions,
-        announce: Callable[[str], object] = print) -> None:
-    """Serve until SIGTERM or Ctrl-C, then stop gracefully (see the module's note)."""
+        announce: Callable[[str], object] = print, *,
+        sockets: list[socket.socket] | None = None) -> None:
+    """Serve until SIGTERM or Ctrl-C, then stop gracefully (see the module's note);
+    `sockets`: a listening socket shared with other workers (else bind host and port)."""
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port,
                             log_level="warning", access_log=False,
                             timeout_graceful_shutdown=int(options.graceful_s),
@@ -129,14 +134,15 @@ def run(service: Service, options: ServeOptions,
                             limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
     shown = f"[{options.host}]" if ":" in options.host else options.host
-    announce(f"serving recagent at http://{shown}:{options.port} (API docs at /docs; "
-             "Ctrl-C or SIGTERM to stop)")
+    if sockets is None:
+        announce(f"serving recagent at http://{shown}:{options.port} (API docs at /docs; "
+                 "Ctrl-C or SIGTERM to stop)")
     # uvicorn stops gracefully on SIGTERM, then raises it again under the handler found
     # before it: a no-op one makes that a clean exit, so the parts are closed (exit 0).
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stopped) if main else None
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

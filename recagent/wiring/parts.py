@@ -25,13 +25,16 @@ from recagent.wiring.settings import (
     RetrieverSpec,
     Settings,
 )
+from retrieval import ingest_guard
 from retrieval.als import ALSRetriever
 from retrieval.collaborative import (
     CoOccurrenceRetriever,
     Interactions,
+    ItemSimilarity,
     PopularityRetriever,
     RecencyKNNRetriever,
     as_rows,
+    pairs_of,
 )
 from retrieval.embeddings import Embedder, OnnxEmbedder, OpenAIEmbedder
 from retrieval.hybrid import HybridRetriever
@@ -46,6 +49,7 @@ from retrieval.item_vectors import (
 )
 from retrieval.semantic import SemanticRetriever
 from retrieval.sequential import SequentialRetriever
+from retrieval.stamp import VersionStamp
 from retrieval.store import CatalogStore
 from retrieval.types import Item, Retriever
 
@@ -72,15 +76,28 @@ def open_embedder(settings: Settings) -> Embedder:
 
 
 def open_store(
-    settings: Settings, collection: str | None = None, *, embedder: Embedder | None = None
+    settings: Settings, collection: str | None = None, *, embedder: Embedder | None = None,
+    memory: bool = True,
 ) -> CatalogStore:
     """The catalog collection (default `settings.collection`), embedded or on a server;
-    `embedder` (default MiniLM) for another embedder's collection (item vectors)."""
+    `embedder` (default MiniLM) for another embedder's collection (item vectors);
+    `memory` False: reads go to Chroma every time (a writer or a one-off reader)."""
     embedder, name = embedder or open_embedder(settings), collection or settings.collection
     if settings.chroma_url:
         return CatalogStore.open(embedder, url=settings.chroma_url, name=name,
-                                 lock_dir=settings.home / "locks")
-    return CatalogStore.open(embedder, path=settings.home / "chroma", name=name)
+                                 lock_dir=settings.home / "locks", memory=memory)
+    return CatalogStore.open(embedder, path=settings.home / "chroma", name=name,
+                             memory=memory)
+
+
+def catalog_stamp(settings: Settings) -> VersionStamp:
+    """The catalog collection's version stamp, without opening it (see open_store)."""
+    if settings.chroma_url:
+        lock = ingest_guard.lock_file(settings.collection, url=settings.chroma_url,
+                                      lock_dir=settings.home / "locks")
+    else:
+        lock = ingest_guard.lock_file(settings.collection, path=settings.home / "chroma")
+    return VersionStamp(ingest_guard.stamp_file(lock))
 
 
 def open_interactions(settings: Settings) -> InteractionStore:
@@ -107,6 +124,7 @@ def build_retriever(
         raise ConfigError("the hybrid retriever's collaborative sources need interactions, "
                           "and none were given; use retriever kind 'semantic'")
     als = cache(lambda: ALSRetriever(store, rows))  # one ALS space for every source using it
+    knn = cache(lambda: ItemSimilarity(pairs_of(rows)))  # one item-kNN cosine, likewise
 
     def llm(source: str) -> CatalogStore:
         if llm_vectors is None:
@@ -118,12 +136,15 @@ def build_retriever(
     factories: dict[str, Callable[[], Retriever]] = {  # in this order: ties favour semantic
         "semantic": lambda: semantic,
         "llm_text": lambda: ItemVectorRetriever(llm("llm_text"), source="llm_text"),
-        "sequential": lambda: SequentialRetriever(store, rows),
+        "sequential": lambda: SequentialRetriever(store, rows, similarity=knn()),
+        "nextcount": lambda: SequentialRetriever(
+            store, rows, window=10, step_decay=1.0, decay=1.0, knn_weight=0.0, max_history=10,
+            normalise=False, source="nextcount", similarity=knn()),
         "als": als,
         "llm_mapped": lambda: MappedRetriever(llm("llm_mapped"), als(), source="llm_mapped"),
         "text_mapped": lambda: MappedRetriever(store, als(), source="text_mapped"),
-        "recency_knn": lambda: RecencyKNNRetriever(store, rows),
-        "cooccurrence": lambda: CoOccurrenceRetriever(store, rows),
+        "recency_knn": lambda: RecencyKNNRetriever(store, rows, similarity=knn()),
+        "cooccurrence": lambda: CoOccurrenceRetriever(store, rows, similarity=knn()),
         "popularity": lambda: PopularityRetriever(store, rows),
     }
     used = {name: w for name, w in weights.items() if w > 0}  # weight 0: not even trained

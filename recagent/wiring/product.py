@@ -12,6 +12,7 @@ from recagent.chat.lookup import catalog_genres
 from recagent.explain.evidence import CoLikes
 from recagent.explain.explainer import Explainer
 from recagent.fit import (
+    LLM_USERS,
     FittedConfig,
     Row,
     fit_catalog,
@@ -35,6 +36,7 @@ from recagent.wiring.parts import (
     open_llm,
     open_store,
 )
+from recagent.wiring.scoring_progress import ScoringProgress
 from recagent.wiring.settings import (
     PRODUCT_RANKER,
     FitSource,
@@ -44,6 +46,7 @@ from recagent.wiring.settings import (
 )
 from retrieval.hybrid import HybridRetriever
 from retrieval.store import TITLE_KEY, CatalogStore
+from retrieval.types import Retriever
 
 # ---- the product ---------------------------------------------------------------------
 
@@ -92,6 +95,41 @@ def product_retriever(settings: Settings, fitted: FittedConfig | None,
     return fitted_retriever_spec(fitted), []
 
 
+@dataclass(frozen=True)
+class DataParts:
+    """What the product builds from the data alone (no LLM): rebuilt when it changes."""
+
+    rows: list[Row]
+    fitted: FittedConfig | None
+    retriever: Retriever
+    notes: list[str]
+
+
+def data_parts(settings: Settings, store: CatalogStore,
+               interactions: Sequence[Row] | None = None) -> DataParts:
+    """The interactions, the saved fit and the retriever they make (`interactions` default
+    to the ones ingested with the catalog)."""
+    rows = stored_rows(settings) if interactions is None else list(interactions)
+    fitted = load_fitted(settings.home, settings.collection) if settings.use_fit else None
+    spec, notes = product_retriever(settings, fitted, rows)
+    return DataParts(rows, fitted, build_retriever(spec, store, rows), notes)
+
+
+def assemble(settings: Settings, store: CatalogStore, data: DataParts,
+             client: LLMClient | None, prompts: PromptLibrary) -> Parts:
+    """The Recommender over `data` with this client (None: no LLM)."""
+    ranker, more = product_ranker(settings, client, prompts, data.fitted,
+                                  fitted_fusion(data.fitted))
+    explainer = Explainer(
+        client if settings.words_explanations else None, prompts,
+        stats=CoLikes((u, i) for u, i, rating, _ in data.rows if positive(rating)),
+        genres=catalog_genres(store), titles=catalog_titles(store),
+        llm_items=settings.llm_explained, seed=settings.seed)
+    recommender = Recommender(store, data.retriever, ranker,
+                              n_candidates=settings.n_candidates, explainer=explainer)
+    return Parts(store, client, prompts, recommender, data.fitted, (*data.notes, *more))
+
+
 @contextmanager
 def open_parts(
     settings: Settings, *, interactions: Sequence[Row] | None = None
@@ -100,26 +138,13 @@ def open_parts(
     for the duration. `interactions` default to the ones ingested with the catalog."""
     store = open_store(settings)
     store.check_complete()  # a killed or running ingest: refused with what to do
-    rows = stored_rows(settings) if interactions is None else list(interactions)
-    fitted = load_fitted(settings.home, settings.collection) if settings.use_fit else None
-    spec, notes = product_retriever(settings, fitted, rows)
-    retriever = build_retriever(spec, store, rows)
-    fusion = fitted_fusion(fitted)
+    data = data_parts(settings, store, interactions)  # its errors come before the LLM starts
     prompts = PromptLibrary()
     if settings.ranker is not None:
         prompts.check(ranker_templates(settings.ranker))  # a typo fails before the LLM starts
     with ExitStack() as stack:
         client = stack.enter_context(open_llm(settings)) if settings.ranker else None
-        ranker, more = product_ranker(settings, client, prompts, fitted, fusion)
-        notes += more
-        explainer = Explainer(
-            client if settings.words_explanations else None, prompts,
-            stats=CoLikes((u, i) for u, i, rating, _ in rows if positive(rating)),
-            genres=catalog_genres(store), titles=catalog_titles(store),
-            llm_items=settings.llm_explained, seed=settings.seed)
-        recommender = Recommender(store, retriever, ranker, n_candidates=settings.n_candidates,
-                                  explainer=explainer)
-        yield Parts(store, client, prompts, recommender, fitted, tuple(notes))
+        yield assemble(settings, store, data, client, prompts)
 
 
 def product_ranker(
@@ -147,7 +172,31 @@ def product_ranker(
                          "fitted source")
         return build_ranker(settings.ranker, client, prompts, seed=settings.seed,
                             fusion=fusion or None), notes
-    return without_llm(fusion), []
+    return without_llm(fusion), ([why_no_llm_weight(fitted, settings.words_explanations)]
+                                 if client is not None else [])
+
+
+def why_no_llm_weight(fitted: FittedConfig | None, words: bool = False) -> str:
+    """Why the product's LLM does not rank, and who words the explanations (`words`: the
+    LLM, else templates)."""
+    return _why_not_ranking(fitted) + ("; it words the explanations" if words else
+                                       "; explanations come from templates (`--explain llm` "
+                                       "asks the model)")
+
+
+def _why_not_ranking(fitted: FittedConfig | None) -> str:
+    if fitted is None:
+        return ("the LLM does not rank: no fit has measured that it helps (run `recagent fit "
+                "--score-llm`)")
+    if fitted.llm_model is None:
+        return ("the LLM does not rank: the fit did not score it (`recagent fit --score-llm` "
+                "measures whether it helps)")
+    gain = fitted.validation.get("llm_gain_ndcg@10")
+    p = fitted.validation.get("llm_gain_p")
+    measured = f" (gain in NDCG@10 {gain:+.4f}, p = {p:.3g})" if gain is not None and \
+        p is not None else ""
+    return (f"the LLM does not rank: its scores added nothing significant in the fit"
+            f"{measured}")
 
 
 def without_llm(fusion: dict[str, float]) -> Ranker | None:
@@ -163,7 +212,7 @@ EVERY_SOURCE = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
 
 def fit_product(
     store: CatalogStore, rows: Sequence[Row], *, collection: str, ranker: Ranker | None,
-    llm_model: str | None, n: int, n_users: int, seed: int,
+    llm_model: str | None, n: int, n_users: int | None, seed: int, strict: bool = False,
     progress: Callable[[str], object] = lambda _: None,
 ) -> FittedConfig:
     """Both fits of `recagent.fit` on `rows`, every source built by the product's wiring:
@@ -175,11 +224,12 @@ def fit_product(
 
     return fit_catalog(collection=collection, rows=rows, build=build, items=store.get,
                        ranker=ranker, llm_model=llm_model, n=n, n_users=n_users, seed=seed,
-                       progress=progress)
+                       strict=strict, progress=progress)
 
 
 def fit_and_save(
-    settings: Settings, *, n_users: int = 200, progress: Callable[[str], object] | None = None
+    settings: Settings, *, n_users: int | None = None,
+    progress: Callable[[str], object] | None = None,
 ) -> tuple[FittedConfig, Path]:
     """`recagent fit`: both fits on the catalog's interactions with this LLM (the settings'
     ranker; None: without it), saved beside the catalog."""
@@ -190,7 +240,10 @@ def fit_and_save(
         client: LLMClient | None = None
         if settings.ranker is not None:
             client = stack.enter_context(open_llm(settings))
-            ranker = build_ranker(settings.ranker, client, PromptLibrary(), seed=settings.seed)
+            shown = ScoringProgress(build_ranker(settings.ranker, client, PromptLibrary(),
+                                                 seed=settings.seed), n_users or LLM_USERS)
+            stack.callback(shown.close)
+            ranker = shown
         fitted = fit_product(
             store, stored_rows(settings), collection=settings.collection, ranker=ranker,
             llm_model=client.model if client else None, n=settings.n_candidates,

@@ -11,16 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, canonical_name
 from recagent.llm.backends.vllm_model import VLLMModelPreparer
-from recagent.rank.factory import RankerSpec
+from recagent.rank.spec import RankerSpec
 
 if TYPE_CHECKING:
     pass
 
 FitSource = Literal["semantic", "cooccurrence", "popularity", "sequential", "als",
-                    "recency_knn"]
+                    "recency_knn", "nextcount"]
 """The sources `recagent fit` weighs: semantic (retrieval/semantic.py), item co-occurrence,
 popularity and recency-weighted item-kNN (retrieval/collaborative.py), sequential (recent
-items and what followed them, retrieval/sequential.py), als (ALS item vectors in their own
+items and what followed them, retrieval/sequential.py), nextcount (the plain count of what
+came within 10 ratings after the last 10 items, the same module), als (ALS item vectors in their own
 Chroma collection, retrieval/als.py)."""
 ItemSideSource = Literal["llm_text", "llm_mapped", "text_mapped"]
 """Item-side sources, chosen by name only: llm_text (the semantic rule over an LLM's item

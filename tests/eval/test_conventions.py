@@ -59,7 +59,7 @@ def test_our_baselines_learn_only_from_positive_training_interactions(
     report_store, tmp_path
 ) -> None:
     harness, result = run(config(), report_store, tmp_path)
-    counts = harness.scorers["popularity"].counts  # type: ignore[attr-defined]
+    counts = harness.scorers["popularity"].scorer.counts  # type: ignore[attr-defined]
     assert counts["40"] == 0  # six ratings of 1: not positive, not learnt
     assert counts[str(7)] == 1 and str(13) not in counts
     for case in result.cases[0]:
@@ -73,7 +73,7 @@ def test_llmrank_conventions_change_the_target_the_training_data_and_the_negativ
     report_store, tmp_path
 ) -> None:
     harness, result = run(config("llmrank"), report_store, tmp_path)
-    counts = harness.scorers["popularity"].counts  # type: ignore[attr-defined]
+    counts = harness.scorers["popularity"].scorer.counts  # type: ignore[attr-defined]
     assert counts["40"] == 6  # every interaction is positive, so every one is learnt
     seen_negatives = 0
     for case in result.cases[0]:

@@ -4,11 +4,13 @@ catalog (real Chroma and embedder), then its recompute: only paths name the data
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from eval.conversation_recompute import main as recompute
+from eval.conversation_rows import LLM_ROWS
 from eval.evaluate import evaluate_config
 from recagent.llm.backends.artifacts import ArtifactStore
 from recagent.wiring import Settings
@@ -96,3 +98,16 @@ def test_rows_scores_and_recompute(report: Path, capsys: pytest.CaptureFixture[s
     (report / "metrics.json").write_text(json.dumps(bad))
     assert recompute(report) == 1
     assert "rows.text.all.mrr" in capsys.readouterr().out
+
+
+def test_the_documented_quick_config_is_valid(tmp_path: Path) -> None:
+    from conftest import REPO
+
+    from eval.conversation_config import load_conversation_config
+
+    doc = (REPO / "docs" / "conversation.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```toml\n(.*?)```", doc, flags=re.S)
+    (tmp_path / "quick.toml").write_text(block, encoding="utf-8")
+    config = load_conversation_config(tmp_path / "quick.toml")
+    assert config.dataset.kind == "dialogues" and config.protocol.kind == "conversation"
+    assert not LLM_ROWS & set(config.protocol.rows)  # runs without a model

@@ -84,6 +84,7 @@ def test_fingerprints_follow_the_protocol_rules_and_hybrid_weights(
     cfg = load(tmp_path, "")
     protocol = cfg.protocol.model_dump(mode="json")
     del protocol["retriever"], protocol["hybrid"]
+    del protocol["cut"], protocol["split_quantile"]  # at their defaults: fingerprints stay
     blob = json.dumps([cfg.seed, cfg.dataset.model_dump(mode="json"), protocol,
                        {"protocol_version": PROTOCOL_VERSION}, "v"], sort_keys=True, default=str)
     assert cfg.fingerprint("v") == hashlib.sha256(blob.encode()).hexdigest()[:10]
@@ -101,6 +102,7 @@ def test_fingerprints_follow_the_protocol_rules_and_hybrid_weights(
     other = load(tmp_path, 'retriever = "hybrid"\n[protocol.hybrid]\n'
                            'weights = { semantic = 1, cooccurrence = 1, popularity = 0.5 }\n')
     assert plain == explicit.fingerprint("v") != other.fingerprint("v") != cfg.fingerprint("v")
+    assert load(tmp_path, 'cut = "strict"\n').fingerprint("v") != cfg.fingerprint("v")
 
 
 def test_the_new_sources_are_hybrid_weights(tmp_path: Path) -> None:
@@ -266,3 +268,56 @@ def test_harness_with_the_new_sources_excludes_every_prior_item(
         again = retriever.retrieve(retrieval_history(split, FULL, 50), 4)
         assert tuple(c.item.id for c in again) == case.candidates
         assert all(c.nearest_history_id in prior for c in again if c.nearest_history_id)
+
+
+def test_equal_inputs_and_own_retrieval_rows_recompute(
+    store: CatalogStore, mini_items: list[Item], tmp_path: Path
+) -> None:
+    from eval.recompute import load_report, mismatches, recompute
+    from eval.report import write_report
+
+    ratings = [rating(u, item, 10 * n) for u, items in HISTORIES.items()
+               for n, item in enumerate(items)]
+    ratings.append(Rating(user="u2", item="h3", rating=1.0, ts=5))  # disliked before the cut
+    data = Dataset(name="mini", items={i.id: i for i in mini_items}, ratings=tuple(ratings))
+    raw: dict[str, Any] = {
+        "name": "mini", "dataset": {"kind": "ml-100k", "path": "unused"},
+        "protocol": {"kind": "pipeline", "retriever": "hybrid", "n_candidates": 4, "k": 3,
+                     "hybrid": {"weights": {"semantic": 1, "cooccurrence": 1}, "depth": 6}},
+        "baselines": {"include": ["random", "popularity", "nextcount", "recency_knn"],
+                      "inputs": "all", "retrieval_rows": True},
+    }
+    harness = Harness(EvalConfig.model_validate(raw), dataset=data, store=store,
+                      out=tmp_path, progress=False)
+    result = harness.run(None)
+    assert {"popularity_retrieval", "nextcount_retrieval", "recency_knn_retrieval"} <= set(
+        result.results) and "random_retrieval" not in result.results  # random ranks no catalog
+    splits = {s.user: s for s in result.loo.splits}
+    # every rating before the cut, the disliked one too, is what the baselines see
+    u2 = next(c for c in result.cases[FULL] if c.user == "u2")
+    assert "h3" in {r.item for r in u2.prior} and "h3" not in {r.item for r in u2.history}
+    assert harness.scorers["nextcount"].view(u2).history == u2.prior  # type: ignore[attr-defined]
+    for r in result.results["nextcount_retrieval"][FULL]:
+        assert len(r.ranking) <= 4 and not set(r.ranking) & {x.item for x in splits[r.user].prior}
+    summary = summarize(result)
+    own = summary["populations"]["all"]["settings"]["full"]["own_retrieval"]
+    hits = [splits[r.user].target in r.ranking for r in result.results["nextcount_retrieval"][FULL]]
+    assert own["nextcount_retrieval"] == pytest.approx(sum(hits) / len(hits))
+    seen = summary["history_seen"]["full"]
+    assert "every interaction before the cut" in seen["nextcount"]["what"]
+    assert "own top 4" in seen["nextcount_retrieval"]["what"]
+    folder = tmp_path / "report"
+    write_report(result, summary, folder, "")
+    (folder / "config.toml").write_text(json_to_toml(raw))
+    assert mismatches(json.loads((folder / "metrics.json").read_text()),
+                      recompute(load_report(folder))) == []
+
+
+def json_to_toml(raw: dict[str, Any]) -> str:
+    """The small config above as TOML (recompute reads the report's config.toml)."""
+    p, b = raw["protocol"], raw["baselines"]
+    return (f'name = "{raw["name"]}"\n[dataset]\nkind = "ml-100k"\npath = "unused"\n'
+            f'[protocol]\nkind = "pipeline"\nretriever = "hybrid"\nn_candidates = '
+            f'{p["n_candidates"]}\nk = {p["k"]}\n[protocol.hybrid]\ndepth = 6\n'
+            'weights = { semantic = 1, cooccurrence = 1 }\n[baselines]\ninclude = '
+            f'{json.dumps(b["include"])}\ninputs = "all"\nretrieval_rows = true\n')

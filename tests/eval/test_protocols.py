@@ -11,7 +11,6 @@ from eval.datasets import Dataset, Rating, load_interactions, load_ml1m, load_ml
 from eval.protocols import (
     FULL,
     LLMRANK_POSITIVE,
-    fit_rrf_weights,
     leave_one_out,
     llmrank_candidates,
     llmrank_cases,
@@ -19,15 +18,13 @@ from eval.protocols import (
     pipeline_retrieval,
     rating_split,
     retrieval_history,
-    rrf_ids,
     sample_users,
     time_order,
     truncate,
     validation_split,
 )
 from recagent.errors import DataFormatError
-from recagent.types import Candidate, Item, UserHistory
-from retrieval.hybrid import HybridRetriever
+from recagent.types import Candidate, Item
 from tests.conftest import DATA, needs_data
 
 ITEMS = {str(i): Item(id=str(i), title=f"Movie {i}", text=f"Movie {i}") for i in range(1, 41)}
@@ -270,29 +267,3 @@ def test_validation_cases_come_from_the_training_data_only() -> None:
     for split in val.splits:
         assert (split.user, split.target) in train and (split.user, split.target) not in tests
         assert not any(x.user == split.user and x.item == split.target for x in val.train)
-
-
-def test_rrf_ids_is_the_hybrid_retrievers_fusion() -> None:
-    a = ["1", "2", "3", "4", "5"]
-    b = ["3", "6", "1", "7", "2"]
-    hybrid = HybridRetriever({"a": FixedRetriever(a), "b": FixedRetriever(b)},
-                             {"a": 1.0, "b": 0.5}, k_rrf=2, depth=5)
-    fused = [c.item.id for c in hybrid.retrieve(UserHistory.from_ids(["9"]), 4)]
-    assert rrf_ids({"a": a, "b": b}, {"a": 1.0, "b": 0.5}, k_rrf=2, n=4) == fused
-    # 1: 1/3 + 0.5/5 = 0.433; 3: 1/5 + 0.5/3 = 0.367; 2: 1/4 + 0.5/7 = 0.321; 6: 0.125...
-    assert fused == ["1", "3", "2", "4"]
-    assert rrf_ids({"a": a, "b": b}, {"a": 0.0, "b": 1.0}, k_rrf=2, n=2) == ["3", "6"]
-
-
-def test_fusion_weights_are_the_grid_point_with_most_targets_in_the_top_n() -> None:
-    cases = [({"a": ["x1", "t1"], "b": ["t1", "z1"]}, "t1"),   # needs b
-             ({"a": ["t2", "x2"], "b": ["y2", "t2"]}, "t2")]   # a alone, or b not above a
-    fit = fit_rrf_weights(cases, {"a": [0.0, 1.0], "b": [0.0, 1.0, 2.0]}, k_rrf=0, n=1)
-    # b = 1 and b = 2 both hit both (b = 2 ties t2 with y2; the first proposal wins):
-    # the smaller comes first in the grid; a = 0 misses t2
-    assert fit.weights == {"a": 1.0, "b": 1.0} and fit.recall == 1.0
-    table = {tuple(w.values()): recall for w, recall in fit.table}
-    assert table == {(0.0, 1.0): 0.5, (0.0, 2.0): 0.5, (1.0, 0.0): 0.5, (1.0, 1.0): 1.0,
-                     (1.0, 2.0): 1.0}  # all-zero weights are never tried
-    with pytest.raises(ValueError, match="no validation cases"):
-        fit_rrf_weights([], {"a": [1.0]}, k_rrf=0, n=1)

@@ -9,9 +9,12 @@ import pytest
 from eval.conversation_config import SimulationProtocol
 from eval.conversation_rows import ChatAnswer
 from eval.simulated_user import RulesUser
-from eval.simulation import PopularityChat, run_episode, stated_filter
+from eval.simulation import PopularityChat, llm_wording, run_episode, stated_filter
 from eval.simulation_metrics import summarise_episodes
+from recagent.errors import TransportError
+from recagent.llm.prompts import PromptLibrary
 from recagent.types import Item
+from tests.fakes import ScriptedClient
 
 ITEMS = {str(n): Item(id=str(n), title=f"Film {n} (19{50 + n})", text="",
                       metadata={"year": 1950 + n, "genres": "Drama" if n % 2 else "Comedy"})
@@ -72,3 +75,24 @@ def test_the_stated_filter_grows_with_the_turns() -> None:
     assert stated_filter(user, 0).any_of == {"genres": ["Drama"]}
     assert stated_filter(user, 0).year_min is None
     assert (stated_filter(user, 1).year_min, stated_filter(user, 1).year_max) == (1960, 1969)
+
+
+def test_the_llm_worded_user_passes_the_guard() -> None:
+    """The LLM (scripted at the client boundary) words each message; one wording names the
+    film, one call fails: the system hears neither the title nor an empty message."""
+    target = ITEMS["13"]
+    client = ScriptedClient(
+        lambda messages: "Hey, any drama? " + messages[-1]["content"][-5:],
+        "Oh, like Film 13 maybe, from the sixties",
+        TransportError("down"),
+        "ok whatever, something new")
+    word = llm_wording(client, PromptLibrary())
+    system = FindsItOnTurn("13", 9)
+    record = run_episode(system, RulesUser(target, [], random.Random(0)), ITEMS, PROTOCOL,
+                         word=word)
+    assert "Can you recommend" not in system.heard[0] and system.heard[0].startswith("Hey")
+    assert system.heard[1] == "I've seen the first one. Something from the 1960s."  # guarded
+    assert system.heard[2].startswith("Not a fan of the second one.")  # the call failed
+    assert system.heard[3] == "ok whatever, something new"
+    assert [t["leaked"] for t in record["turns"]] == [False, True, False, False]
+    assert "Can you recommend a movie?" in client.requests[0]["messages"][-1]["content"]

@@ -13,18 +13,23 @@ from fakes import ScriptedClient
 
 from recagent.errors import ConfigError
 from recagent.fit import (
+    SEMANTIC_FLOOR,
     FittedConfig,
+    Held,
+    built_features,
     fit_catalog,
+    fit_rerank,
     fit_retrieval,
     hold_out,
     llm_gain,
     load_fitted,
     row_rating,
     save_fitted,
+    single_source,
 )
 from recagent.llm.prompts import PromptLibrary
 from recagent.rank.logprob import LogprobRanker
-from recagent.types import Completion, Item, Usage
+from recagent.types import Candidate, Completion, Item, Usage, UserHistory
 from retrieval.collaborative import CoOccurrenceRetriever, PopularityRetriever
 from retrieval.embeddings import Embedder
 from retrieval.hybrid import HybridRetriever
@@ -59,6 +64,54 @@ def test_hold_out_keeps_the_target_and_the_future_out_of_training() -> None:
     assert {r for r in rows if r[0] in untouched} <= set(train)
 
 
+def test_the_strict_hold_out_keeps_the_targets_second_out_and_all_users_by_default() -> None:
+    rows = [("u0", "d", 2.0, 30), *rows_of()]  # u0 rated d in its target's second, first
+    train, held = hold_out(rows, None, seed=3, strict=True)
+    assert len(held) == 40  # None: every user the data allows
+    u0 = next(h for h in held if h.user == "u0")
+    assert u0.target == "c" and "d" not in u0.history.seen_ids
+    assert all(r[3] is not None and r[3] < 30 for r in train)
+    loose = next(h for h in hold_out(rows, None, seed=3)[1] if h.user == "u0")
+    assert "d" in loose.history.seen_ids  # the loose cut keeps what came first in that second
+
+
+class Listed:
+    """A source that proposes hand-made lists, by user."""
+
+    def __init__(self, by_user: dict[str, list[str]]) -> None:
+        self.by_user = by_user
+
+    def retrieve(self, history: UserHistory, n: int = 20, **_: object) -> list[Candidate]:
+        ids = self.by_user[history.user_id][:n]
+        return [Candidate(item=Item(id=i, title=i, text=i), rank=r, score=1.0 / (r + 1))
+                for r, i in enumerate(ids)]
+
+
+def test_fit_picks_a_single_source_when_fusion_is_worse_on_validation() -> None:
+    users = [f"u{n}" for n in range(6)]
+    held = [Held(u, UserHistory.from_ids(["h"], user_id=u), f"t{u}") for u in users]
+    # "good" puts each target first; "semantic" and "decoy" agree on a wrong item first and
+    # rank the target nowhere: any fusion of "good" with the others pushes it down
+    sources = {"semantic": Listed({u: [f"x{u}", f"y{u}"] for u in users}),
+               "good": Listed({u: [f"t{u}", f"z{u}"] for u in users}),
+               "decoy": Listed({u: [f"x{u}", f"y{u}"] for u in users})}
+    weights, recall, equal, alone = fit_retrieval(HybridRetriever(sources), held, n=1)
+    assert equal == 0.0 and alone == {"semantic": 0.0, "good": 1.0, "decoy": 0.0}
+    assert weights == single_source(list(sources), "good") and recall == 1.0
+    assert weights["semantic"] == SEMANTIC_FLOOR and weights["decoy"] == 0.0
+
+
+def test_rerank_weighs_only_built_features_and_never_falls_below_the_retrieval_order() -> None:
+    # the fused retrieval score (rrf) puts the target first; text similarity puts it last;
+    # there is no popularity source (not built): no candidate has its score
+    examples = [({"rrf": {"t": 3.0, "a": 2.0, "b": 1.0}, "semantic": {"t": 0.0, "a": 1.0,
+                                                                     "b": 2.0}},
+                 ["a", "b", "t"], "t") for _ in range(8)]
+    assert built_features(examples) == ["rrf", "semantic"]
+    weights, ndcg = fit_rerank(examples, with_llm=False, seed=0)
+    assert set(weights) == {"rrf", "semantic"} and ndcg == pytest.approx(1.0)
+
+
 def test_row_rating_maps_likes_to_the_scale() -> None:
     assert row_rating(3.0, None) == 3.0
     assert row_rating(None, True) == 5.0
@@ -87,9 +140,9 @@ def hybrid(store: CatalogStore, rows: list[Row]) -> HybridRetriever:
 def test_fit_retrieval_finds_weights_at_least_as_good_as_equal_ones(
         store: CatalogStore) -> None:
     train, held = hold_out(rows_of(), 12, seed=1)
-    weights, recall, equal = fit_retrieval(hybrid(store, train), held, n=1)
+    weights, recall, equal, alone = fit_retrieval(hybrid(store, train), held, n=1)
     assert set(weights) == {"semantic", "cooccurrence", "popularity"}
-    assert weights["semantic"] > 0 and recall >= equal
+    assert weights["semantic"] > 0 and recall >= equal and recall >= max(alone.values())
     assert recall == 1.0  # with one candidate, only co-occurrence finds 'c' after 'b'
 
 

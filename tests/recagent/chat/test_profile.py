@@ -178,3 +178,15 @@ def test_a_leaky_retrieval_cannot_break_the_profile_and_the_chat_is_told() -> No
     assert all(i.source == "retrieval" and i.explanation for i in result.items)
     assert result.notes == ["dropped 'Movie h': has the ruled-out genre Horror",
                             "dropped 'Movie old': is from 1950, before 1960"]
+
+
+def test_one_update_that_likes_and_dislikes_a_title_dislikes_it() -> None:
+    """Seen on ReDial (dialogue 20841: "... similar to it. Borat (2006) i didn't like it"):
+    both readings of one message once put a title in liked and disliked, and the next list
+    failed on a history naming it twice."""
+    p = merge(PreferenceProfile(liked=[ref("1")]), ProfileDelta(),
+              liked=[ref("2"), ref("3")], disliked=[ref("2")])
+    assert [r.item_id for r in p.liked] == ["1", "3"]
+    assert [r.item_id for r in p.disliked] == ["2"]
+    again = merge(p, ProfileDelta(), liked=[ref("2")], disliked=[ref("2")])
+    assert not {r.item_id for r in again.liked} & {r.item_id for r in again.disliked}

@@ -292,3 +292,27 @@ def test_restore_rejects_foreign_or_broken_state(store: CatalogStore) -> None:
     for broken in ("{", '{"k": 0, "profile": {}}', '{"k": 3, "profile": {}, "extra": 1}'):
         with pytest.raises(ConfigError, match="saved chat session"):
             ChatSession.from_json(broken, chat.recommender, None, PromptLibrary())
+
+
+def test_a_liked_title_brings_what_people_who_liked_it_also_liked(
+        store: CatalogStore, by_id: dict[str, Item]) -> None:
+    """With the product's hybrid retrieval behind the session, "I loved Toy Story" brings
+    the horror film every Toy Story fan in the interactions liked, which the text alone
+    would rank last; the genre limit still holds over it."""
+    from retrieval.collaborative import CoOccurrenceRetriever
+    from retrieval.hybrid import HybridRetriever
+
+    rows = [(f"u{n}", item, 5.0, t) for n in range(5) for t, item in enumerate(("a1", "h4"))]
+    retriever = HybridRetriever({"semantic": SemanticRetriever(store),
+                                 "cooccurrence": CoOccurrenceRetriever(store, rows)})
+    chat = ChatSession(Recommender(store, retriever, None, n_candidates=8), None,
+                       PromptLibrary(), k=5)
+    turn = chat.send("I loved Toy Story")
+    assert "h4" in ids(turn)
+    assert_valid(turn, by_id)
+    narrowed = chat.send("no horror")
+    assert "h4" not in ids(narrowed)
+    assert_valid(narrowed, by_id)
+    plain = ChatSession(Recommender(store, SemanticRetriever(store), None, n_candidates=8),
+                        None, PromptLibrary(), k=5)
+    assert "h4" not in ids(plain.send("I loved Toy Story"))
