@@ -115,7 +115,7 @@ def test_an_unknown_model_on_a_server_is_exit_2(home: Path,
     with fault_server("404") as server:
         code, _, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
                            "--llm-base-url", server.url, "--llm-model", "wrongname",
-                           "--candidates", "4", "--k", "2")
+                           "--candidates", "4", "--k", "2", "--explain", "llm")
     assert code == 2 and "wrongname" in err and "Traceback" not in err
 
 
