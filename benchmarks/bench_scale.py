@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 WORDS = ["space", "war", "love", "city", "night", "river", "ghost", "robot", "family",
          "crime", "music", "island", "king", "secret", "journey", "storm", "winter", "desert",
@@ -234,6 +235,7 @@ def main() -> None:
     parser.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    threadpool_limits(1, "blas")  # as the CLI runs it (OPENBLAS_NUM_THREADS=1, cli/main.py)
     if args.one:  # a child: one size, in its own process
         mode, size = args.one[0], int(args.one[1])
         print(json.dumps(full(size, args) if mode == "full" else index(size, args)))

@@ -132,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    # Before numpy loads (nothing above imports it): a request's products are small, and
+    # BLAS threads only add wake-ups; on a busy machine they cost 20 ms per product
+    # instead of 0.2 (measured, ML-100K's 1,682 x 384 text vectors at load 20 on 2 cores).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         code: int = args.func(args)
         return code
