@@ -7,7 +7,7 @@ DATA   ?= ../shared/data/ml-100k
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: demo test lint venv vllm-venv browser clean
+.PHONY: demo test lint venv vllm-venv browser postgres clean
 
 venv: $(VENV)/.installed
 
@@ -40,6 +40,17 @@ browser:
 	  || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; }
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) still missing after installing chromium"; exit 1; }
 
+## postgres: Debian's PostgreSQL server binaries for the replica test
+## (tests/recagent/serve/test_postgres.py), which runs its own throw-away cluster on a
+## loopback port (initdb + pg_ctl); installed only when missing, like Chromium above.
+PG_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+postgres:
+	@test -n "$(PG_INITDB)" || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends postgresql \
+	  || { apt-get update -q && apt-get install -y -q --no-install-recommends postgresql; }; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || { echo "initdb still missing after installing postgresql"; exit 1; }
+
 ## demo: ingest MovieLens 100K (items and ratings), fit the fusion weights on 100 held-out
 ## users (without scoring the LLM: `recagent fit --score-llm` does, for minutes to hours),
 ## then recommend for a new user with 3 likes (Toy Story, Star Wars, Return of the Jedi);
@@ -53,8 +64,8 @@ demo: venv
 	  echo "[recommend: $$(( $$(date +%s) - s )) s]"
 
 ## test: lint, type-check, then unit and integration tests (real Chroma, real local LLM,
-## a real vLLM server from .venv-vllm, built first)
-test: venv vllm-venv browser
+## a real vLLM server from .venv-vllm, built first; Chromium and PostgreSQL from Debian)
+test: venv vllm-venv browser postgres
 	$(VENV)/bin/ruff check recagent retrieval eval tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

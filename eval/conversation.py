@@ -33,7 +33,7 @@ from recagent.fit import FittedConfig, Row, row_rating
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.recommender import Recommender
-from recagent.types import Candidate, Evidence, Interaction, Item
+from recagent.types import Candidate, Degradation, Evidence, Interaction, Item
 from recagent.wiring import (
     Settings,
     build_retriever,
@@ -155,7 +155,7 @@ class ListsOnly(Explainer):
 
     def explain(self, chosen: Sequence[Candidate], history: Sequence[tuple[Interaction, Item]],
                 *, user_id: str | None = None, others: Sequence[Candidate] = (),
-                use_llm: bool = True) -> Explained:
+                use_llm: bool = True, skipped: Degradation | None = None) -> Explained:
         return Explained(sentences=[UNWRITTEN] * len(chosen),
                          evidence=[Evidence(item_id=c.item.id, title=c.item.title)
                                    for c in chosen],

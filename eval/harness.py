@@ -173,7 +173,8 @@ class Harness:
         # collaborative sources learn from these only: (user, item, rating, ts), in the
         # protocol's time order (ties at one timestamp in its seeded order)
         rows = [(r.user, r.item, r.rating, r.ts) for r in loo.train]
-        fitted = (product.fit(cfg, self.store, rows, self.out, progress=self.progress)
+        fitted = (product.fit(cfg, self.store, rows, self.out, progress=self.progress,
+                              cache=self.models)
                   if cfg.product else None)
         retriever: Retriever | None = None
         if proto.kind == "pipeline":

@@ -18,6 +18,7 @@ The product's explanations are not written here: they never change the order.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from eval.config import EvalConfig
 from eval.per_user import llm_result
 from eval.protocols import Case, Split, retrieval_history
 from eval.results import UserResult
-from recagent.fit import FittedConfig, Row
+from recagent.fit import FIT_VERSION, FittedConfig, Row
 from recagent.recommender import Recommender
 from recagent.types import Candidate, Item
 from recagent.wiring import (
@@ -44,18 +45,37 @@ from retrieval.store import CatalogStore
 RUN = "product"
 
 
-def fit(config: EvalConfig, store: CatalogStore, rows: Sequence[Row], out: Path,
-        *, progress: bool) -> FittedConfig:
-    """`recagent fit` on the training rows, without the LLM; saved beside the report."""
+def fit_key(config: EvalConfig, collection: str, rows: Sequence[Row]) -> str:
+    """What a product fit depends on: the rows and the fit's settings."""
     assert config.product is not None
-    fitted = fit_product(
-        store, rows, collection=store.collection.name, ranker=None, llm_model=None,
-        n=config.protocol.n_candidates, n_users=config.product.fit_users, seed=config.seed,
-        strict=config.protocol.cut != "leave_one_out",
-        progress=(lambda line: tqdm.write(f"product fit: {line}")) if progress
-        else (lambda _: None))
+    return hashlib.sha256(json.dumps([
+        FIT_VERSION, collection, config.protocol.n_candidates, config.product.fit_users,
+        config.seed, config.protocol.cut != "leave_one_out", list(rows)]).encode()
+    ).hexdigest()[:16]
+
+
+def fit(config: EvalConfig, store: CatalogStore, rows: Sequence[Row], out: Path,
+        *, progress: bool, cache: Path | None = None) -> FittedConfig:
+    """`recagent fit` on the training rows, without the LLM; saved beside the report. With
+    `cache`, a fit of the same rows and settings made by an earlier run (another protocol
+    on the same training split) is read back instead of fitted again."""
+    assert config.product is not None
+    n, strict = config.protocol.n_candidates, config.protocol.cut != "leave_one_out"
+    kept = cache / f"fit-{fit_key(config, store.collection.name, rows)}.json" if cache else None
+    if kept is not None and kept.is_file():
+        fitted = FittedConfig.model_validate_json(kept.read_text(encoding="utf-8"))
+    else:
+        fitted = fit_product(
+            store, rows, collection=store.collection.name, ranker=None, llm_model=None,
+            n=n, n_users=config.product.fit_users, seed=config.seed, strict=strict,
+            progress=(lambda line: tqdm.write(f"product fit: {line}")) if progress
+            else (lambda _: None))
+    text = json.dumps(fitted.model_dump(mode="json"), indent=1)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "product_fit.json").write_text(json.dumps(fitted.model_dump(mode="json"), indent=1))
+    (out / "product_fit.json").write_text(text)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(text)
     return fitted
 
 

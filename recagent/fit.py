@@ -117,6 +117,9 @@ def save_fitted(home: Path, fitted: FittedConfig) -> Path:
 
 # ---- validation users -----------------------------------------------------------------
 
+MIN_FIT_USERS = 10
+"""Fewer validation users than this, and weights would be fitted to noise: refused."""
+
 
 @dataclass(frozen=True)
 class Held:
@@ -342,6 +345,11 @@ def fit_catalog(
     if not held:
         raise ConfigError(f"collection {collection!r} has no user with two or more "
                           "interactions to fit on; ingest interactions first")
+    if len(held) < MIN_FIT_USERS:
+        raise ConfigError(f"collection {collection!r} has only {len(held)} user(s) with two "
+                          f"or more interactions; a fit needs at least {MIN_FIT_USERS} "
+                          "validation users to mean anything, so none was saved (the "
+                          "default weights stay in use)")
     progress(f"fitting on {len(held)} validation users ({len(train)} training interactions)")
     retriever = build(train)
     weights, recall, equal, alone = fit_retrieval(retriever, held, n)

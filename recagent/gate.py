@@ -1,6 +1,7 @@
 """The one final gate: whatever a ranker proposed becomes a list that is never wrong.
 
-Rules, in order: only candidate ids, never a seen id, never a duplicate, nothing that
+Rules, in order: only candidate ids, never a seen id, never a duplicate (a catalog may
+list one film under two ids: the same title and year count as the same film), nothing that
 breaks a limit of the request (a chat profile's genres and years, say), every item with
 a non-empty explanation, exactly min(k, allowed candidates) items, topped up in retrieval
 order. Everything dropped, re-explained or filled in is a typed `Repair`, so a repaired
@@ -9,8 +10,10 @@ answer is visible and countable by kind.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 
+from recagent.chat.lookup import normalise_title
 from recagent.explain.checker import text_problem
 from recagent.types import (
     Candidate,
@@ -27,6 +30,17 @@ Limits = Callable[[Item], list[str]]
 def no_limits(item: Item) -> list[str]:
     """The default: every candidate may be shown."""
     return []
+
+
+_YEAR = re.compile(r"\((\d{4})\)")
+
+
+def film_key(title: str) -> tuple[str, str | None]:
+    """What makes two catalog entries the same film: the normalised title and the year in
+    parentheses ("Chasing Amy (1997)" is ids 246 and 268 of MovieLens 100K; "Sabrina
+    (1954)" and "Sabrina (1995)" are two films)."""
+    years = _YEAR.findall(title)
+    return normalise_title(title), years[-1] if years else None
 
 
 def retrieval_reason(candidate: Candidate, history_titles: Mapping[str, str]) -> str:
@@ -55,6 +69,11 @@ def assemble(
     by_id = {c.item.id: c for c in candidates}
     picked: list[tuple[Candidate, str, str]] = []
     taken: set[str] = set()
+    seen_films = {film_key(t) for i, t in history_titles.items() if i in seen}
+    taken_films: set[tuple[str, str | None]] = set()
+
+    def twin(candidate: Candidate, films: set[tuple[str, str | None]]) -> bool:
+        return film_key(candidate.item.title) in films
     refused: set[str] = set()
     repairs: list[Repair] = []
 
@@ -74,12 +93,14 @@ def assemble(
         if candidate is None:
             repairs.append(Repair(kind="not_candidate", item_id=item_id,
                                   detail=f"dropped {item_id!r}: not a candidate"))
-        elif item_id in seen:
+        elif item_id in seen or twin(candidate, seen_films):
             repairs.append(Repair(kind="seen", item_id=item_id,
-                                  detail=f"dropped {item_id!r}: already in the history"))
-        elif item_id in taken:
+                                  detail=f"dropped {item_id!r}: already in the history"
+                                         + ("" if item_id in seen else " (the same film)")))
+        elif item_id in taken or twin(candidate, taken_films):
             repairs.append(Repair(kind="duplicate", item_id=item_id,
-                                  detail=f"dropped {item_id!r}: duplicate"))
+                                  detail=f"dropped {item_id!r}: duplicate"
+                                         + ("" if item_id in taken else " (the same film)")))
         elif violates(candidate):
             continue
         else:
@@ -95,14 +116,17 @@ def assemble(
             else:
                 picked.append((candidate, reason.strip(), "llm"))
             taken.add(item_id)
+            taken_films.add(film_key(candidate.item.title))
     filled = 0
     for candidate in candidates:
         if len(picked) == k:
             break
-        if candidate.item.id in taken or candidate.item.id in seen or violates(candidate):
+        if candidate.item.id in taken or candidate.item.id in seen or twin(
+                candidate, seen_films | taken_films) or violates(candidate):
             continue
         picked.append((candidate, retrieval_reason(candidate, history_titles), "retrieval"))
         taken.add(candidate.item.id)
+        taken_films.add(film_key(candidate.item.title))
         filled += 1
     if filled and order:
         repairs.append(Repair(kind="filled", count=filled,

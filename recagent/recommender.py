@@ -18,11 +18,7 @@ from typing import Any
 
 from recagent.errors import (
     ConfigError,
-    DeadlineError,
     EmptyCatalogError,
-    LLMError,
-    ResponseError,
-    TransportError,
     UnknownItemError,
 )
 from recagent.explain import Explainer
@@ -30,11 +26,12 @@ from recagent.gate import Limits, assemble, no_limits
 from recagent.rank.listwise import LLMRanking, Ranker
 from recagent.types import (
     Candidate,
-    DegradedReason,
+    Degradation,
     Interaction,
     Recommendation,
     Repair,
     Trace,
+    Usage,
     UserHistory,
 )
 from retrieval.store import CatalogStore
@@ -142,7 +139,7 @@ class Recommender:
         titles = {i.item_id: items[i.item_id].title for i in ordered}
 
         ranking: LLMRanking | None = None
-        failure: tuple[DegradedReason, str] | None = None
+        failure: Degradation | None = None
         if self.ranker is not None and candidates:
             try:
                 ranking = self.ranker.rank(
@@ -151,8 +148,8 @@ class Recommender:
             except ConfigError:
                 raise  # the setup is wrong (unknown model, refused key): exit 2, not degraded
             except Exception as e:
-                failure = (degraded_reason(e), f"{type(e).__name__}: {e}")
-                log.warning("ranker failed, answering in retrieval order: %s", failure[1])
+                failure = Degradation.of("rank", e)
+                log.warning("ranker failed, answering in retrieval order: %s", failure.detail)
 
         order = ranking.order if ranking else []
         # The ranker's reasons are not shown (ungrounded): the gate only chooses the items,
@@ -164,8 +161,14 @@ class Recommender:
         explained = self.explainer.explain(
             [by_id[r.item_id] for r in ranked], [(i, items[i.item_id]) for i in ordered],
             user_id=history.user_id, others=[c for c in candidates if c.item.id not in chosen],
-            use_llm=failure is None or failure[0] not in ("deadline", "transport"))
-        ranked = [r.model_copy(update={"explanation": sentence, "evidence": evidence})
+            use_llm=failure is None or failure.reason not in ("deadline", "transport"),
+            skipped=None if failure is None else Degradation(
+                step="explain", reason=failure.reason,
+                detail=f"not asked: the ranking call failed first ({failure.detail})"))
+        # 'llm' only where a model's answer placed the item (a fused non-LLM order is not)
+        by_llm = ranking is not None and ranking.invocation.attempts > 0
+        ranked = [r.model_copy(update={"explanation": sentence, "evidence": evidence,
+                                       "source": r.source if by_llm else "retrieval"})
                   for r, sentence, evidence in zip(ranked, explained.sentences,
                                                    explained.evidence, strict=True)]
         if ranking is not None:
@@ -173,8 +176,10 @@ class Recommender:
                               detail=f"dropped {u!r}: not a candidate label")
                        for u in ranking.unknown] + repairs
             if not order:
-                failure = ("no_valid_candidate", "the model named no valid candidate")
-        degraded = failure is not None
+                failure = Degradation(step="rank", reason="no_valid_candidate",
+                                      detail="the model named no valid candidate")
+        failed = [f for f in (failure, explained.failure) if f is not None]
+        degraded = bool(failed)
         self.stats.degraded += degraded
         self.stats.repaired += bool(repairs)
         inv = ranking.invocation if ranking else None
@@ -187,10 +192,9 @@ class Recommender:
             steps=list(inv.steps) if inv else [],
             repaired=bool(repairs),
             repairs=repairs,
-            degraded=degraded,
-            degraded_reason=failure[0] if failure else None,
-            degraded_detail=failure[1] if failure else None,
-            usage=inv.usage if inv else Trace().usage,
+            degradations=failed,
+            usage=(inv.usage if inv else Usage()) + (
+                explained.invocation.usage if explained.invocation else Usage()),
             llm_latency_s=inv.latency_s if inv else 0.0,
             latency_s=time.perf_counter() - start,
             n_candidates=len(candidates),
@@ -213,16 +217,3 @@ class Recommender:
         return await asyncio.to_thread(
             self.recommend, history, k, where=where, candidates=candidates, limits=limits
         )
-
-
-def degraded_reason(error: Exception) -> DegradedReason:
-    """The kind of a ranker failure, for counting: never read from the message."""
-    if isinstance(error, ResponseError):
-        return "parse"
-    if isinstance(error, DeadlineError):
-        return "deadline"
-    if isinstance(error, TransportError):
-        return "transport"
-    if isinstance(error, LLMError):
-        return "llm_error"
-    return "error"

@@ -6,11 +6,44 @@ shape is defined once and validated the same way everywhere.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from recagent.agent.types import AgentTrace
+from recagent.failures import (
+    Degradation as Degradation,
+)
+from recagent.failures import (
+    DegradedReason as DegradedReason,
+)
+from recagent.failures import (
+    DegradedStep as DegradedStep,
+)
+from recagent.failures import (
+    ExplanationCounts as ExplanationCounts,
+)
+from recagent.failures import (
+    ExplanationFailure as ExplanationFailure,
+)
+from recagent.failures import (
+    ExplanationFailureKind as ExplanationFailureKind,
+)
+from recagent.failures import (
+    ExplanationKind as ExplanationKind,
+)
+from recagent.failures import (
+    ExplanationRecord as ExplanationRecord,
+)
+from recagent.failures import (
+    Repair as Repair,
+)
+from recagent.failures import (  # the shapes of what went wrong, re-exported
+    RepairKind as RepairKind,
+)
+from recagent.failures import (
+    degraded_reason as degraded_reason,
+)
 from retrieval.types import (  # the catalog shapes, re-exported: import them from here
     NEGATIVE_RATING as NEGATIVE_RATING,
 )
@@ -105,8 +138,9 @@ class RankedItem(Frozen):
     explanation: Annotated[str, Field(min_length=1)]
     """The sentence shown: written from `evidence` and checked (recagent/explain)."""
     source: str = "llm"
-    """'llm' when the ranker placed it; 'retrieval' when it was filled in (or, straight
-    from the gate, when the ranker's own reason was unusable)."""
+    """'llm' when an LLM's answer placed it; 'retrieval' when it was filled in, or no LLM
+    ranked the list (--no-llm, a fit without the LLM, a failed ranking), or (straight from
+    the gate) when the ranker's own reason was unusable."""
     evidence: Evidence | None = None
     """What the explanation was written from; None straight from the gate."""
 
@@ -130,6 +164,8 @@ class Completion(Frozen):
     latency_s: float = 0.0
     top_logprobs: list[dict[str, float]] = Field(default_factory=list)
     """Per generated token: candidate token → logprob."""
+    finish_reason: str | None = None
+    """Why the server stopped ("stop"; "length": cut off at max_tokens); None: not said."""
 
 
 class Invocation(Frozen):
@@ -147,77 +183,8 @@ class Invocation(Frozen):
     """The calls of a multi-step ranker (NIR), in order; empty for a single call."""
     fallback: str | None = None
     """What was used instead of an unusable answer in an intermediate step, if anything."""
-
-
-RepairKind = Literal["unknown_label", "not_candidate", "seen", "duplicate", "violates",
-                     "empty_reason", "unusable_reason", "filled"]
-"""What the final gate did: dropped an answer naming no candidate label (unknown_label) or
-id (not_candidate), an already seen item, a duplicate, or an item breaking a limit of the
-request (violates); explained an item from retrieval evidence because its reason was
-empty (empty_reason) or unusable (unusable_reason: talk about the prompt's labels, a
-looping phrase, another item's sentence); or topped the list up from retrieval order (filled)."""
-
-DegradedReason = Literal["parse", "deadline", "transport", "llm_error", "no_valid_candidate",
-                         "error"]
-"""Why an answer fell back to retrieval order: the model's answer was unusable
-(ResponseError), the request's deadline passed (DeadlineError), the call failed
-(TransportError), another LLMError, the model named no valid candidate, or any other
-exception of the ranker. A configuration error (ConfigError) is raised, never degraded."""
-
-
-class Repair(Frozen):
-    """One thing the final gate changed about a ranker's answer; count it by `kind`."""
-
-    kind: RepairKind
-    item_id: str | None = None
-    """What the ranker named that was dropped or re-explained (for unknown_label, the
-    label it gave); None for a top-up."""
-    count: Annotated[int, Field(ge=1)] = 1
-    """How many items this repair covers (a top-up counts every item it added)."""
-    detail: str
-    """The same, in words, for people: never parse it."""
-
-
-ExplanationKind = Literal["llm", "replaced", "template"]
-"""Who wrote a shipped explanation: the LLM, and it passed the checker (llm); the LLM, but
-it failed the checker or was missing, so a template from the evidence was shipped
-(replaced); a template because no LLM was asked (template)."""
-
-ExplanationFailureKind = Literal[
-    "empty", "label_talk", "meta_talk", "looping", "repeated", "unknown_title",
-    "unknown_genre", "unknown_number", "claims_seen", "bare_metadata", "missing",
-    "llm_failed"]
-"""Why an LLM's explanation was not shipped (recagent/explain/checker.py): empty; talk about
-the prompt's labels (label_talk) or about the prompt itself ("the user", "candidate",
-list numbers: meta_talk); a looping phrase; the same sentence as an earlier item's
-(repeated); a title that is neither the item nor in the history (unknown_title); a genre
-neither the item's nor a cited history item's (unknown_genre); a percentage not in the
-evidence (unknown_number); a claim that the user already has, watched or rated the item
-(claims_seen); bare catalog metadata (bare_metadata). Not the checker's: the answer had
-no sentence for the item (missing), or the call failed (llm_failed)."""
-
-
-class ExplanationFailure(Frozen):
-    kind: ExplanationFailureKind
-    detail: str
-    """The same, in words, for people: never parse it."""
-
-
-class ExplanationRecord(Frozen):
-    """How one returned item's explanation came about; count these by `kind`."""
-
-    item_id: str
-    kind: ExplanationKind
-    failures: list[ExplanationFailure] = Field(default_factory=list)
-    """Why the LLM's sentence was replaced (kind 'replaced' only)."""
-    rejected: str | None = None
-    """The LLM's sentence that was replaced, for audit."""
-
-
-class ExplanationCounts(Frozen):
-    llm: Annotated[int, Field(ge=0)] = 0
-    replaced: Annotated[int, Field(ge=0)] = 0
-    template: Annotated[int, Field(ge=0)] = 0
+    finish_reason: str | None = None
+    """The last answer's (Completion.finish_reason): "length" means it was cut off."""
 
 
 class Trace(Frozen):
@@ -230,10 +197,15 @@ class Trace(Frozen):
     repaired: bool = False
     repairs: list[Repair] = Field(default_factory=list)
     degraded: bool = False
+    """True when any step in `degradations` failed (set from them)."""
     degraded_reason: DegradedReason | None = None
+    """The first failed step's reason (see `degradations` for every step)."""
     degraded_detail: str | None = None
     """The failure in words: the exception as "TypeName: message", or the reason."""
+    degradations: list[Degradation] = Field(default_factory=list)
+    """Every LLM step asked for that failed, in the order they ran: what `degraded` means."""
     usage: Usage = Usage()
+    """Tokens of every LLM call of the request: ranking, explanation wording, extraction."""
     llm_latency_s: float = 0.0
     latency_s: float = 0.0
     n_candidates: int = 0
@@ -244,7 +216,41 @@ class Trace(Frozen):
     sentence was replaced."""
     explanation_counts: ExplanationCounts = ExplanationCounts()
     explain_call: Invocation | None = None
-    """The explanation-writing LLM call (not in `usage`, which is the ranker's)."""
+    """The explanation-writing LLM call (its usage is counted in `usage` too)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_meaning(cls, data: object) -> object:
+        """`degraded` and its reason follow `degradations`; a trace built the older way
+        (degraded=True with a reason, no list) gets the ranking step's degradation."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        found = [d if isinstance(d, Degradation) else Degradation.model_validate(d)
+                 for d in data.get("degradations") or []]
+        if not found and data.get("degraded"):
+            reason = data.get("degraded_reason") or "error"
+            found = [Degradation.model_validate({
+                "step": "rank", "reason": reason,
+                "detail": data.get("degraded_detail") or reason})]
+        data["degradations"] = found
+        data["degraded"] = bool(found)
+        if found:
+            data["degraded_reason"] = found[0].reason
+            data["degraded_detail"] = data.get("degraded_detail") or found[0].detail
+        return data
+
+    @property
+    def degraded_codes(self) -> list[str]:
+        """"step:reason" of every failed step ("explain:deadline", "rank:parse")."""
+        return [d.code for d in self.degradations]
+
+    def degrade(self, *failed: Degradation) -> Trace:
+        """This trace with more failed steps (a step run after the recommender's, such as
+        chat extraction or an agent plan)."""
+        return Trace.model_validate({**self.model_dump(exclude={"degradations"}),
+                                     "degradations": [*self.degradations, *failed],
+                                     "degraded_detail": None})
 
 
 class Recommendation(Frozen):

@@ -81,7 +81,8 @@ class _Rows:
         known = self.known
         if known is not None and raw in known:
             return raw
-        item = str(int(raw)) if raw.isascii() and raw.isdigit() else raw
+        # '007' is item 7; stripped as text (int() refuses over 4,300 digits)
+        item = (raw.lstrip("0") or "0") if raw.isascii() and raw.isdigit() else raw
         if known is not None and item not in known:
             raise self.fail(line_no, f"item {raw!r} is not in the catalog")
         return item
@@ -90,6 +91,10 @@ class _Rows:
             ts: int | None) -> InteractionRow:
         if ts is None and self.require_ts:
             raise self.fail(line_no, "no timestamp")
+        for name, value in (("user", user), ("item", item)):
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise self.fail(line_no, f"the {name} id {value[:40]!r} holds a control "
+                                         "character (a NUL byte, say)")
         try:
             return InteractionRow(user, item, rating, liked, ts)
         except ValueError as e:

@@ -21,7 +21,7 @@ from recagent.chat.parse import ParsedMessage, wish_words
 from recagent.llm.client import JsonSchema, LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.llm.structured import structured_call
-from recagent.types import YEAR_MAX, YEAR_MIN, ProfileDelta
+from recagent.types import YEAR_MAX, YEAR_MIN, Invocation, ProfileDelta
 
 TITLE_MAX_CHARS = 80
 WISH_MAX_CHARS = 80
@@ -81,12 +81,15 @@ class LLMExtractor:
     def extract(self, message: str) -> ExtractionAnswer:
         """The model's reading; raises LLMError (ResponseError when still unusable after
         the re-ask)."""
+        return self.extract_call(message)[0]
+
+    def extract_call(self, message: str) -> tuple[ExtractionAnswer, Invocation]:
+        """`extract`, and the call's audit record (its usage counts in the turn's trace)."""
         prompt = self.prompts.render(self.template, message=message, genres=self.genres)
-        answer, _ = structured_call(
+        return structured_call(
             self.client, self.prompts, prompt, ExtractionAnswer,
             schema=extraction_schema(self.genres), example=EXTRACTION_EXAMPLE,
             max_tokens=self.max_tokens, temperature=0.0, failure="unusable preference extraction")
-        return answer
 
 
 def ground(answer: ExtractionAnswer, message: str, parsed: ParsedMessage,

@@ -20,7 +20,7 @@ from recagent.chat.lookup import TitleResolver, catalog_genres, normalise_title
 from recagent.chat.parse import parse_message
 from recagent.chat.profile import describe, merge
 from recagent.chat.profile_recommend import ProfileRecommender
-from recagent.errors import ConfigError, EmptyCatalogError, LLMError
+from recagent.errors import ConfigError, EmptyCatalogError, LLMError, ResponseError
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.recommender import Recommender
@@ -28,11 +28,14 @@ from recagent.types import (
     MESSAGE_MAX_CHARS,
     ChatState,
     ChatTurn,
+    Degradation,
     ItemRef,
     PreferenceProfile,
     ProfileDelta,
     RankedItem,
     ShownItem,
+    Trace,
+    Usage,
 )
 
 if TYPE_CHECKING:
@@ -101,13 +104,20 @@ class ChatSession:
         parsed = parse_message(text, self.genres)
         notes: list[str] = []
         model_delta = ProfileDelta()
+        failed: list[Degradation] = []
+        spent = Usage()
         if self.extractor is not None:
             try:
-                answer = self.extractor.extract(text)
+                answer, call = self.extractor.extract_call(text)
+                spent = call.usage
                 model_delta, ignored = ground(answer, text, parsed, self.genres)
                 log.info("ignored from the model's reading: %s", ignored)
             except LLMError as e:
                 notes.append(f"the model could not read the message ({e}); used rules only")
+                failed.append(Degradation.of("extract", e))
+                if isinstance(e, ResponseError) and e.usage is not None:
+                    spent = Usage(prompt_tokens=e.usage.prompt_tokens,
+                                  completion_tokens=e.usage.completion_tokens)
         matched: list[tuple[str, ItemRef]] = []
         unresolved: list[str] = []
         profile = self.profile
@@ -118,11 +128,12 @@ class ChatSession:
         if matched:
             self.last_ref = matched[-1][1]
         if self.agent is not None:
-            return self._agent_turn(text, profile, matched, unresolved, notes)
+            return self._agent_turn(text, profile, matched, unresolved, notes, failed, spent)
         result = self.engine.recommend(profile, self.k)
         if result.items:
             self.shown = [ShownItem(item_id=i.item_id, title=i.title) for i in result.items]
         self.turns += 1
+        trace = with_steps(result.trace, failed, spent)
         return ChatTurn(
             message=text,
             reply=compose_reply(matched, unresolved, profile, result.items, self.turns == 1),
@@ -131,15 +142,21 @@ class ChatSession:
             matched=[ref for _, ref in matched],
             unresolved=unresolved,
             notes=notes + result.notes,
-            degraded=result.degraded,
-            trace=result.trace,
+            degraded=trace is not None and trace.degraded,
+            trace=trace,
         )
 
     def _agent_turn(self, text: str, profile: PreferenceProfile,
                     matched: list[tuple[str, ItemRef]], unresolved: list[str],
-                    notes: list[str]) -> ChatTurn:
+                    notes: list[str], failed: list[Degradation], spent: Usage) -> ChatTurn:
         assert self.agent is not None
         outcome = self.agent.turn(text, profile, self.shown, self.k)
+        agent = outcome.trace
+        if agent.degraded:  # the plan or a tool failed: the rules path answered
+            failed = [*failed, Degradation(
+                step="plan", reason="deadline" if agent.degraded_step == "deadline" else "error",
+                detail=f"agent {agent.degraded_step}: {agent.degraded_reason}")]
+        trace = with_steps(outcome.result.trace, failed, spent)
         self.profile = outcome.profile
         named = {ref.item_id for _, ref in matched}
         matched += [("liked", r) for r in outcome.profile.liked
@@ -158,8 +175,8 @@ class ChatSession:
             matched=[ref for _, ref in matched],
             unresolved=unresolved,
             notes=notes + outcome.notes,
-            degraded=outcome.degraded,
-            trace=outcome.result.trace,
+            degraded=outcome.degraded or (trace is not None and trace.degraded),
+            trace=trace,
             agent=outcome.trace,
         )
 
@@ -227,6 +244,16 @@ class ChatSession:
         session.turns = state.turns
         session.keeps_agent = state.agent
         return session
+
+
+def with_steps(trace: Trace | None, failed: Sequence[Degradation],
+               spent: Usage) -> Trace | None:
+    """The turn's trace with the steps before the recommendation (extraction, the agent's
+    plan): their failures among its degradations, their tokens in its usage."""
+    if not failed and spent == Usage():
+        return trace
+    out = (trace or Trace()).degrade(*failed)
+    return out.model_copy(update={"usage": spent + out.usage})
 
 
 def compose_reply(

@@ -7,7 +7,9 @@ import json
 import math
 import sys
 
-from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, settings_from_args
+from pydantic import ValidationError
+
+from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, problems, settings_from_args
 from recagent.errors import ConfigError
 from recagent.types import Interaction, Recommendation, UserHistory
 
@@ -22,16 +24,22 @@ def one_line(text: str) -> str:
 
 
 def parse_history(spec: str) -> UserHistory:
-    """'1,50,181' (liked, oldest first) or '1=5,50=2' (ratings on a 1-5 scale)."""
+    """'1,50,181' (liked, oldest first) or '1=5,50=2' (ratings on a 1-5 scale); for ids
+    holding ',' or '=', a JSON list: '["a,b", {"item_id": "c=d", "rating": 4}]'."""
+    if spec.lstrip().startswith("["):
+        return _json_history(spec)
     interactions = []
     seen: set[str] = set()
     for n, token in enumerate(t.strip() for t in spec.split(",")):
         if not token:
             raise ConfigError(f"--history has an empty entry in {spec!r}")
-        item_id, _, rating = token.partition("=")
+        item_id, equals, rating = token.partition("=")
         if item_id in seen:
             raise ConfigError(f"--history names item {item_id} more than once")
         seen.add(item_id)
+        if equals and not rating.strip():
+            raise ConfigError(f"--history: the rating of item {item_id} is empty: write "
+                              f"{item_id} for a like, or {item_id}=4 for a rating from 1 to 5")
         if not rating:
             interactions.append(Interaction(item_id=item_id, liked=True, ts=n))
             continue
@@ -43,6 +51,36 @@ def parse_history(spec: str) -> UserHistory:
             raise ConfigError(f"--history: the rating of item {item_id} must be a number "
                               f"from 1 to 5, got {rating!r}")
         interactions.append(Interaction(item_id=item_id, rating=value, ts=n))
+    return UserHistory(interactions=interactions)
+
+
+def _json_history(spec: str) -> UserHistory:
+    """--history as JSON: ids (liked) or {"item_id", "rating" | "liked"} objects."""
+    try:
+        entries = json.loads(spec)
+    except ValueError as e:
+        raise ConfigError(f"--history is not valid JSON: {e}") from None
+    interactions = []
+    for n, entry in enumerate(entries):
+        if isinstance(entry, str | int) and not isinstance(entry, bool):
+            entry = {"item_id": str(entry), "liked": True}
+        if not isinstance(entry, dict) or not isinstance(entry.get("item_id"), str):
+            raise ConfigError(f"--history[{n}] must be an item id or an object "
+                              '{"item_id": "...", "rating": 1-5 | "liked": true|false}')
+        rating = entry.get("rating")
+        if rating is not None and not (isinstance(rating, int | float)
+                                       and not isinstance(rating, bool) and 1 <= rating <= 5):
+            raise ConfigError(f"--history[{n}]: the rating of item {entry['item_id']} must be "
+                              f"a number from 1 to 5, got {rating!r}")
+        try:
+            interactions.append(Interaction(**entry, ts=n))
+        except ValidationError as e:
+            raise ConfigError(f"--history[{n}]: {problems(e)}") from None
+    ids = [i.item_id for i in interactions]
+    if twice := sorted({i for i in ids if ids.count(i) > 1}):
+        raise ConfigError(f"--history names item {twice[0]} more than once")
+    if not interactions:
+        raise ConfigError("--history is an empty list")
     return UserHistory(interactions=interactions)
 
 
@@ -123,7 +161,8 @@ def print_recommendation(rec: Recommendation) -> None:
         print(f"{n:>2}. {one_line(item.title):<{width}}  [{one_line(item.item_id)}]")
         print(f"    {one_line(item.explanation)}")
     t = rec.trace
-    status = f"DEGRADED ({t.degraded_reason}: {t.degraded_detail})" if t.degraded else "ok"
+    status = (f"DEGRADED ({', '.join(t.degraded_codes)}: {t.degraded_detail})" if t.degraded
+              else "ok")
     print(f"\n{t.n_candidates} candidates · model {t.model or '-'} · "
           f"{t.usage.prompt_tokens}+{t.usage.completion_tokens} tokens · "
           f"{t.latency_s:.1f} s · {one_line(status)}" + (" · repaired" if t.repaired else ""))
@@ -149,6 +188,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                       for i in rec.items],
             "status": status,
             "degraded": rec.degraded,
+            "degraded_steps": rec.trace.degraded_codes,
             "trace": rec.trace.model_dump(mode="json"),
         }
         print(json.dumps(out, indent=2))
@@ -157,8 +197,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     else:
         print_recommendation(rec)
     if rec.degraded:
-        print(f"warning: degraded answer: {one_line(str(rec.trace.degraded_detail))}",
-              file=sys.stderr)
+        for failed in rec.trace.degradations:
+            print(f"warning: degraded answer: {failed.code}: {one_line(failed.detail)}",
+                  file=sys.stderr)
         if args.strict:
             return EXIT_DEGRADED
     return EXIT_OK

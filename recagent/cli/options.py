@@ -33,7 +33,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "model": getattr(args, "llm_model", None) or env.get("RECAGENT_LLM_MODEL"),
         "preset": getattr(args, "model", None) or env.get("RECAGENT_MODEL"),
         "threads": getattr(args, "threads", None),
-        "deadline_s": getattr(args, "deadline", None) or env.get("RECAGENT_LLM_DEADLINE_S"),
+        "deadline_s": _given(getattr(args, "deadline", None), env.get("RECAGENT_LLM_DEADLINE_S")),
     }
     values: dict[str, Any] = {
         "home": Path(home),
@@ -46,6 +46,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         values["n_candidates"] = args.n_candidates
     if getattr(args, "retriever", None):
         values["retriever"] = {"kind": args.retriever}
+    if getattr(args, "explain", None):
+        values["explain_with_llm"] = args.explain == "llm"
     if getattr(args, "no_llm", False):
         values["ranker"] = None
     elif any(getattr(args, f, None) for f in ("method", "template", "bootstrap")):
@@ -56,7 +58,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                   "explain": False}
         values["ranker"] = {k: v for k, v in ranker.items() if v is not None}
     try:
-        values["llm"] = LLMSpec.model_validate({k: v for k, v in llm.items() if v})
+        values["llm"] = LLMSpec.model_validate({k: v for k, v in llm.items()
+                                                if v or (k == "deadline_s" and v is not None)})
         if isinstance(values.get("retriever"), dict):
             values["retriever"] = RetrieverSpec(**values["retriever"])
         if isinstance(values.get("ranker"), dict):
@@ -64,6 +67,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         return Settings(**values)
     except ValidationError as e:
         raise ConfigError(f"bad settings: {problems(e)}") from None
+
+
+def _given(flag: float | None, env: str | None) -> float | str | None:
+    """The flag if given at all (0 is a value, not "unset"), else the environment's."""
+    return flag if flag is not None else env or None
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0 (0 would leave the LLM no time at all:
+    --no-llm says that)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text} (for no "
+                                         "LLM at all, use --no-llm)")
+    return value
 
 
 def bounded(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -99,7 +120,7 @@ def flag_groups() -> dict[str, argparse.ArgumentParser]:
                                      "[#sha256=HEX] (a commit hash or tag; fetched once "
                                      "with `models fetch`, see docs/models.md)")
     llm.add_argument("--threads", type=bounded(1), help="CPU threads for the embedded model")
-    llm.add_argument("--deadline", type=float, metavar="SECONDS",
+    llm.add_argument("--deadline", type=seconds, metavar="SECONDS",
                      help="most seconds an LLM request may take, retries included; past it "
                           "the answer is degraded (default 600 embedded, 180 for a server)")
     pipeline = argparse.ArgumentParser(add_help=False)
@@ -114,6 +135,11 @@ def flag_groups() -> dict[str, argparse.ArgumentParser]:
     pipeline.add_argument("--bootstrap", type=bounded(1, 20),
                           help="rank this many shuffles of the candidates and aggregate (Borda)")
     pipeline.add_argument("--no-llm", action="store_true", help="retrieval order only, no LLM")
+    pipeline.add_argument("--explain", choices=["template", "llm"],
+                          help="who words the explanations: templates from the evidence "
+                               "(the default: no shipped model's sentences pass the checker "
+                               "often enough, docs/product.md), or the LLM (checked; a "
+                               "template replaces what fails)")
     vllm = argparse.ArgumentParser(add_help=False)
     vllm.add_argument("--vllm-python", type=Path,
                       help="python of the vLLM environment (default .venv-vllm/bin/python, "

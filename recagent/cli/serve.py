@@ -38,6 +38,10 @@ def add_command(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                    help="requests waiting beyond those; more are answered 429 (default 32)")
     p.add_argument("--max-body-bytes", type=bounded(1024), default=64 * 1024,
                    help="largest request body (default 65536)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="on a loopback address, a Host header name answered besides "
+                        "localhost, 127.0.0.1 and [::1] (e.g. the name a reverse proxy "
+                        "forwards); others get 421 (DNS rebinding). Repeatable")
     p.add_argument("--workers", type=bounded(1, 64), default=1,
                    help="service processes on the port (default 1); the work is Python, "
                         "so N workers use up to N cores; one embedded model serves them all")
@@ -53,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_key=args.api_key or env.get("RECAGENT_API_KEY") or None,
         database_url=args.database or env.get("RECAGENT_DATABASE_URL") or None,
         max_in_flight=args.max_in_flight, queue_depth=args.queue_depth,
-        max_body_bytes=args.max_body_bytes)
+        max_body_bytes=args.max_body_bytes, allowed_hosts=tuple(args.allowed_host))
     settings = settings_from_args(args)
     if args.workers > 1:
         from recagent.serve.workers import serve_workers

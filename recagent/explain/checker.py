@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from recagent.chat.lookup import normalise_title
 from recagent.explain.evidence import item_genres, item_year
+from recagent.explain.form import MAX_WORDS, form_failures
 from recagent.types import Evidence, ExplanationFailure, ExplanationFailureKind, Item
 
 _LABEL_TALK = re.compile(
@@ -54,9 +55,12 @@ _ITEM = "\u2023"
 _VERB = (r"(?:(?:have|has|had|already|previously|also|once|really)\s+)*"
          r"(?:watched|seen|rated|saw|viewed|loved|liked|enjoyed)")
 _DID_ITEM = re.compile(
-    rf"\b(?:you|user)\s+{_VERB}\s+(?:(?:the|a|an)\s+)?{_ITEM}|{_ITEM}\s*(?:\(\d{{4}}\))?\s*,?\s*"
-    rf"(?:(?:which|that)\s+)?you\s+{_VERB}\b", re.IGNORECASE)
-"""'you watched <item>', '<item>, which you rated': the item named as already had."""
+    rf"\b(?:you|user)\s++{_VERB}\s++(?:(?:the|a|an)\s++)?{_ITEM}"
+    rf"|{_ITEM}(?>\s*+\(\d{{4}}\))?\s*+(?>,\s*+)?(?>(?:which|that)\s++)?you\s++{_VERB}\b",
+    re.IGNORECASE)
+r"""'you watched <item>', '<item>, which you rated': the item named as already had. Its
+runs of spaces are possessive (`\s*+`): a search never backtracks into them, so it takes
+time linear in the text, whatever a catalog title holds."""
 _ARTICLES = {"the", "a", "an", "les", "la", "le", "il", "el", "der", "die", "das"}
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*(?:%|percent\b|per\s+cent\b)", re.IGNORECASE)
 _YEAR_IN_PARENS = re.compile(r"\((1[89]\d\d|20\d\d)\)")
@@ -136,6 +140,16 @@ def _index(keys: Iterable[str]) -> TitleIndex:
 
 
 @dataclass(frozen=True)
+class Worded:
+    """What the rules of form need to know of an LLM sentence: its item's evidence lines as
+    the prompt showed them, whether the server cut the answer off, the prompt's limit."""
+
+    lines: tuple[str, ...] = ()
+    cut_off: bool = False
+    max_words: int = MAX_WORDS
+
+
+@dataclass(frozen=True)
 class Scope:
     """What the checker knows for one list: the user's history (by normalised title, with
     genres and years) and the request's titles and genre names."""
@@ -183,8 +197,11 @@ class Checker:
                              earlier=earlier)
 
     def check_in(self, sentence: str, evidence: Evidence, scope: Scope, *,
-                 earlier: Sequence[str] = ()) -> list[ExplanationFailure]:
-        """`check` within a prepared `scope` (one per list: cheaper for long histories)."""
+                 earlier: Sequence[str] = (), worded: Worded | None = None
+                 ) -> list[ExplanationFailure]:
+        """`check` within a prepared `scope` (one per list: cheaper for long histories).
+        `worded`: the sentence is an LLM's, so the rules of form apply too
+        (recagent/explain/form.py)."""
         text = _fold(sentence)
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text.lower())]
         words = [text[a:b].lower() for a, b in spans]
@@ -197,13 +214,8 @@ class Checker:
                            [self.titles, scope.titles, _index([own])], allowed, genre_words)
         # The rules on wording read the prose around titles ("The Manchurian Candidate" is
         # no talk about candidates); the item's own title becomes a marker.
-        prose = list(text)
-        for m in found:
-            start, end = spans[m.start][0], spans[m.end - 1][1]
-            prose[start:end] = [" "] * (end - start)
-            if m.key == own:
-                prose[start] = _ITEM
-        plain = "".join(prose)
+        plain = _masked(text, [(spans[m.start][0], spans[m.end - 1][1], m.key == own)
+                               for m in found])
         problem = text_problem(sentence, earlier, prose=plain)
         if problem is not None:
             return [ExplanationFailure(kind=problem, detail=f"{problem}: {sentence!r}")]
@@ -213,6 +225,9 @@ class Checker:
                 named = text[spans[m.start][0]:spans[m.end - 1][1]]
                 out.append(_failure("unknown_title", f"names {named!r}, neither the item "
                                                      "nor in the history"))
+        if worded is not None:
+            out += form_failures(sentence, plain, len(found), evidence_lines=worded.lines,
+                                 cut_off=worded.cut_off, max_words=worded.max_words)
         if meta := _META_TALK.search(plain):
             out.append(_failure("meta_talk", f"talks about the prompt ({meta.group(0)!r})"))
         years = dict(scope.past_years)
@@ -236,6 +251,17 @@ class Checker:
         if _METADATA_LABEL.search(plain) or not content:
             out.append(_failure("bare_metadata", "only catalog metadata, no reason"))
         return out
+
+
+def _masked(text: str, found: list[tuple[int, int, bool]]) -> str:
+    """The text with each title span (start, end, is the item's own) replaced by one space,
+    or by the item marker: the wording rules then read short prose, however long a title."""
+    out, at = [], 0
+    for start, end, own in found:
+        out += [text[at:start], f" {_ITEM} " if own else " "]
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _title_year(title: str) -> int | None:

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 
 from recagent.errors import ConfigError
 from recagent.explain import templates
-from recagent.explain.checker import Checker
+from recagent.explain.checker import Checker, Worded
 from recagent.explain.evidence import MAX_LINKS, CoLikes, gather, genre_vocabulary
-from recagent.explain.wording import TEMPLATE, write
+from recagent.explain.wording import TEMPLATE, evidence_lines, write
 from recagent.llm.client import LLMClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.llm.structured import StructuredResponseError
 from recagent.types import (
     Candidate,
+    Degradation,
     Evidence,
     ExplanationCounts,
     ExplanationFailure,
@@ -47,6 +48,8 @@ class Explained:
     invocation: Invocation | None = None
     """The wording call, when one was made (also when its answer was unusable)."""
     counts: ExplanationCounts = field(default_factory=ExplanationCounts)
+    failure: Degradation | None = None
+    """The wording step asked for that failed (the call, or skipped: `use_llm` False)."""
 
 
 LLM_ITEMS = 3
@@ -96,11 +99,13 @@ class Explainer:
         user_id: str | None = None,
         others: Sequence[Candidate] = (),
         use_llm: bool = True,
+        skipped: Degradation | None = None,
     ) -> Explained:
         """Explanations for `chosen` (the final list, in order). `others` are the rest of
         the request's candidates (titles the checker should know); `use_llm` False skips
-        the LLM (e.g. the ranker's call just timed out). A ConfigError is raised; any other
-        failure of the call falls back to templates, recorded as 'llm_failed'."""
+        the LLM (e.g. the ranker's call just timed out; `skipped` says why, and is this
+        step's failure when it had an LLM). A ConfigError is raised; any other failure of
+        the call falls back to templates, recorded as 'llm_failed' and in `failure`."""
         evidence = gather(chosen, history, stats=self.stats, user_id=user_id,
                           max_links=self.max_links)
         items = [item for _, item in history]
@@ -110,6 +115,10 @@ class Explainer:
         proposed: dict[int, str] | None = None
         invocation: Invocation | None = None
         call_failure: ExplanationFailure | None = None
+        failure: Degradation | None = None
+        if self.client is not None and not use_llm and evidence:
+            failure = skipped or Degradation(step="explain", reason="error",
+                                             detail="the wording call was not made")
         if self.client is not None and use_llm and evidence:
             try:
                 proposed, invocation = write(
@@ -123,8 +132,11 @@ class Explainer:
                     invocation = error.invocation
                 call_failure = ExplanationFailure(
                     kind="llm_failed", detail=f"{type(error).__name__}: {error}")
+                failure = Degradation.of("explain", error)
         shipped: list[str] = []
         records: list[ExplanationRecord] = []
+        lines = evidence_lines(self.prompts, evidence[:self.llm_items]) if proposed else []
+        cut_off = invocation is not None and invocation.finish_reason == "length"
         for n, e in enumerate(evidence):
             def check(text: str, e: Evidence = e) -> list[ExplanationFailure]:
                 return self.checker.check_in(text, e, scope, earlier=shipped)
@@ -139,8 +151,10 @@ class Explainer:
             if sentence is None:
                 failures = [call_failure or ExplanationFailure(
                     kind="missing", detail=f"the answer had no sentence for {e.title!r}")]
-            else:
-                failures = check(sentence)
+            else:  # an LLM sentence: true to the evidence, and of the form asked for
+                failures = self.checker.check_in(
+                    sentence, e, scope, earlier=shipped,
+                    worded=Worded(lines[n] if n < len(lines) else (), cut_off))
             if not failures and sentence is not None:
                 shipped.append(sentence)
                 records.append(ExplanationRecord(item_id=item_id, kind="llm"))
@@ -151,7 +165,7 @@ class Explainer:
         kinds = [r.kind for r in records]
         counts = ExplanationCounts(llm=kinds.count("llm"), replaced=kinds.count("replaced"),
                                    template=kinds.count("template"))
-        return Explained(shipped, evidence, records, invocation, counts)
+        return Explained(shipped, evidence, records, invocation, counts, failure)
 
     @staticmethod
     def _template(evidence: Evidence, position: int, check: Check) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from recagent.explain.form import MAX_WORDS
 from recagent.explain.templates import CONTENT_SOURCES, display_title
 from recagent.llm.client import JsonSchema, LLMClient
 from recagent.llm.prompts import PromptLibrary
@@ -21,6 +22,8 @@ from recagent.llm.structured import structured_call
 from recagent.types import Evidence, Invocation
 
 TEMPLATE = "explain_items"
+ITEM_TEMPLATE = "_explain_item"
+"""One item's evidence lines, included by TEMPLATE for each item."""
 SENTENCE_MAX_CHARS = 200
 TOKENS_PER_ITEM = 70
 """A sentence of SENTENCE_MAX_CHARS is about 50 tokens; the JSON around it about 15."""
@@ -91,6 +94,14 @@ def prompt_items(evidence: Sequence[Evidence]) -> list[dict[str, Any]]:
     return rows
 
 
+def evidence_lines(prompts: PromptLibrary, evidence: Sequence[Evidence]) -> list[tuple[str, ...]]:
+    """Each item's lines as the prompt showed them (ITEM_TEMPLATE rendered alone): what a
+    sentence must not merely copy."""
+    return [tuple(line.strip(" -") for line in prompts.render_text(ITEM_TEMPLATE, item=row)
+                  .splitlines() if line.strip())
+            for row in prompt_items(evidence)]
+
+
 def write(
     client: LLMClient,
     prompts: PromptLibrary,
@@ -103,7 +114,7 @@ def write(
     """Position → the LLM's sentence (stripped; the first answer for a number wins), and
     the call's audit record. Raises what `structured_call` raises (StructuredResponseError
     after the re-ask, TransportError, LLMError, ConfigError)."""
-    prompt = prompts.render(template, items=prompt_items(evidence))
+    prompt = prompts.render(template, items=prompt_items(evidence), max_words=MAX_WORDS)
     answer, invocation = structured_call(
         client, prompts, prompt, ExplanationsAnswer, schema=explanations_schema(len(evidence)),
         example=EXAMPLE, max_tokens=20 + TOKENS_PER_ITEM * len(evidence),

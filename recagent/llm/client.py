@@ -9,13 +9,12 @@ the SDK's or the HTTP library's.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Literal, Protocol
 
@@ -25,6 +24,13 @@ from tenacity import RetryCallState, retry, retry_if_exception, wait_exponential
 
 from recagent.errors import ConfigError, LLMError, RecagentError, TransportError
 from recagent.llm import scoring
+from recagent.llm.http_errors import (
+    about_format,
+    describe,
+    recagent_errors,
+    snippet,
+    transient,
+)
 from recagent.types import Completion, Usage
 from retrieval.errors import DeadlineError
 
@@ -43,17 +49,6 @@ decodes ~10 tok/s, so 512 tokens after a 4k-token prompt, with two requests shar
 cores, can take 4-5 minutes; twice that is still an answer worth waiting for. Pair it
 with `timeout_s=None` (a CPU server sends nothing until it is done, so a shorter per-try
 timeout would only cut and retry a slow answer)."""
-
-_TRANSIENT = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    openai.RateLimitError,
-    openai.InternalServerError,
-)
-_TRANSIENT_STATUS = frozenset({408})
-"""Statuses without an SDK class of their own that are still worth another try."""
-
-_SNIPPET_CHARS = 300
 
 _CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "recagent_llm_call_deadline", default=None)
@@ -158,14 +153,14 @@ class OpenAIClient:
         if top_logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = top_logprobs
-        with _recagent_errors(self._model):
+        with recagent_errors(self._model):
             if schema is not None:
                 kwargs["response_format"] = self._response_format(schema)
             try:
                 return self._send(kwargs, deadline)
             except openai.BadRequestError as e:
                 if (schema is None or self.structured_mode != "json_schema"
-                        or not _about_format(e)):
+                        or not about_format(e)):
                     raise
                 # Some servers only know {"type": "json_object"}; the caller validates anyway.
                 self.structured_mode = "json_object"
@@ -180,7 +175,7 @@ class OpenAIClient:
         (and the cache around it) can then score wherever the server can."""
         deadline = time.monotonic() + self._deadline_s
         kwargs = scoring.completions_request(self._model, prefix, continuations)
-        with _recagent_errors(self._model):
+        with recagent_errors(self._model):
             raw, latency_s = self._call(self._sdk.completions.with_raw_response.create, kwargs,
                                         deadline)
             return scoring.parse_continuations(str(raw.text), prefix, continuations,
@@ -216,7 +211,7 @@ class OpenAIClient:
             out_of_time = time.monotonic() + backoff(state) >= deadline
             return out_of_time
 
-        @retry(retry=retry_if_exception(_transient), stop=stop, wait=backoff, reraise=True)
+        @retry(retry=retry_if_exception(transient), stop=stop, wait=backoff, reraise=True)
         def call() -> Any:
             nonlocal tries, last
             if time.monotonic() >= deadline:  # e.g. the json_object fallback, too late
@@ -236,12 +231,12 @@ class OpenAIClient:
         except _Overdue:
             raise DeadlineError(self._overdue(tries, last)) from last
         except Exception as e:
-            if not _transient(e):
+            if not transient(e):
                 raise
             if out_of_time or time.monotonic() >= deadline:
                 raise DeadlineError(self._overdue(tries, e)) from e
             raise TransportError(
-                f"LLM server unreachable or overloaded after {tries} tries: {_describe(e)}"
+                f"LLM server unreachable or overloaded after {tries} tries: {describe(e)}"
             ) from e
         return raw, time.perf_counter() - start
 
@@ -270,7 +265,7 @@ class OpenAIClient:
         return outcome.value
 
     def _overdue(self, tries: int, last: BaseException | None) -> str:
-        why = f"; the last try: {_describe(last)}" if last is not None else ""
+        why = f"; the last try: {describe(last)}" if last is not None else ""
         return (f"no answer from the LLM server within the {self._deadline_s:g} s deadline "
                 f"({tries} {'try' if tries == 1 else 'tries'}{why})")
 
@@ -292,14 +287,14 @@ def _to_completion(raw: Any, *, latency_s: float) -> Completion:
     try:
         body = str(raw.text)
     except Exception as e:
-        raise LLMError(f"the LLM server's reply could not be read: {_describe(e)}") from e
+        raise LLMError(f"the LLM server's reply could not be read: {describe(e)}") from e
     try:
         response = raw.parse()
         if not isinstance(response, ChatCompletion):
             raise LLMError(f"the LLM server sent something other than a JSON chat completion: "
-                           f"{_snippet(body)}")
+                           f"{snippet(body)}")
         if not response.choices:
-            raise LLMError(f"the LLM server returned no choices: {_snippet(body)}")
+            raise LLMError(f"the LLM server returned no choices: {snippet(body)}")
         choice = response.choices[0]
         usage = Usage(
             prompt_tokens=getattr(response.usage, "prompt_tokens", 0) or 0,
@@ -313,32 +308,13 @@ def _to_completion(raw: Any, *, latency_s: float) -> Completion:
             ]
         return Completion(
             text=choice.message.content or "", usage=usage, latency_s=latency_s,
-            top_logprobs=top,
+            top_logprobs=top, finish_reason=choice.finish_reason,
         )
     except RecagentError:
         raise
     except Exception as e:
         raise LLMError(f"the LLM server sent a malformed chat completion "
-                       f"({_describe(e)}): {_snippet(body)}") from e
-
-
-@contextlib.contextmanager
-def _recagent_errors(model: str) -> Iterator[None]:
-    """The client's boundary: whatever fails inside leaves as a recagent error."""
-    try:
-        yield
-    except RecagentError:
-        raise
-    except openai.AuthenticationError as e:
-        raise ConfigError(f"the LLM server refused the API key: {_status(e)}") from e
-    except openai.NotFoundError as e:
-        raise ConfigError(f"model {model!r} or endpoint not found: {_status(e)}") from e
-    except openai.BadRequestError as e:
-        raise LLMError(f"the LLM server rejected the request: {_status(e)}") from e
-    except openai.APIStatusError as e:
-        raise LLMError(f"the LLM server answered with an error: {_status(e)}") from e
-    except Exception as e:  # nothing foreign gets past it
-        raise LLMError(f"the LLM call failed unexpectedly: {_describe(e)}") from e
+                       f"({describe(e)}): {snippet(body)}") from e
 
 
 def _stop_at_deadline(response: Any) -> None:
@@ -369,42 +345,3 @@ def _deadline_stream(lib: ModuleType) -> type:
             self._inner.close()
 
     return DeadlineStream
-
-
-def _transient(error: BaseException) -> bool:
-    return isinstance(error, _TRANSIENT) or (
-        isinstance(error, openai.APIStatusError) and error.status_code in _TRANSIENT_STATUS)
-
-
-def _about_format(error: openai.BadRequestError) -> bool:
-    text = str(error).lower()
-    return "response_format" in text or "json_schema" in text or "schema" in text
-
-
-def _status(error: openai.APIStatusError) -> str:
-    """HTTP status and what the server sent, shortened."""
-    try:
-        body = error.response.text
-    except Exception:
-        body = str(error.body)
-    return f"HTTP {error.status_code}: {_snippet(body)}"
-
-
-def _describe(error: BaseException) -> str:
-    """`Type: message`, with the cause (the SDK's connection errors say little alone);
-    for an HTTP status, the status and the start of the body."""
-    if isinstance(error, openai.APIStatusError):
-        return f"{type(error).__name__}: {_status(error)}"
-    text = f"{type(error).__name__}: {error}"
-    cause = error.__cause__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text += f" ({type(cause).__name__}: {cause})"
-    return text
-
-
-def _snippet(text: str) -> str:
-    if not text:
-        return "(an empty body)"
-    if len(text) <= _SNIPPET_CHARS:
-        return repr(text)
-    return f"{text[:_SNIPPET_CHARS]!r}... ({len(text)} characters)"

@@ -99,6 +99,15 @@ class PromptLibrary:
         text = template.render(**variables)
         return RenderedPrompt(name, self.source_hash(name), split_messages(text, name))
 
+    def render_text(self, name: str, **variables: Any) -> str:
+        """A partial template (`_name.j2`, no role markers) as plain text: the piece of a
+        prompt that code must see exactly as the model did (an item's evidence lines)."""
+        try:
+            template = self._env.get_template(f"{name}.j2")
+        except TemplateNotFound:
+            raise ConfigError(f"no prompt template {name!r}") from None
+        return str(template.render(**variables))
+
 
 def split_messages(text: str, name: str = "<text>") -> list[dict[str, str]]:
     """Cut rendered text at role markers into chat messages; empty messages are dropped."""

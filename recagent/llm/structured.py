@@ -78,13 +78,14 @@ def structured_call(
     messages = list(prompt.messages)
     raws: list[str] = []
     usage, latency, problem = Usage(), 0.0, ""
+    finish: str | None = None
     start = time.perf_counter()
 
     def invocation() -> Invocation:
         return Invocation(
             template=prompt.template, template_hash=prompt.template_hash, model=client.model,
             messages=messages, raw=raws[-1], attempts=len(raws), usage=usage,
-            latency_s=latency or time.perf_counter() - start,
+            latency_s=latency or time.perf_counter() - start, finish_reason=finish,
         )
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -97,6 +98,7 @@ def structured_call(
                                      temperature=temperature, seed=seed)
         raws.append(completion.text)
         usage, latency = usage + completion.usage, latency + completion.latency_s
+        finish = completion.finish_reason
         try:  # pydantic's ValidationError is a ValueError too
             value = answer.model_validate_json(completion.text, context=context)
             if check is not None:

@@ -19,16 +19,25 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from recagent.errors import ConfigError, EmptyCatalogError, IncompleteCatalogError
 from recagent.serve.engine import CatalogUnavailable, Engine, Outcome
 from recagent.serve.limits import Admission, Overloaded
 from recagent.serve.metrics import ServiceMetrics
-from recagent.serve.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from recagent.serve.middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    MetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
+from recagent.serve.protocol import BODY_TIMEOUT_S
 from recagent.serve.schemas import (
     SESSION_ID_PATTERN,
     FeedbackRequest,
@@ -41,6 +50,7 @@ from recagent.serve.schemas import (
     RecommendResponse,
     RemoveRequest,
     SessionView,
+    invalid_request,
 )
 from recagent.serve.sessions import SessionConflict, SessionNotFound, SessionStore
 from recagent.serve.views import catalog_item, recommend_response, session_view
@@ -71,6 +81,10 @@ class Service:
     llm_health: Callable[[], bool] | None = None
     """None: the service runs without an LLM (readyz says llm: null)."""
     static_dir: Path = field(default=STATIC)
+    allowed_hosts: frozenset[str] | None = None
+    """Host header names answered besides localhost, 127.0.0.1 and [::1]; None: any (a
+    public bind, behind its API key). A loopback service sets it (DNS rebinding)."""
+    body_timeout_s: float = BODY_TIMEOUT_S
 
 
 def create_app(service: Service) -> FastAPI:
@@ -180,8 +194,11 @@ def create_app(service: Service) -> FastAPI:
             deadline_of(body.deadline_s))
 
     app.add_middleware(ApiKeyMiddleware, api_key=service.api_key)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=service.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts all
+    app.add_middleware(BodyLimitMiddleware, max_bytes=service.max_body_bytes,
+                       timeout_s=service.body_timeout_s)
+    app.add_middleware(HostCheckMiddleware, allowed=service.allowed_hosts)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # counts every answer
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every answer
     return app
 
 
@@ -193,8 +210,11 @@ async def _probe(check: Callable[[], bool]) -> bool:
 
 
 def _detail(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    """{"detail": message}; text that UTF-8 cannot carry (a lone surrogate a client sent)
+    is escaped, never a 500."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"detail": message}, status, headers=headers)
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"detail": text}, status, headers=headers)
 
 
 def _errors(app: FastAPI) -> None:
@@ -214,8 +234,18 @@ def _errors(app: FastAPI) -> None:
     handle(EmptyCatalogError, 503, lambda e: 30)
     handle(IncompleteCatalogError, 503, lambda e: 30)
 
+    async def database(_: Request, error: Exception) -> JSONResponse:
+        # a full disk, a lost connection, a broken file: the session was not changed
+        cause = getattr(error, "orig", None) or error
+        return _detail(503, f"the sessions database could not be read or written "
+                            f"({type(cause).__name__}: {str(cause)[:200]}); nothing was "
+                            "changed, try again", 5)
+    app.add_exception_handler(DBAPIError, database)
+
     async def invalid(_: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, ValidationError)
-        return _detail(422, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
-                                      for e in error.errors()))
+        assert isinstance(error, ValidationError | RequestValidationError)
+        return _detail(422, invalid_request(error.errors()))
     app.add_exception_handler(ValidationError, invalid)
+    # FastAPI's own answer echoes the input, which JSON cannot always carry (NaN, a lone
+    # surrogate: a 500); this one names the field and what is wrong, never the value.
+    app.add_exception_handler(RequestValidationError, invalid)

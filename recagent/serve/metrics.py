@@ -7,7 +7,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from recagent.serve.limits import Admission
-from recagent.types import Trace, Usage
+from recagent.types import Trace
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
                    120.0)
@@ -27,6 +27,10 @@ class ServiceMetrics:
         self.degraded = Counter("recagent_degraded_answers",
                                 "Answers that fell back to the non-LLM order, by reason",
                                 ["reason"], registry=r)
+        self.degraded_steps = Counter(
+            "recagent_degraded_steps", "LLM steps asked for that failed (the answer shipped "
+            "without them), by step (rank, explain, extract, plan) and reason",
+            ["step", "reason"], registry=r)
         self.tokens = Counter("recagent_llm_tokens", "LLM tokens spent by answers",
                               ["kind"], registry=r)
         self.rejected = Counter("recagent_rejected_requests",
@@ -41,9 +45,11 @@ class ServiceMetrics:
         self.answers.labels(kind).inc()
         if trace is None:
             return
+        for failed in trace.degradations:
+            self.degraded_steps.labels(failed.step, failed.reason).inc()
         if trace.degraded:
             self.degraded.labels(trace.degraded_reason or "unknown").inc()
-        usage = trace.usage + (trace.explain_call.usage if trace.explain_call else Usage())
+        usage = trace.usage
         self.tokens.labels("prompt").inc(usage.prompt_tokens)
         self.tokens.labels("completion").inc(usage.completion_tokens)
 

@@ -1,10 +1,13 @@
-"""ASGI middleware of the service: request metrics, the body size limit and the API key.
+"""ASGI middleware of the service: request metrics, the body size and time limits, the Host
+check, the page's security headers and the API key.
 
 Plain ASGI (no BaseHTTPMiddleware): they wrap `receive`/`send` without buffering bodies,
 so a request body is counted as it arrives and refused once it passes the limit."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import time
@@ -58,15 +61,24 @@ class MetricsMiddleware:
                 self.metrics.rejected.inc()
 
 
-class _TooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """The body was refused (413 or 408), and the answer already sent."""
+
+
+CLOSE = [(b"connection", b"close")]
+"""An answer before the whole body arrived: the connection cannot carry another request."""
 
 
 class BodyLimitMiddleware:
-    """413 for a body over `max_bytes`: by its Content-Length at once, else as it streams."""
+    """413 for a body over `max_bytes`: by its Content-Length at once, else as it streams;
+    408 when the client pauses more than `timeout_s` while sending it (a slow-body attack
+    would otherwise hold a slot for ever).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    The refusal is sent from inside `receive`, before the error reaches the app: FastAPI
+    turns any error while it reads a body into its own 400, which is then dropped."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,30 +87,110 @@ class BodyLimitMiddleware:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await send_json(send, 413, f"the request body has {declared.decode(errors='replace')}"
-                                       f" bytes; the limit is {self.max_bytes}")
+                                       f" bytes; the limit is {self.max_bytes}", CLOSE)
             return
-        received, started = 0, False
+        received, started, refused = 0, False, False
+
+        async def refuse(status: int, detail: str) -> None:
+            nonlocal refused
+            if not started and not refused:
+                refused = True
+                await send_json(send, status, detail, CLOSE)
+            raise _Refused
 
         async def receiving() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                await refuse(408, f"the request body stalled: nothing arrived for "
+                                  f"{self.timeout_s:g} s")
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    await refuse(413, f"the request body is over the limit of "
+                                      f"{self.max_bytes} bytes")
             return message
 
         async def sending(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the app's answer to a body it could not read: ours went out
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(_Refused):  # the refusal is already answered
             await self.app(scope, receiving, sending)
-        except _TooLarge:
-            if not started:
-                await send_json(send, 413, f"the request body is over the limit of "
-                                           f"{self.max_bytes} bytes")
+
+
+class HostCheckMiddleware:
+    """On a loopback address, only requests naming this machine (localhost, 127.0.0.1,
+    [::1], or a name the operator allowed) in their Host header are answered: a web page
+    on another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its
+    own name, and gets 421. `allowed` None: any Host (a public bind needs an API key)."""
+
+    LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str] | None) -> None:
+        self.app = app
+        self.allowed = None if allowed is None else self.LOOPBACK | {
+            a.lower() for a in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allowed is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        name = host_name(host)
+        if name not in self.allowed:
+            shown = host.encode("ascii", "backslashreplace").decode()[:100]
+            await send_json(send, 421, f"the Host header {shown!r} is not an address of this "
+                                       "service; open it as http://127.0.0.1:PORT, or allow "
+                                       "the name with --allowed-host")
+            return
+        await self.app(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """'Example.org:8000' → 'example.org'; '[::1]:80' → '[::1]'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[:host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+PAGE_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+     b"object-src 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+"""Every answer: the page runs only its own script and style, is never framed (click-
+jacking), and no answer is sniffed into another type."""
+
+
+class SecurityHeadersMiddleware:
+    """Adds PAGE_HEADERS to every answer (the page, its files and the API alike)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *(h for h in PAGE_HEADERS if h[0] not in names)]
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 class ApiKeyMiddleware:

@@ -25,6 +25,7 @@ from recagent.serve.app import DEADLINE_S, MAX_BODY_BYTES, Service, create_app
 from recagent.serve.engine import Engine
 from recagent.serve.limits import Admission
 from recagent.serve.metrics import ServiceMetrics
+from recagent.serve.protocol import HEADER_TIMEOUT_S, MAX_CONNECTIONS, timed_protocol
 from recagent.serve.sessions import SessionStore, default_url
 from recagent.serve.supervisor import LLMSupervisor
 from recagent.wiring import Settings, build_agent, embedded_server, usable_home
@@ -44,6 +45,8 @@ class ServeOptions:
     queue_depth: int = 32
     max_body_bytes: int = MAX_BODY_BYTES
     graceful_s: float = 60.0
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header names answered on a loopback bind besides the loopback ones."""
 
 
 def is_loopback(host: str) -> bool:
@@ -114,7 +117,9 @@ def open_service(settings: Settings, options: ServeOptions) -> Iterator[
         yield Service(engine=engine, sessions=sessions, admission=admission,
                       metrics=ServiceMetrics(admission), deadline_s=deadline,
                       api_key=options.api_key, max_body_bytes=options.max_body_bytes,
-                      llm_health=health), parts.notes
+                      llm_health=health,
+                      allowed_hosts=frozenset(options.allowed_hosts)
+                      if is_loopback(options.host) else None), parts.notes
 
 
 def run(service: Service, options: ServeOptions,
@@ -125,8 +130,8 @@ def run(service: Service, options: ServeOptions,
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port,
                             log_level="warning", access_log=False,
                             timeout_graceful_shutdown=int(options.graceful_s),
-                            limit_concurrency=options.max_in_flight + options.queue_depth
-                            + 256)
+                            http=timed_protocol(HEADER_TIMEOUT_S),
+                            limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
     shown = f"[{options.host}]" if ":" in options.host else options.host
     if sockets is None:

@@ -4,13 +4,27 @@ field) and publishes them in the OpenAPI schema that the fuzz tests read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recagent.types import MESSAGE_MAX_CHARS, YEAR_MAX, YEAR_MIN
 
-ItemId = Annotated[str, Field(min_length=1, max_length=256)]
+
+def _unicode(text: str) -> str:
+    """JSON may carry a lone surrogate ("\\ud800") that no text store or answer can: refused
+    by name here rather than failing deeper (a 500)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text") \
+            from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+ItemId = Annotated[Text, Field(min_length=1, max_length=256)]
 Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX)]
 Deadline = Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)]
 SESSION_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -32,7 +46,7 @@ class HistoryEntry(_Request):
 
 
 class Filters(_Request):
-    genres: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+    genres: Annotated[list[Annotated[Text, Field(min_length=1, max_length=64)]],
                       Field(max_length=50)] = Field(default_factory=list)
     """Only items with at least one of these catalog genres."""
     year_min: Year | None = None
@@ -48,13 +62,48 @@ class Filters(_Request):
         return self
 
 
+HISTORY_SHAPES = ('history is a list, oldest first, of item ids (["1", "50"] or [1, 50]) '
+                  'or of objects ({"item_id": "1", "rating": 4} or {"item_id": "1", '
+                  '"liked": true}), mixed as you like')
+
+
 class RecommendRequest(_Request):
     history: Annotated[list[HistoryEntry], Field(min_length=1, max_length=MAX_HISTORY)]
-    """Oldest first."""
+    """Oldest first: item ids (strings or whole numbers: liked, no rating) or
+    HistoryEntry objects."""
     k: Annotated[int, Field(ge=1, le=50)] = 10
     filters: Filters | None = None
     deadline_s: Deadline | None = None
     """Seconds this answer may take; past it the answer is the non-LLM ranking, degraded."""
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _plain_ids(cls, value: Any) -> Any:
+        """A plain id (as `--history 1,50` suggests) is an entry with that id."""
+        if not isinstance(value, list):
+            return value
+        return [plain_entry(v) for v in value]
+
+
+def plain_entry(value: Any) -> Any:
+    """"1" or 1 → {"item_id": "1"}; anything else as it is (an object is validated as a
+    HistoryEntry; true, 1.5 or null are refused there by name)."""
+    if isinstance(value, str):
+        return {"item_id": value}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"item_id": str(value)}
+    return value
+
+
+def invalid_request(errors: Sequence[Any]) -> str:
+    """Validation errors in one line, each named by its field, never echoing the value
+    (which JSON may not carry); a wrong history shape also says which shapes are taken."""
+    parts, history = [], False
+    for e in errors:
+        loc = [str(p) for p in e["loc"] if p != "body"]
+        history = history or (bool(loc) and loc[0] == "history")
+        parts.append(f"{'.'.join(loc) or 'body'}: {e['msg']}")
+    return "; ".join(parts) + (f" ({HISTORY_SHAPES})" if history else "")
 
 
 class NewSession(_Request):
@@ -66,7 +115,7 @@ class NewSession(_Request):
 
 
 class MessageRequest(_Request):
-    text: Annotated[str, Field(min_length=1, max_length=MESSAGE_MAX_CHARS)]
+    text: Annotated[Text, Field(min_length=1, max_length=MESSAGE_MAX_CHARS)]
     deadline_s: Deadline | None = None
 
 
@@ -85,7 +134,7 @@ ProfileField = Literal["liked", "disliked", "seen", "include_genres", "exclude_g
 
 class RemoveRequest(_Request):
     field: ProfileField
-    value: Annotated[str, Field(min_length=1, max_length=256)]
+    value: Annotated[Text, Field(min_length=1, max_length=256)]
     deadline_s: Deadline | None = None
 
 
@@ -104,6 +153,8 @@ class RecommendResponse(BaseModel):
     items: list[Item]
     degraded: bool
     degraded_reason: str | None = None
+    degraded_steps: list[str] = Field(default_factory=list)
+    """"step:reason" of each LLM step that failed ("explain:deadline", "rank:parse")."""
     trace: dict[str, Any]
 
 

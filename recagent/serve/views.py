@@ -36,7 +36,8 @@ def trace_view(rec: Recommendation) -> dict[str, Any]:
 
 def recommend_response(rec: Recommendation) -> RecommendResponse:
     return RecommendResponse(items=[item_view(i) for i in rec.items], degraded=rec.degraded,
-                             degraded_reason=rec.trace.degraded_reason, trace=trace_view(rec))
+                             degraded_reason=rec.trace.degraded_reason,
+                             degraded_steps=rec.trace.degraded_codes, trace=trace_view(rec))
 
 
 def chip_label(field: ProfileField, value: ItemRef | str | int) -> str:

@@ -121,7 +121,7 @@ def assemble(settings: Settings, store: CatalogStore, data: DataParts,
     ranker, more = product_ranker(settings, client, prompts, data.fitted,
                                   fitted_fusion(data.fitted))
     explainer = Explainer(
-        client if settings.explain_with_llm else None, prompts,
+        client if settings.words_explanations else None, prompts,
         stats=CoLikes((u, i) for u, i, rating, _ in data.rows if positive(rating)),
         genres=catalog_genres(store), titles=catalog_titles(store),
         llm_items=settings.llm_explained, seed=settings.seed)
@@ -163,25 +163,40 @@ def product_ranker(
                 canonical_name(fitted.llm_model) != canonical_name(client.model):
             notes.append(f"the fit was made with {fitted.llm_model}, not {client.model}: "
                          "run `recagent fit` again for this model")
+        if explicit and fusion and fusion.get(LLM_SOURCE, 0.0) <= 0:
+            # a fit that gave the LLM no weight would skip the named ranker's call: it runs,
+            # weighed as much as the strongest fitted source
+            fusion = {**fusion, LLM_SOURCE: max(fusion.values())}
+            notes.append(f"the fit gave the LLM no weight; the ranker named ("
+                         f"{settings.ranker.method}) runs, weighed as much as the strongest "
+                         "fitted source")
         return build_ranker(settings.ranker, client, prompts, seed=settings.seed,
                             fusion=fusion or None), notes
-    return without_llm(fusion), [why_no_llm_weight(fitted)] if client is not None else []
+    return without_llm(fusion), ([why_no_llm_weight(fitted, settings.words_explanations)]
+                                 if client is not None else [])
 
 
-def why_no_llm_weight(fitted: FittedConfig | None) -> str:
-    """Why the product's LLM does not rank (it still words the explanations)."""
+def why_no_llm_weight(fitted: FittedConfig | None, words: bool = False) -> str:
+    """Why the product's LLM does not rank, and who words the explanations (`words`: the
+    LLM, else templates)."""
+    return _why_not_ranking(fitted) + ("; it words the explanations" if words else
+                                       "; explanations come from templates (`--explain llm` "
+                                       "asks the model)")
+
+
+def _why_not_ranking(fitted: FittedConfig | None) -> str:
     if fitted is None:
         return ("the LLM does not rank: no fit has measured that it helps (run `recagent fit "
-                "--score-llm`); it words the explanations")
+                "--score-llm`)")
     if fitted.llm_model is None:
         return ("the LLM does not rank: the fit did not score it (`recagent fit --score-llm` "
-                "measures whether it helps); it words the explanations")
+                "measures whether it helps)")
     gain = fitted.validation.get("llm_gain_ndcg@10")
     p = fitted.validation.get("llm_gain_p")
     measured = f" (gain in NDCG@10 {gain:+.4f}, p = {p:.3g})" if gain is not None and \
         p is not None else ""
     return (f"the LLM does not rank: its scores added nothing significant in the fit"
-            f"{measured}; it words the explanations")
+            f"{measured}")
 
 
 def without_llm(fusion: dict[str, float]) -> Ranker | None:

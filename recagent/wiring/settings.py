@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recagent.llm.backends.artifacts import ArtifactStore
-from recagent.llm.backends.presets import DEFAULT_PRESET
+from recagent.llm.backends.presets import DEFAULT_PRESET, PRESETS, canonical_name
 from recagent.llm.backends.vllm_model import VLLMModelPreparer
 from recagent.rank.spec import RankerSpec
 
@@ -136,8 +136,11 @@ class Settings(_Strict):
     ranker: RankerSpec | None = PRODUCT_RANKER
     """The LLM's score, fused with the candidates' own by the fitted weights; None: no LLM
     at all (fused collaborative order, template explanations)."""
-    explain_with_llm: bool = True
-    """The LLM words explanations from their evidence (checked, else a template)."""
+    explain_with_llm: bool | None = None
+    """The LLM words explanations from their evidence (checked, else a template); False:
+    templates only, no LLM call; None: the preset's measured default
+    (`Preset.words_explanations`: False for every shipped preset and for a server's model,
+    whose sentences nobody has measured here)."""
     llm_explained: int = Field(1, ge=1, le=100)
     """How many of the top items the LLM words; the rest get templates. Decoding is most of
     a request's time on a CPU: with the default preset, 1 item keeps the p50 near 8 s, 3
@@ -150,6 +153,15 @@ class Settings(_Strict):
     @property
     def preset(self) -> str:
         return self.llm.preset or DEFAULT_PRESET
+
+    @property
+    def words_explanations(self) -> bool:
+        """Whether the LLM words explanations (see `explain_with_llm`)."""
+        if self.explain_with_llm is not None:
+            return self.explain_with_llm
+        preset = PRESETS.get(canonical_name(self.preset))
+        return bool(preset and preset.words_explanations and not self.llm.base_url
+                    and self.llm.model is None)
 
     @property
     def artifacts(self) -> ArtifactStore:

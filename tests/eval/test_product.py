@@ -16,6 +16,7 @@ from eval.protocols import FULL, retrieval_history, to_history
 from eval.report import markdown
 from eval.summary import summarize
 from recagent.errors import ConfigError
+from recagent.fit import FittedConfig
 from recagent.recommender import Recommender
 from recagent.types import Item
 from recagent.wiring import fitted_fusion, without_llm
@@ -91,6 +92,13 @@ def test_pipeline_product_runs_its_own_fit_retrieval_and_recommender(
     assert 1 <= fitted.validation_users <= 4 and fitted.llm_model is None
     assert (tmp_path / "product_fit.json").is_file()
     rows = [(r.user, r.item, r.rating, r.ts) for r in result.loo.train]
+    # a fit of the same rows and settings is kept and read back, not fitted again
+    key = product.fit_key(result.config, store.collection.name, rows)
+    kept = tmp_path / "state" / "models" / f"fit-{key}.json"
+    assert FittedConfig.model_validate_json(kept.read_text()) == fitted
+    again = product.fit(result.config, store, rows, tmp_path / "again", progress=False,
+                        cache=kept.parent)
+    assert again == fitted and again.fitted_at == fitted.fitted_at
     retriever = product.retriever(fitted, store, rows)
     recommender = Recommender(store, None, without_llm(fitted_fusion(fitted)))
     splits = {s.user: s for s in result.loo.splits}

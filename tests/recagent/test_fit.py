@@ -176,6 +176,14 @@ def test_a_catalog_without_interactions_cannot_be_fitted(store: CatalogStore) ->
                     items=store.get, ranker=None, llm_model=None)
 
 
+def test_too_few_users_are_refused_not_fitted_to_noise(store: CatalogStore) -> None:
+    """Probe case 11: `fit --users 10` on 3 users saved degenerate weights silently."""
+    rows = rows_of(users=3)
+    with pytest.raises(ConfigError, match=r"only 3 user.*at least 10"):
+        fit_catalog(collection="fit", rows=rows, build=lambda r: hybrid(store, r),
+                    items=store.get, ranker=None, llm_model=None, n_users=10)
+
+
 def test_the_saved_fit_rejects_unknown_fields(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="extra"):
         FittedConfig.model_validate({"collection": "c", "retrieval_weights": {},

@@ -160,3 +160,25 @@ def test_an_unusable_reason_is_replaced_by_retrieval_evidence() -> None:
     assert ids(items) == ["a", "d"] and items[0].source == "retrieval"
     assert "Heat" in items[0].explanation and items[1].explanation == "Fits the tense mood."
     assert kinds(repairs) == [("unusable_reason", "a", 1)]
+
+
+def twin_candidate(i: str, rank: int, title: str) -> Candidate:
+    return Candidate(item=Item(id=i, title=title, text=""), rank=rank, score=1.0 - rank / 10)
+
+
+def test_one_film_under_two_ids_is_seen_and_shown_once() -> None:
+    """Probe case 10: MovieLens 100K lists Chasing Amy (1997) as 246 and 268; with 246
+    liked, 268 was recommended, 'because you liked Chasing Amy (1997)'."""
+    pool = [twin_candidate("268", 0, "Chasing Amy (1997)"),
+            twin_candidate("1", 1, "Sabrina (1954)"), twin_candidate("2", 2, "Sabrina (1995)"),
+            twin_candidate("3", 3, "Fly Away Home (1996)"),
+            twin_candidate("4", 4, "Fly Away Home (1996)"),
+            twin_candidate("5", 5, "Usual Suspects, The (1995)")]
+    history = {"246": "Chasing Amy (1997)", "9": "The Usual Suspects (1995)"}
+    items, repairs = assemble([("268", None), ("3", None), ("4", None)], pool, set(history), 4,
+                              history)
+    assert ids(items) == ["3", "1", "2"]  # remakes (other years) are other films
+    assert kinds(repairs) == [("seen", "268", 1), ("duplicate", "4", 1), ("filled", None, 2)]
+    assert "the same film" in repairs[0].detail
+    items, _ = assemble([], pool, set(history), 6, history)  # the top-up skips twins too
+    assert ids(items) == ["1", "2", "3"]

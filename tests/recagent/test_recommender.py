@@ -96,7 +96,9 @@ def test_an_llm_explainer_words_the_list_and_its_claims_are_checked(store) -> No
     assert (counts.llm, counts.replaced, counts.template) == (1, 1, 0)
     assert out.trace.explain_call is not None
     assert out.trace.explain_call.template == "explain_items"
-    assert len(client.requests) == 2 and out.trace.usage.prompt_tokens == 100
+    # trace.usage sums every call of the request: the ranking and the wording call
+    assert len(client.requests) == 2 and out.trace.usage.prompt_tokens == 200
+    assert not out.degraded  # a refused sentence is the checker's work, not a failed step
 
 
 def test_the_explainer_makes_no_call_after_the_ranker_timed_out(store) -> None:

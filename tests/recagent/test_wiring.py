@@ -177,3 +177,37 @@ def test_a_fit_counts_for_its_model_under_either_name(
     assert bool(notes) == warned
     if warned:
         assert notes[0].startswith(f"the fit was made with {fitted_with}, not {running}")
+
+
+def test_a_ranker_named_after_a_fit_that_gave_the_llm_no_weight_still_runs(
+        tmp_path: Path) -> None:
+    """Probe case 6: `recommend --method listwise` on a fitted home made no ranking call."""
+    from recagent.fit import FittedConfig
+    from recagent.rank.ensemble import FusionRanker
+    from recagent.wiring import product_ranker
+
+    fitted = FittedConfig(collection="c", retrieval_weights={"semantic": 1.0},
+                          rerank_weights={"semantic": 0.5, "popularity": 0.2, "llm": 0.0},
+                          llm_model="smollm2-135m", llm_share=0.0, validation_users=10,
+                          validation={}, interactions=1, fitted_at="now")
+    client = ScriptedClient()
+    client.model = "smollm2-135m"
+    named = Settings(home=tmp_path, ranker=RankerSpec(method="listwise", explain=False))
+    ranker, notes = product_ranker(named, client, PromptLibrary(), fitted,
+                                   {"semantic": 0.5, "popularity": 0.2})
+    assert isinstance(ranker, FusionRanker) and ranker.inner is not None
+    assert ranker.weights["llm"] == 0.5 and "runs" in notes[0]
+    # the product's own score still runs only where the fit gave it weight
+    plain, _ = product_ranker(Settings(home=tmp_path), client, PromptLibrary(), fitted,
+                              {"semantic": 0.5, "popularity": 0.2})
+    assert isinstance(plain, FusionRanker) and plain.inner is None
+
+
+def test_templates_word_explanations_unless_the_llm_is_asked(tmp_path: Path) -> None:
+    """No shipped preset passes the 80% rule (docs/product.md): templates by default, no
+    wording call; `--explain llm` (explain_with_llm=True) asks for the model."""
+    from recagent.llm.backends.presets import PRESETS
+    assert not any(p.words_explanations for p in PRESETS.values())
+    assert not Settings(home=tmp_path).words_explanations
+    assert not Settings(home=tmp_path, llm=LLMSpec(base_url="http://x/v1")).words_explanations
+    assert Settings(home=tmp_path, explain_with_llm=True).words_explanations

@@ -134,6 +134,10 @@ def test_jsonl_with_optional_keys(tmp_path: Path) -> None:
     ("log.jsonl", '{"user": 1, "item": 7, "rating": "5"}\n', r"log\.jsonl:1: 'rating' must be"),
     ("log.jsonl", '{"user": 1, "item": 7, "timestamp": 1.5}\n', r"log\.jsonl:1: 'timestamp'"),
     ("log.jsonl", '{"user": 1, "item": 70}\n', r"log\.jsonl:1: item '70' is not in the catalog"),
+    # probe case 11: a 5,000-digit id was a ValueError traceback; a NUL byte was accepted
+    ("log.csv", "user,item\n1,7\n1," + "9" * 5000 + "\n", r"log\.csv:3: item '9999"),
+    ("log.csv", "user,item\nu\x00x,7\n", r"log\.csv:2: the user id 'u\\x00x' holds a control"),
+    ("log.jsonl", '{"user": "a\\u0000", "item": 7}\n', r"log\.jsonl:1: the user id"),
 ])
 def test_bad_rows_name_the_file_and_line(tmp_path: Path, name: str, text: str,
                                          message: str) -> None:

@@ -32,6 +32,11 @@ class Preset:
     """Default context per request; prompts with ~50 candidates fit in 4096."""
     aliases: tuple[str, ...] = ()
     """Older names still accepted; they resolve to `name`."""
+    words_explanations: bool = False
+    """Whether the product lets this model word explanations by default: only where at
+    least 80% of its sentences pass the checker and the rules of form on the 200 users of
+    benchmarks/bench_explanations.py; otherwise the templates are better (docs/product.md).
+    No shipped preset qualifies; `--explain llm` asks for the model anyway."""
 
 
 PRESETS: dict[str, Preset] = {

@@ -273,7 +273,8 @@ def to_completion(output: Any, top_logprobs: int, *, latency_s: float,
                     max(lp.logprob, LOGPROB_FLOOR)
                 for token_id, lp in entries
             })
-    return Completion(text=choice.text or "", usage=usage, latency_s=latency_s, top_logprobs=top)
+    return Completion(text=choice.text or "", usage=usage, latency_s=latency_s, top_logprobs=top,
+                      finish_reason=getattr(choice, "finish_reason", None))
 
 
 def check_vllm() -> None:

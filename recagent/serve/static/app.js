@@ -7,6 +7,7 @@
 
 (() => {
   const STORAGE_KEY = "recagent.session";
+  const KEY_STORAGE = "recagent.key";
   const FIELD_WORDS = {
     liked: "liked:", disliked: "disliked:", seen: "seen:", include_genres: "only",
     exclude_genres: "no", year_min: "from", year_max: "up to", wishes: "wish:",
@@ -18,6 +19,15 @@
   ];
   const $ = (id) => document.getElementById(id);
   let sessionId = sessionStorage.getItem(STORAGE_KEY);
+  // A service run with --api-key wants it on every /v1/ request. It comes from the key
+  // form (shown on a 401) or from the address's fragment (#key=...), which browsers never
+  // send to a server; it is kept in sessionStorage only, and taken off the address bar.
+  const fromAddress = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (fromAddress) {
+    sessionStorage.setItem(KEY_STORAGE, fromAddress);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  let apiKey = sessionStorage.getItem(KEY_STORAGE) || "";
 
   // ---- talking to the service ------------------------------------------------------------
 
@@ -30,6 +40,7 @@
 
   async function api(method, path, body) {
     const init = { method, headers: { Accept: "application/json" } };
+    if (apiKey) init.headers.Authorization = `Bearer ${apiKey}`;
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -95,6 +106,7 @@
       return true;
     } catch (e) {
       $("error").textContent = e instanceof ApiError ? e.message : `unexpected: ${e}`;
+      if (e instanceof ApiError && e.status === 401) askForKey();
       return false;
     } finally {
       setBusy(false);
@@ -207,6 +219,24 @@
     box.focus();
   }
 
+  function askForKey() {
+    $("key-form").hidden = false;
+    $("error").textContent = "This service needs its API key: enter it, then send again.";
+    $("api-key").focus();
+  }
+
+  function useKey(event) {
+    event.preventDefault();
+    apiKey = $("api-key").value.trim();
+    if (apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
+    else sessionStorage.removeItem(KEY_STORAGE);
+    $("api-key").value = "";
+    $("key-form").hidden = true;
+    $("error").textContent = "";
+    $("message").focus();
+    restore();
+  }
+
   function startOver() {
     rememberSession(null);
     render({ session_id: "", messages: [], reply: null, items: [], profile: { chips: [] } });
@@ -235,5 +265,6 @@
     }
   });
   $("new-session").addEventListener("click", startOver);
+  $("key-form").addEventListener("submit", useKey);
   restore();
 })();

@@ -72,6 +72,7 @@ def test_a_history_covering_the_catalog_says_nothing_is_left(
     (["--history", "1", "--candidates", "0"], "argument --candidates: must be between 1 and 100"),
     (["--history", "1", "--k", "30"], "raise --candidates"),
     (["--history", "1", "--template", "nope"], "no prompt template 'nope'"),
+    (["--history", "1", "--deadline", "0"], "argument --deadline: must be more than 0 seconds"),
 ])
 def test_bad_input_names_the_flag(home: Path, capsys: pytest.CaptureFixture[str],
                                   argv: list[str], message: str) -> None:
@@ -114,7 +115,7 @@ def test_an_unknown_model_on_a_server_is_exit_2(home: Path,
     with fault_server("404") as server:
         code, _, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
                            "--llm-base-url", server.url, "--llm-model", "wrongname",
-                           "--candidates", "4", "--k", "2")
+                           "--candidates", "4", "--k", "2", "--explain", "llm")
     assert code == 2 and "wrongname" in err and "Traceback" not in err
 
 
@@ -167,3 +168,80 @@ def test_chat_agent_without_an_llm_is_exit_2(home: Path, tmp_path: Path,
     code, _, err = run(capsys, "chat", "--agent", "--no-llm", "--script", str(script),
                        "--home", str(home))
     assert code == 2 and "the agent plans each turn with an LLM" in err
+
+
+@pytest.mark.parametrize("fault", ["hang", "500", "not_json", "no_choices"])
+def test_a_failing_llm_server_is_a_degraded_answer_and_strict_exits_3(
+        home: Path, capsys: pytest.CaptureFixture[str], fault: str) -> None:
+    """Probe case 7: the wording call failed, yet the answer said "ok" and --strict exited
+    0. Now the step and reason are in --json, and --strict exits 3, within the deadline."""
+    with fault_server(fault, hold_s=10.0) as server:
+        code, out, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
+                             "--llm-base-url", server.url, "--llm-model", "m", "--json",
+                             "--strict", "--candidates", "4", "--k", "2", "--deadline", "1",
+                             "--explain", "llm")
+    assert code == 3, err
+    got = json.loads(out)
+    assert got["status"] == "degraded" and got["degraded"] is True
+    assert [s.split(":")[0] for s in got["degraded_steps"]] == ["explain"]
+    assert got["trace"]["degradations"][0]["code"] == got["degraded_steps"][0]
+    assert len(got["items"]) == 2 and "warning: degraded answer: explain:" in err
+
+
+def test_without_an_llm_no_item_is_labelled_llm(home: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Probe case 11: with --no-llm every item said source "llm"."""
+    code, out, _ = run(capsys, "recommend", "--history", "1", "--home", str(home), "--no-llm",
+                       "--candidates", "4", "--k", "3", "--json")
+    assert code == 0
+    assert {i["source"] for i in json.loads(out)["items"]} == {"retrieval"}
+
+
+@pytest.mark.parametrize(("history", "message"), [
+    ("1=", "the rating of item 1 is empty"),
+    ("1, 2=", "the rating of item 2 is empty"),
+    ('["1", "1"]', "names item 1 more than once"),
+    ('[{"item_id": "1", "rating": 9}]', "--history[0]: the rating of item 1 must be"),
+    ('[true]', "--history[0] must be an item id"),
+    ('["1",', "--history is not valid JSON"),
+])
+def test_history_entries_that_say_nothing_are_refused(
+        home: Path, capsys: pytest.CaptureFixture[str], history: str, message: str) -> None:
+    """Probe case 11: '--history 1=' was read as a like."""
+    code, _, err = run(capsys, "recommend", "--history", history, "--home", str(home),
+                       "--no-llm")
+    assert code == 2 and message in err, err
+
+
+def test_ids_with_commas_are_named_in_json(home: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Probe case 11: ids holding ',' or '=' could be ingested but not named."""
+    catalog = tmp_path / "odd.jsonl"
+    odd = [{"id": "a,b", "title": "Comma (2001)", "text": "Space opera"},
+           {"id": "c=d", "title": "Equals (2002)", "text": "Space opera sequel"},
+           {"id": "e", "title": "Plain (2003)", "text": "Space opera again"}]
+    catalog.write_text("".join(json.dumps(f) + "\n" for f in odd), encoding="utf-8")
+    odd_home = tmp_path / "home"
+    odd_home.mkdir()
+    (odd_home / "artifacts").symlink_to((home / "artifacts").resolve())
+    assert main(["ingest", "--file", str(catalog), "--home", str(odd_home)]) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "recommend", "--history",
+                         '["a,b", {"item_id": "c=d", "rating": 5}]', "--home", str(odd_home),
+                         "--no-llm", "--candidates", "1", "--k", "1", "--json")
+    assert code == 0, err
+    assert [i["item_id"] for i in json.loads(out)["items"]] == ["e"]
+
+
+def test_templates_explain_by_default_without_any_llm_call(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The 80% rule: no shipped model words well enough, so by default no wording call is
+    made at all (the server here would fail every request)."""
+    with fault_server("500") as server:
+        code, out, _ = run(capsys, "recommend", "--history", "1", "--home", str(home),
+                           "--llm-base-url", server.url, "--llm-model", "m", "--json",
+                           "--strict", "--candidates", "4", "--k", "2")
+        calls = server.count
+    got = json.loads(out)
+    assert code == 0 and got["status"] == "ok" and calls == 0
+    assert {e["kind"] for e in got["trace"]["explanations"]} == {"template"}

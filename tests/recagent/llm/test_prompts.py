@@ -108,15 +108,20 @@ EXPLAIN_ITEMS = [
 
 def test_the_explanation_prompt_renders_with_strict_undefined(library: PromptLibrary) -> None:
     assert "explain_items" in library.names()
-    prompt = library.render("explain_items", items=EXPLAIN_ITEMS)
+    prompt = library.render("explain_items", items=EXPLAIN_ITEMS, max_words=30)
     assert [m["role"] for m in prompt.messages] == ["system", "user"]
     last = prompt.messages[-1]["content"]
+    assert "at most 30 words" in last
+    # each item's lines, rendered alone, are exactly what the prompt showed (form rules)
+    for row in EXPLAIN_ITEMS:
+        assert library.render_text("_explain_item", item=row).strip() in last
     assert "1. Aliens (1986) (genres: Action, Sci-Fi)" in last
     assert "you liked Alien (1979); 62% of people who liked it also liked this one" in last
     assert "of what you liked, the closest in content" in last
     assert "2. Toy Story (1995)\n   - one of the most liked titles overall\n" in last
     assert "rrf" not in last and '"explanations"' in last
     with pytest.raises(UndefinedError):
-        library.render("explain_items", items=[{"id": "1", "title": "Aliens (1986)"}])
+        library.render("explain_items", items=[{"id": "1", "title": "Aliens (1986)"}],
+                       max_words=30)
     with pytest.raises(UndefinedError):
         library.render("explain_items")

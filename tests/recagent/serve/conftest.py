@@ -34,11 +34,16 @@ from retrieval.semantic import SemanticRetriever
 from retrieval.store import CatalogStore
 
 LABEL = re.compile(r"^\[([A-Z]{1,2})\]", re.MULTILINE)
+NUMBERED = re.compile(r"^(\d+)\. ", re.MULTILINE)
+SENTENCES = ["A bold choice for your taste.", "A gentle pick you may enjoy.",
+             "Something fresh that suits you.", "A quiet gem for your evenings.",
+             "A lively story you should enjoy."]
 
 
 class PickingClient:
-    """A fake LLM: ranks the candidates it is shown last-first, answers anything else with
-    '{}' (unusable, so explanations fall back to templates), after `delay_s`."""
+    """A fake LLM: ranks the candidates it is shown last-first, words explanations with
+    plain sentences that pass the checker, answers anything else with '{}' (unusable),
+    after `delay_s`."""
 
     model = "picking"
 
@@ -52,9 +57,13 @@ class PickingClient:
             self.calls += 1
         if self.delay_s:
             time.sleep(self.delay_s)
-        labels = LABEL.findall(messages[-1]["content"])
+        prompt = messages[-1]["content"]
+        labels = LABEL.findall(prompt)
+        numbers = NUMBERED.findall(prompt) if '{"explanations"' in prompt else []
         text = json.dumps({"ranking": [{"id": lab, "reason": "fits"}
-                                       for lab in reversed(labels)]}) if labels else "{}"
+                                       for lab in reversed(labels)]}) if labels else json.dumps(
+            {"explanations": [{"id": n, "sentence": SENTENCES[int(n) % len(SENTENCES)]}
+                              for n in numbers]}) if numbers else "{}"
         return Completion(text=text, usage=Usage(prompt_tokens=50, completion_tokens=10))
 
 

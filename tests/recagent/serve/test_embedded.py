@@ -29,16 +29,16 @@ def settings(tmp_path_factory: pytest.TempPathFactory, artifact_store: ArtifactS
     home = tmp_path_factory.mktemp("serve-embedded")
     (home / "artifacts").symlink_to(artifact_store.cache_dir.resolve())
     CatalogStore.open(embedder, path=home / "chroma").ingest(mini_items)
-    # the product's configuration: without a fit the LLM words the top explanation and
-    # reads chat messages (a listwise ranker too would double the time on 2 shared cores)
+    # the LLM asked to word the top explanation (`--explain llm`; templates are the
+    # default) and reading chat messages (a listwise ranker too would double the time)
     return Settings(home=home, llm=LLMSpec(preset="smollm2-135m", deadline_s=120),
-                    n_candidates=8)
+                    n_candidates=8, explain_with_llm=True)
 
 
 @pytest.fixture(scope="module")
 def client(settings: Settings) -> Iterator[TestClient]:
     with open_service(settings, ServeOptions()) as (service, _), \
-            TestClient(create_app(service)) as c:
+            TestClient(create_app(service), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 

@@ -68,11 +68,25 @@ def home(tmp_path_factory: pytest.TempPathFactory, artifact_store: ArtifactStore
 @pytest.fixture(scope="module")
 def service(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`recagent serve --no-llm` on a free loopback port; yields its base URL."""
+    yield from _serve(home, tmp_path_factory)
+
+
+API_KEY = "page-test-key"
+
+
+@pytest.fixture(scope="module")
+def keyed_service(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same, run with --api-key (its own sessions database)."""
+    database = f"sqlite:///{tmp_path_factory.mktemp('keyed') / 'sessions.sqlite'}"
+    yield from _serve(home, tmp_path_factory, "--api-key", API_KEY, "--database", database)
+
+
+def _serve(home: Path, tmp_path_factory: pytest.TempPathFactory, *more: str) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("serve-page-log") / "serve.log"
     cmd = [sys.executable, "-m", "recagent.cli", "serve", "--home", str(home), "--no-llm",
-           "--host", "127.0.0.1", "--port", str(port)]
+           "--host", "127.0.0.1", "--port", str(port), *more]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -234,3 +248,31 @@ def test_a_reload_keeps_the_conversation_and_new_starts_afresh(page: Page, servi
     page.click("#new-session")
     assert shown(page) == [] and chips(page) == set()
     assert page.text_content("#reply") == "" and page.locator("#messages li").count() == 0
+
+
+def test_the_page_asks_for_the_key_and_sends_it(browser: Browser, keyed_service: str) -> None:
+    """Probe case 5: with --api-key the page sent no key, so every turn was a 401. Also
+    case 11: the page comes with a content security policy and is never framed."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(STEP_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    response = page.goto(f"{keyed_service}/")
+    assert response is not None
+    headers = response.headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert page.is_hidden("#key-form")
+    page.fill("#message", "I loved Star Wars")
+    page.click("#send")
+    page.wait_for_selector("#key-form", state="visible")
+    assert "API key" in (page.text_content("#error") or "")
+    page.fill("#api-key", API_KEY)
+    page.click("#key-save")
+    assert page.is_hidden("#key-form")
+    say(page, "I loved Star Wars")  # settle() checks the page shows no error
+    assert shown(page) and "50" not in shown(page)
+    context.close()
+    assert not errors, f"the page threw: {errors}"
