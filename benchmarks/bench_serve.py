@@ -61,8 +61,8 @@ def start(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "recagent.cli", "serve", "--home", str(args.home),
            "--port", str(port), "--deadline", str(args.deadline),
            "--max-in-flight", str(args.max_in_flight),
-           "--queue-depth", str(max(args.clients, args.queue_depth)),
-           "--workers", str(args.workers)]
+           "--queue-depth", str(max(args.clients, args.queue_depth))]
+    cmd += ["--workers", str(args.workers)] if args.workers > 1 else []
     cmd += ["--no-llm"] if args.no_llm else ["--model", args.model]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,

@@ -148,12 +148,22 @@ class RankedItem(Frozen):
 class Usage(Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    prompt_s: float | None = None
+    """Seconds the server spent reading the prompt, when it says (llama.cpp does)."""
+    generation_s: float | None = None
+    """Seconds the server spent generating, when it says."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            prompt_s=_plus(self.prompt_s, other.prompt_s),
+            generation_s=_plus(self.generation_s, other.generation_s),
         )
+
+
+def _plus(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else a + b
 
 
 class Completion(Frozen):

@@ -46,7 +46,6 @@ from retrieval.collaborative import (
     as_rows,
     ranked_candidates,
     recent_first,
-    with_nearest,
 )
 from retrieval.errors import ConfigError
 from retrieval.store import READ_CHUNK, SEARCH_EF, CatalogStore
@@ -213,13 +212,12 @@ class ALSRetriever:
         scores = self.item_factors @ vector
         gone = [self.index[i] for i in history.seen_ids if i in self.index]
         scores[gone] = -np.inf
-        found = ranked_candidates(self.store, scores, self.items, n, self.source, where,
-                                  positive=False, tiebreak=self.id_order)
-        if not found:
-            return found
-        contribution = self.item_factors[[self.index[c.item.id] for c in found]] @ shares
-        best = np.argmax(contribution, axis=1)
-        return with_nearest(found, [known[int(b)] for b in best])
+        def nearest(ids: list[str]) -> list[str | None]:  # the largest share of the score
+            contribution = self.item_factors[[self.index[i] for i in ids]] @ shares
+            return [known[int(b)] for b in np.argmax(contribution, axis=1)]
+
+        return ranked_candidates(self.store, scores, self.items, n, self.source, where,
+                                 positive=False, tiebreak=self.id_order, nearest=nearest)
 
 
 def _catalog_client(store: CatalogStore) -> ClientAPI:

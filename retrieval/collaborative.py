@@ -11,7 +11,7 @@ through the semantic retriever (see retrieval.hybrid).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from retrieval.errors import ConfigError
 from retrieval.store import CatalogStore
-from retrieval.types import Candidate, UserHistory
+from retrieval.types import Candidate, Item, UserHistory
 
 Pairs = Iterable[tuple[str, str]]
 """Training interactions as (user id, item id); repeats of a pair count once for item-kNN."""
@@ -110,34 +110,34 @@ def _check(history: UserHistory, n: int) -> None:
         raise ConfigError(f"n must be at least 1, got {n}")
 
 
+Nearest = Callable[[list[str]], Sequence[str | None]]
+"""For candidate ids, the history item that brought each one (what a recommendation cites)."""
+
+
 def _candidates(
     store: CatalogStore, ranked: Sequence[tuple[str, float]], n: int, source: str,
-    where: dict[str, Any] | None,
+    where: dict[str, Any] | None, nearest: Nearest | None = None,
 ) -> list[Candidate]:
-    """The first n ranked ids that the catalog holds (and `where` admits), as Candidates.
+    """The first n ranked ids that the catalog holds (and `where` admits), as Candidates
+    (with `nearest`'s history item each: every Candidate is built once).
 
     Training data may name items the catalog lacks: those are skipped, never returned.
     """
-    out: list[Candidate] = []
+    out: list[tuple[Item, float]] = []
     step = max(2 * n, 64)
     for start in range(0, len(ranked), step):
         chunk = ranked[start:start + step]
         items = store.get([i for i, _ in chunk], where=where)
         for item_id, score in chunk:
             if item_id in items and len(out) < n:
-                out.append(Candidate(item=items[item_id], rank=len(out), score=score,
-                                     scores_by_source={source: score}))
+                out.append((items[item_id], score))
         if len(out) >= n:
             break
-    return out
-
-
-def with_nearest(found: Sequence[Candidate], nearest: Sequence[str]) -> list[Candidate]:
-    """The candidates with the history item that brought each one (a new Candidate each:
-    cheaper than pydantic's model_copy, which copies deeply)."""
-    return [Candidate(item=c.item, rank=c.rank, score=c.score,
-                      scores_by_source=c.scores_by_source, nearest_history_id=h)
-            for c, h in zip(found, nearest, strict=True)]
+    near = nearest([item.id for item, _ in out]) if nearest is not None and out \
+        else [None] * len(out)
+    return [Candidate(item=item, rank=rank, score=score, scores_by_source={source: score},
+                      nearest_history_id=h)
+            for rank, ((item, score), h) in enumerate(zip(out, near, strict=True))]
 
 
 def top_rows(scores: np.ndarray, limit: int, *, positive: bool,
@@ -164,6 +164,7 @@ def top_rows(scores: np.ndarray, limit: int, *, positive: bool,
 def ranked_candidates(
     store: CatalogStore, scores: np.ndarray, ids: Sequence[str], n: int, source: str,
     where: dict[str, Any] | None, *, positive: bool, tiebreak: np.ndarray | None = None,
+    nearest: Nearest | None = None,
 ) -> list[Candidate]:
     """The n best-scored items the catalog holds (and `where` admits), as Candidates;
     exclude seen items by giving them a score of -inf (or 0 with `positive`). Reads only
@@ -171,7 +172,8 @@ def ranked_candidates(
     limit = max(2 * n, 64)
     while True:
         rows = top_rows(scores, limit, positive=positive, tiebreak=tiebreak)
-        found = _candidates(store, [(ids[j], float(scores[j])) for j in rows], n, source, where)
+        found = _candidates(store, [(ids[j], float(scores[j])) for j in rows], n, source, where,
+                            nearest)
         if len(found) >= n or len(rows) < limit:
             return found
         limit *= 4
@@ -200,36 +202,36 @@ class CoOccurrenceRetriever:
         sim = self.similarity
         liked = [i.item_id for i in history.interactions
                  if i.polarity > 0 and i.item_id in sim.index]
-        found = _unseen_top(self.store, sim, sim.scores(liked), history, n, self.source, where)
-        return _with_nearest(found, liked, sim)
+        return _unseen_top(self.store, sim, sim.scores(liked), history, n, self.source, where,
+                           lambda ids: _nearest_ids(ids, liked, sim))
 
 
 def _unseen_top(
     store: CatalogStore, sim: ItemSimilarity, scores: np.ndarray, history: UserHistory, n: int,
-    source: str, where: dict[str, Any] | None,
+    source: str, where: dict[str, Any] | None, nearest: Nearest,
 ) -> list[Candidate]:
     """The n best-scored items the user has not seen (a score of 0 proposes nothing)."""
     for seen in history.seen_ids:
         if seen in sim.index:
             scores[sim.index[seen]] = 0.0
-    return ranked_candidates(store, scores, sim.ids, n, source, where, positive=True)
+    return ranked_candidates(store, scores, sim.ids, n, source, where, positive=True,
+                             nearest=nearest)
 
 
-def _with_nearest(
-    found: list[Candidate], liked: list[str], sim: ItemSimilarity,
+def _nearest_ids(
+    ids: list[str], liked: list[str], sim: ItemSimilarity,
     weights: Sequence[float] | None = None,
-) -> list[Candidate]:
+) -> Sequence[str | None]:
     """Each candidate's most similar liked item (the largest weighted similarity, with
     `weights`): the history item that brought it, what the recommendation can cite."""
-    if not found or not liked:
-        return found
+    if not liked:
+        return [None] * len(ids)
     rows = [sim.index[i] for i in liked]
-    cols = [sim.index[c.item.id] for c in found]
+    cols = [sim.index[i] for i in ids]
     block = sim.matrix[rows][:, cols].toarray()
     if weights is not None:
         block = block * np.asarray(weights, dtype=np.float64)[:, None]
-    best = np.argmax(block, axis=0)
-    return with_nearest(found, [liked[int(b)] for b in best])
+    return [liked[int(b)] for b in np.argmax(block, axis=0)]
 
 
 class RecencyKNNRetriever:
@@ -262,9 +264,8 @@ class RecencyKNNRetriever:
         sim = self.similarity
         recent = [i for i in recent_first(history, self.max_history) if i in sim.index]
         weights = [self.decay ** age for age in range(len(recent))]
-        found = _unseen_top(self.store, sim, sim.scores(recent, weights), history, n,
-                            self.source, where)
-        return _with_nearest(found, recent, sim, weights)
+        return _unseen_top(self.store, sim, sim.scores(recent, weights), history, n,
+                           self.source, where, lambda ids: _nearest_ids(ids, recent, sim, weights))
 
 
 class PopularityRetriever:
@@ -286,5 +287,10 @@ class PopularityRetriever:
     ) -> list[Candidate]:
         _check(history, n)
         seen = history.seen_ids
-        ranked = [(i, s) for i, s in self.ranked if i not in seen]
-        return _candidates(self.store, ranked, n, self.source, where)
+        limit = n + len(seen) + 64  # only as deep as the seen items and the filter need
+        while True:
+            ranked = [(i, s) for i, s in self.ranked[:limit] if i not in seen]
+            found = _candidates(self.store, ranked, n, self.source, where)
+            if len(found) >= n or limit >= len(self.ranked):
+                return found
+            limit *= 4

@@ -31,7 +31,6 @@ from retrieval.collaborative import (
     _check,
     ranked_candidates,
     recent_first,
-    with_nearest,
 )
 from retrieval.errors import ConfigError
 from retrieval.item_types import MapFit
@@ -182,10 +181,9 @@ class MappedRetriever:
         scores = self.mapped @ user
         gone = [self.index[i] for i in history.seen_ids if i in self.index]
         scores[gone] = -np.inf
-        found = ranked_candidates(self.store, scores, self.ids, n, self.source, where,
-                                  positive=False)
-        if not found:
-            return found
-        contribution = self.mapped[[self.index[c.item.id] for c in found]] @ shares
-        best = np.argmax(contribution, axis=1)
-        return with_nearest(found, [known[int(b)] for b in best])
+        def nearest(ids: list[str]) -> list[str | None]:  # the largest share of the score
+            contribution = self.mapped[[self.index[i] for i in ids]] @ shares
+            return [known[int(b)] for b in np.argmax(contribution, axis=1)]
+
+        return ranked_candidates(self.store, scores, self.ids, n, self.source, where,
+                                 positive=False, nearest=nearest)

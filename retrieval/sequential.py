@@ -32,7 +32,6 @@ from retrieval.collaborative import (
     ranked_candidates,
     recent_first,
     sequences,
-    with_nearest,
 )
 from retrieval.errors import ConfigError
 from retrieval.store import CatalogStore
@@ -135,11 +134,10 @@ class SequentialRetriever:
         for seen in history.seen_ids:
             if seen in index:
                 scores[index[seen]] = 0.0
-        found = ranked_candidates(self.store, scores, ids, n, self.source, where,
-                                  positive=True)
-        if not found:
-            return found
-        block = self.matrix[[index[i] for i in known]][:, [index[c.item.id] for c in found]]
-        contribution = block.toarray() * np.asarray(weights, dtype=np.float64)[:, None]
-        best = np.argmax(contribution, axis=0)
-        return with_nearest(found, [known[int(b)] for b in best])
+        def nearest(found: list[str]) -> list[str | None]:  # the largest contribution
+            block = self.matrix[[index[i] for i in known]][:, [index[i] for i in found]]
+            contribution = block.toarray() * np.asarray(weights, dtype=np.float64)[:, None]
+            return [known[int(b)] for b in np.argmax(contribution, axis=0)]
+
+        return ranked_candidates(self.store, scores, ids, n, self.source, where, positive=True,
+                                 nearest=nearest)

@@ -6,12 +6,13 @@ import argparse
 import json
 import math
 import sys
+import time
 
 from pydantic import ValidationError
 
 from recagent.cli.options import EXIT_DEGRADED, EXIT_OK, problems, settings_from_args
 from recagent.errors import ConfigError
-from recagent.types import Interaction, Recommendation, UserHistory
+from recagent.types import Interaction, Recommendation, Trace, UserHistory
 
 NOTHING_LEFT = ("nothing left to recommend: the history already covers every catalog item "
                 "the recommender could propose")
@@ -176,7 +177,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.k > settings.n_candidates:
         raise ConfigError(f"--k {args.k} is more than the {settings.n_candidates} candidates "
                           "retrieved; raise --candidates (at most 100) or lower --k")
+    began = time.perf_counter()
     with open_parts(settings) as parts:
+        started = time.perf_counter() - began
         for note in parts.notes:
             print(f"note: {note}", file=sys.stderr)
         rec = parts.recommender.recommend(history, k=args.k)
@@ -191,11 +194,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             "degraded_steps": rec.trace.degraded_codes,
             "trace": rec.trace.model_dump(mode="json"),
         }
+        out["timing"] = timing(started, rec.trace)
         print(json.dumps(out, indent=2))
     elif status == "nothing_left":
         print(NOTHING_LEFT)
     else:
         print_recommendation(rec)
+        print(timing_line(timing(started, rec.trace)), file=sys.stderr)
     if rec.degraded:
         for failed in rec.trace.degradations:
             print(f"warning: degraded answer: {failed.code}: {one_line(failed.detail)}",
@@ -203,6 +208,33 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         if args.strict:
             return EXIT_DEGRADED
     return EXIT_OK
+
+
+def timing(started_s: float, trace: Trace) -> dict[str, float | None]:
+    """Where a recommendation's time went: start (the model, the catalog, the sources),
+    the ranking call, the explanation call (prompt and generation where the server says)
+    and the rest (retrieval, gate, templates)."""
+    call = trace.explain_call
+    explain_s = call.latency_s if call else 0.0
+    return {"start_s": round(started_s, 3), "ranking_s": round(trace.llm_latency_s, 3),
+            "explanation_s": round(explain_s, 3),
+            "explanation_prompt_s": call.usage.prompt_s if call else None,
+            "explanation_generation_s": call.usage.generation_s if call else None,
+            "prompt_tokens": call.usage.prompt_tokens if call else 0,
+            "generated_tokens": call.usage.completion_tokens if call else 0,
+            "retrieval_and_rest_s": round(max(0.0, trace.latency_s - trace.llm_latency_s
+                                              - explain_s), 3)}
+
+
+def timing_line(t: dict[str, float | None]) -> str:
+    split = ""
+    if t["explanation_prompt_s"] is not None and t["explanation_generation_s"] is not None:
+        split = (f": prompt {t['explanation_prompt_s']:.2f} s for {t['prompt_tokens']:.0f} "
+                 f"tokens, generation {t['explanation_generation_s']:.2f} s for "
+                 f"{t['generated_tokens']:.0f}")
+    return (f"time: start {t['start_s']:.1f} s (model, catalog, sources) · retrieval and the "
+            f"rest {t['retrieval_and_rest_s']:.3f} s · ranking call {t['ranking_s']:.1f} s · "
+            f"explanation call {t['explanation_s']:.1f} s{split}")
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

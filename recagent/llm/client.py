@@ -31,6 +31,7 @@ from recagent.llm.http_errors import (
     snippet,
     transient,
 )
+from recagent.llm.timings import server_timings
 from recagent.types import Completion, Usage
 from retrieval.errors import DeadlineError
 
@@ -299,6 +300,7 @@ def _to_completion(raw: Any, *, latency_s: float) -> Completion:
         usage = Usage(
             prompt_tokens=getattr(response.usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(response.usage, "completion_tokens", 0) or 0,
+            **server_timings(response.model_extra),
         )
         top: list[dict[str, float]] = []
         if choice.logprobs is not None and choice.logprobs.content:

@@ -42,7 +42,7 @@ def test_a_reingest_and_a_fit_are_served_without_a_restart(
     db.ingest(settings.collection, _rows(range(6), ["s1", "s4", "s2", "s3"]))
 
     with open_service(settings, ServeOptions()) as (service, _), \
-            TestClient(create_app(service)) as client:
+            TestClient(create_app(service), base_url="http://127.0.0.1:8000") as client:
         first = client.post("/v1/recommend", json={"history": LIKED, "k": 5}).json()
         shown = {i["item_id"]: i["title"] for i in first["items"]}
         assert {"s2", "s3"} <= set(shown)  # what the interactions say goes with s1, s4
