@@ -73,10 +73,20 @@ def default_url(home: Path) -> str:
     return f"sqlite:///{home / DB_NAME}"
 
 
+def driver_url(url: str) -> str:
+    """A plain postgresql:// (or postgres://) URL through psycopg 3, the driver the serve
+    extra installs (SQLAlchemy's default for it would be psycopg2)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 class SessionStore:
     """Sessions and the feedback given in them, in the database at `url`."""
 
     def __init__(self, url: str) -> None:
+        url = driver_url(url)
         sqlite = url.startswith("sqlite")
         self.engine: Engine = create_engine(
             url, connect_args={"timeout": 30} if sqlite else {}, pool_pre_ping=not sqlite)

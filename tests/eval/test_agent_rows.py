@@ -32,12 +32,11 @@ def completion(text: str) -> Reply:
 def test_agent_row_is_paired_with_the_rules_and_recomputed(
         tmp_path: Path, artifact_store: ArtifactStore) -> None:
     (tmp_path / "films.jsonl").write_text("".join(json.dumps(f) + "\n" for f in FILMS))
-    (tmp_path / "train.jsonl").write_text("\n".join(
-        _turn(d, 1, [f"I love {a}"], [b]) for d, a, b in [
-            ("a", "Night Terror (1980)", "Deep Fear (1985)"),
-            ("b", "Deep Fear (1985)", "The Crypt (1990)"),
-            ("c", "Big Laughs (1995)", "Silly Summer (1998)"),
-            ("d", "Star Voyage (1977)", "Robot Dawn (1984)")]) + "\n")
+    liked = [("Night Terror (1980)", "Deep Fear (1985)"), ("Deep Fear (1985)", "The Crypt (1990)"),
+             ("Big Laughs (1995)", "Silly Summer (1998)"), ("Star Voyage (1977)",
+                                                            "Robot Dawn (1984)")]
+    (tmp_path / "train.jsonl").write_text("\n".join(  # 12 histories: enough to fit on
+        _turn(f"t{n}", 1, [f"I love {a}"], [b]) for n, (a, b) in enumerate(liked * 3)) + "\n")
     (tmp_path / "test.jsonl").write_text("\n".join([
         _turn("x", 1, ["I want a horror movie like Night Terror (1980)"], ["Deep Fear (1985)"]),
         _turn("x", 3, ["I want a horror movie like Night Terror (1980)", "Try Deep Fear",

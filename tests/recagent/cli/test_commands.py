@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from faultserver import fault_server
+from faultserver import Reply, fault_server
 
 from recagent.cli.commands import one_line
 from recagent.cli.main import main
@@ -142,6 +142,34 @@ def test_python_m_recagent_cli_runs() -> None:
     assert done.returncode == 0 and "exit codes" in done.stdout
 
 
+def test_chat_agent_plans_each_message_and_says_so(home: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "talk.txt"
+    script.write_text("I loved Heat, something like it\n", encoding="utf-8")
+    plan = {"steps": [{"tool": "find_titles", "args": {"titles": ["Heat"]}},
+                      {"tool": "similar_to", "args": {}}, {"tool": "recommend", "args": {}}]}
+    body = {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": json.dumps(plan)}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}
+    with fault_server(Reply(200, body)) as server:
+        code, out, err = run(capsys, "chat", "--agent", "--script", str(script), "--home",
+                             str(home), "--llm-base-url", server.url, "--llm-model", "m",
+                             "--candidates", "4", "--k", "2", "--deadline", "20")
+    assert code == 0 and "Traceback" not in err, err
+    assert "plan: find_titles \u2192 similar_to \u2192 recommend (valid" in err
+    assert "Heat (1995)" not in out.split("\n\n", 2)[-1]  # named: never in the list
+
+
+def test_chat_agent_without_an_llm_is_exit_2(home: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "talk.txt"
+    script.write_text("I loved Heat\n", encoding="utf-8")
+    code, _, err = run(capsys, "chat", "--agent", "--no-llm", "--script", str(script),
+                       "--home", str(home))
+    assert code == 2 and "the agent plans each turn with an LLM" in err
+
+
 @pytest.mark.parametrize("fault", ["hang", "500", "not_json", "no_choices"])
 def test_a_failing_llm_server_is_a_degraded_answer_and_strict_exits_3(
         home: Path, capsys: pytest.CaptureFixture[str], fault: str) -> None:
@@ -217,3 +245,15 @@ def test_templates_explain_by_default_without_any_llm_call(
     got = json.loads(out)
     assert code == 0 and got["status"] == "ok" and calls == 0
     assert {e["kind"] for e in got["trace"]["explanations"]} == {"template"}
+
+
+def test_a_list_that_needs_no_llm_starts_none(home: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """With templates by default and no fit giving the LLM weight, `recommend` makes no LLM
+    call, so it does not start the embedded model either (the same answer, in milliseconds
+    after the catalog loads)."""
+    code, out, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
+                         "--model", "smollm2-135m", "--candidates", "4", "--k", "2", "--json")
+    assert code == 0 and "no LLM was started" in err, err
+    got = json.loads(out)
+    assert got["trace"]["model"] is None and got["trace"]["usage"]["completion_tokens"] == 0

@@ -64,7 +64,7 @@ def postgres() -> Iterator[str]:
                                  "start"]), check=True, capture_output=True,
                    timeout=START_S + 10)
     try:
-        yield f"postgresql+psycopg://recagent@127.0.0.1:{port}/postgres"
+        yield f"postgresql://recagent@127.0.0.1:{port}/postgres"  # as docs/serve.md has it
     finally:
         subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m",
                                      "immediate", "stop"]), capture_output=True, timeout=60)

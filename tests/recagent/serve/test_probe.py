@@ -212,3 +212,25 @@ def test_a_broken_sessions_database_is_503_not_500(make_client: MakeApp,
     got = c.post(f"/v1/sessions/{sid}/messages", json={"text": "I loved Alien"})
     assert got.status_code == 503 and "sessions database" in got.json()["detail"]
     assert got.headers["retry-after"] == "5"
+
+
+class FailingClient:
+    """A fake LLM whose every call fails in transport (the server is down)."""
+
+    model = "down"
+
+    def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
+        from recagent.errors import TransportError
+        raise TransportError("connection refused")
+
+
+def test_failed_steps_are_named_in_the_answer_and_counted_in_metrics(
+        make_client: MakeApp) -> None:
+    """Probe case 7, in the service: the step and the reason, and /metrics by step."""
+    c = make_client(FailingClient())
+    got = c.post("/v1/recommend", json={"history": LIKED, "k": 3}).json()
+    assert got["degraded"] and got["degraded_steps"] == ["rank:transport", "explain:transport"]
+    assert [d["code"] for d in got["trace"]["degradations"]] == got["degraded_steps"]
+    metrics = c.get("/metrics").text
+    assert 'recagent_degraded_steps_total{reason="transport",step="rank"} 1.0' in metrics
+    assert 'recagent_degraded_steps_total{reason="transport",step="explain"} 1.0' in metrics
