@@ -13,6 +13,7 @@ from recagent.explain.evidence import CoLikes
 from recagent.explain.explainer import Explainer
 from recagent.fit import (
     LLM_USERS,
+    MIN_FIT_USERS,
     FittedConfig,
     Row,
     fit_catalog,
@@ -232,7 +233,7 @@ EVERY_SOURCE = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
 def fit_product(
     store: CatalogStore, rows: Sequence[Row], *, collection: str, ranker: Ranker | None,
     llm_model: str | None, n: int, n_users: int | None, seed: int, strict: bool = False,
-    progress: Callable[[str], object] = lambda _: None,
+    progress: Callable[[str], object] = lambda _: None, min_users: int = MIN_FIT_USERS,
 ) -> FittedConfig:
     """Both fits of `recagent.fit` on `rows`, every source built by the product's wiring:
     what `recagent fit` saves, and what eval's `product` row runs on its training split."""
@@ -243,7 +244,7 @@ def fit_product(
 
     return fit_catalog(collection=collection, rows=rows, build=build, items=store.get,
                        ranker=ranker, llm_model=llm_model, n=n, n_users=n_users, seed=seed,
-                       strict=strict, progress=progress)
+                       strict=strict, progress=progress, min_users=min_users)
 
 
 def fit_and_save(
