@@ -130,7 +130,8 @@ class ProductParts:
                 self.config.protocol, ConversationProtocol) else 50,
             n_users=self.config.fit_users, seed=self.config.seed,
             progress=(lambda line: tqdm.write(f"product fit: {line}")) if self.progress
-            else (lambda _: None))
+            else (lambda _: None),
+            min_users=1)  # an eval fits whatever its split holds; the report gives the count
         self.out.mkdir(parents=True, exist_ok=True)
         path.write_text(fitted.model_dump_json(indent=1), encoding="utf-8")
         return fitted

@@ -69,7 +69,8 @@ def fit(config: EvalConfig, store: CatalogStore, rows: Sequence[Row], out: Path,
             store, rows, collection=store.collection.name, ranker=None, llm_model=None,
             n=n, n_users=config.product.fit_users, seed=config.seed, strict=strict,
             progress=(lambda line: tqdm.write(f"product fit: {line}")) if progress
-            else (lambda _: None))
+            else (lambda _: None),
+            min_users=1)  # an eval fits whatever its split holds; the report gives the count
     text = json.dumps(fitted.model_dump(mode="json"), indent=1)
     out.mkdir(parents=True, exist_ok=True)
     (out / "product_fit.json").write_text(text)

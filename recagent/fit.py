@@ -333,21 +333,23 @@ def fit_catalog(
     items: Callable[[list[str]], Mapping[str, Item]], ranker: Ranker | None,
     llm_model: str | None, n: int = 20, k: int = 10, n_users: int | None = None,
     seed: int = 0, strict: bool = False, progress: Callable[[str], object] = lambda _: None,
+    min_users: int = MIN_FIT_USERS,
 ) -> FittedConfig:
     """Both fits on `n_users` held-out users of `rows` (None: every user the data allows
     without an LLM to score, which costs no model call; LLM_USERS with one); `build` makes
     the hybrid retriever (every source, any weights) from training rows, `ranker` (None: no
     LLM) gives the LLM scores the rerank fit weighs against the candidates' own. `strict`:
-    validation users cut strictly before their target's second (hold_out)."""
+    validation users cut strictly before their target's second (hold_out). Fewer than
+    `min_users` validation users is refused (eval, which reports its count, may lower it)."""
     if n_users is None and ranker is not None:
         n_users = LLM_USERS
     train, held = hold_out(rows, n_users, seed, strict=strict)
     if not held:
         raise ConfigError(f"collection {collection!r} has no user with two or more "
                           "interactions to fit on; ingest interactions first")
-    if len(held) < MIN_FIT_USERS:
+    if len(held) < min_users:
         raise ConfigError(f"collection {collection!r} has only {len(held)} user(s) with two "
-                          f"or more interactions; a fit needs at least {MIN_FIT_USERS} "
+                          f"or more interactions; a fit needs at least {min_users} "
                           "validation users to mean anything, so none was saved (the "
                           "default weights stay in use)")
     progress(f"fitting on {len(held)} validation users ({len(train)} training interactions)")

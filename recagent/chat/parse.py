@@ -57,7 +57,7 @@ _DISLIKED = (
 )
 _LIKED = (
     r"(?:\bi\s+(?:really\s+|absolutely\s+|also\s+)?(?:loved|love|liked|like|enjoyed|enjoy|"
-    r"adored|adore)|\b(?:more|something|anything|things|movies|films|stuff)\s+like|"
+    r"adored|adore)|\b(?:more|something|anything|things|movies?|films?|stuff)\s+like|"
     r"\bsimilar\s+to|\bin\s+the\s+(?:vein|style|spirit)\s+of)"
 )
 _TRIGGERS = (("seen", _SEEN), ("disliked", _DISLIKED), ("liked", _LIKED))

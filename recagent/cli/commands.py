@@ -178,7 +178,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ConfigError(f"--k {args.k} is more than the {settings.n_candidates} candidates "
                           "retrieved; raise --candidates (at most 100) or lower --k")
     began = time.perf_counter()
-    with open_parts(settings) as parts:
+    with open_parts(settings, lists_only=True) as parts:
         started = time.perf_counter() - began
         for note in parts.notes:
             print(f"note: {note}", file=sys.stderr)

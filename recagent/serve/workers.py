@@ -6,7 +6,8 @@ Each worker opens its own parts (store image, retriever, sessions database conne
 after the fork, so nothing with threads or open files crosses it. The embedded LLM is
 one process for all: the parent starts it (supervised) on a port chosen before the fork,
 and the workers reach it by URL like any server, so the model is loaded once and kept
-warm between requests. SIGTERM or Ctrl-C to the parent is passed to every worker, which
+warm between requests (until it is up, /readyz says llm: false and LLM steps degrade).
+SIGTERM or Ctrl-C to the parent is passed to every worker, which
 stops gracefully (finishing what it holds); the parent then stops the model.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import get_args
 
@@ -13,6 +13,7 @@ from recagent.explain.evidence import CoLikes
 from recagent.explain.explainer import Explainer
 from recagent.fit import (
     LLM_USERS,
+    MIN_FIT_USERS,
     FittedConfig,
     Row,
     fit_catalog,
@@ -132,19 +133,38 @@ def assemble(settings: Settings, store: CatalogStore, data: DataParts,
 
 @contextmanager
 def open_parts(
-    settings: Settings, *, interactions: Sequence[Row] | None = None
+    settings: Settings, *, interactions: Sequence[Row] | None = None,
+    lists_only: bool = False,
 ) -> Iterator[Parts]:
     """Store, retriever, LLM, ranker and explainer as `settings` (and the saved fit) say,
-    for the duration. `interactions` default to the ones ingested with the catalog."""
+    for the duration. `interactions` default to the ones ingested with the catalog.
+    `lists_only`: the caller only recommends (no chat to read), so the LLM is not started
+    when neither the ranking nor the explanations would call it (the same answer)."""
     store = open_store(settings)
     store.check_complete()  # a killed or running ingest: refused with what to do
     data = data_parts(settings, store, interactions)  # its errors come before the LLM starts
     prompts = PromptLibrary()
     if settings.ranker is not None:
         prompts.check(ranker_templates(settings.ranker))  # a typo fails before the LLM starts
+    idle = lists_only and not uses_llm(settings, data.fitted)
     with ExitStack() as stack:
-        client = stack.enter_context(open_llm(settings)) if settings.ranker else None
-        yield assemble(settings, store, data, client, prompts)
+        client = stack.enter_context(open_llm(settings)) if settings.ranker and not idle \
+            else None
+        parts = assemble(settings, store, data, client, prompts)
+        if idle and settings.ranker is not None:
+            note = (f"{_why_not_ranking(data.fitted)}; explanations come from templates "
+                    "(`--explain llm` asks the model): no LLM was started")
+            parts = replace(parts, notes=(*parts.notes, note))
+        yield parts
+
+
+def uses_llm(settings: Settings, fitted: FittedConfig | None) -> bool:
+    """Whether a recommendation would call the LLM: a ranker named explicitly, a fit that
+    gave the LLM weight, or LLM-worded explanations."""
+    if settings.ranker is None:
+        return False
+    explicit = settings.ranker != PRODUCT_RANKER
+    return explicit or bool(fitted and fitted.uses_llm) or settings.words_explanations
 
 
 def product_ranker(
@@ -213,7 +233,7 @@ EVERY_SOURCE = RetrieverSpec(kind="hybrid", hybrid=HybridSpec.model_validate(
 def fit_product(
     store: CatalogStore, rows: Sequence[Row], *, collection: str, ranker: Ranker | None,
     llm_model: str | None, n: int, n_users: int | None, seed: int, strict: bool = False,
-    progress: Callable[[str], object] = lambda _: None,
+    progress: Callable[[str], object] = lambda _: None, min_users: int = MIN_FIT_USERS,
 ) -> FittedConfig:
     """Both fits of `recagent.fit` on `rows`, every source built by the product's wiring:
     what `recagent fit` saves, and what eval's `product` row runs on its training split."""
@@ -224,7 +244,7 @@ def fit_product(
 
     return fit_catalog(collection=collection, rows=rows, build=build, items=store.get,
                        ranker=ranker, llm_model=llm_model, n=n, n_users=n_users, seed=seed,
-                       strict=strict, progress=progress)
+                       strict=strict, progress=progress, min_users=min_users)
 
 
 def fit_and_save(

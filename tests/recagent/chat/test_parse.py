@@ -89,6 +89,11 @@ def test_mentions_keep_their_polarity() -> None:
     assert parse("I didn't like the first one").disliked == ["the first one"]
     assert parse("more like the second one").liked == ["the second one"]
     assert parse("I like movies like Heat").liked == ["Heat"]
+    # ReDial's commonest opening (dialogue 20001): once read as a free-text wish, so the
+    # named film itself topped the list
+    assert parse("Hi I am looking for a movie like Super Troopers (2001)").liked == [
+        "Super Troopers (2001)"]
+    assert parse("any film like Heat?").liked == ["Heat"]
 
 
 def test_not_having_seen_something_is_not_seen() -> None:

@@ -245,3 +245,15 @@ def test_templates_explain_by_default_without_any_llm_call(
     got = json.loads(out)
     assert code == 0 and got["status"] == "ok" and calls == 0
     assert {e["kind"] for e in got["trace"]["explanations"]} == {"template"}
+
+
+def test_a_list_that_needs_no_llm_starts_none(home: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """With templates by default and no fit giving the LLM weight, `recommend` makes no LLM
+    call, so it does not start the embedded model either (the same answer, in milliseconds
+    after the catalog loads)."""
+    code, out, err = run(capsys, "recommend", "--history", "1", "--home", str(home),
+                         "--model", "smollm2-135m", "--candidates", "4", "--k", "2", "--json")
+    assert code == 0 and "no LLM was started" in err, err
+    got = json.loads(out)
+    assert got["trace"]["model"] is None and got["trace"]["usage"]["completion_tokens"] == 0
