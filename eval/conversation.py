@@ -284,6 +284,14 @@ def verdict(protocol: ConversationProtocol, results: dict[str, dict[str, Any]]
     """The rule as the config states it, checked on the judged row and every row's gate."""
     judged = results.get(protocol.judged_row)
     clean = all(r["out_of_catalog"] == 0 and r["violations"] == 0 for r in results.values())
+    agent = next((results[name] for name in AGENT_ROWS if name in results), None)
+    if agent is not None and "vs_chat" in agent:  # the agent configs' rule: beat the rules
+        vs = agent["vs_chat"]["all_recall@10"]
+        return {"rule": protocol.judgement, "passed": vs["better"] and clean,
+                "why": f"agent - chat Recall@10 {vs['diff']:+.3f} (95% CI {vs['ci95'][0]:+.3f}"
+                       f" to {vs['ci95'][1]:+.3f}), paired t-test p = {vs['p']:.3f} on "
+                       f"{vs['n']} turn-item pairs; every row 0 outside the catalog and 0 "
+                       f"violated constraints: {clean}"}
     if judged is None:
         return {"rule": protocol.judgement, "passed": False,
                 "why": f"row {protocol.judged_row!r} was not run"}

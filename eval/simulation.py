@@ -255,6 +255,11 @@ def simulation_verdict(results: dict[str, Any], max_turns: int) -> dict[str, Any
     clean = all(r["out_of_catalog"] == 0 and r["violations"] == 0
                 and r["title_stated_to_system"] == 0 for r in results.values())
     chat, pop = results.get("chat"), results.get("popularity")
+    agent = results.get("agent")
+    if agent is not None and chat is not None and "vs_chat" in agent:
+        vs = agent["vs_chat"][key]  # the agent configs' rule: agent beats the rules chat
+        return {"passed": vs["better"] and clean, "agent": vs["agent"], "chat": vs["rules"],
+                "diff": vs["diff"], "p": vs["p"], "clean": clean}
     if chat is None or pop is None:
         return {"passed": clean, "clean": clean}
     return {"passed": chat[key] > pop[key] and clean, "chat": chat[key],

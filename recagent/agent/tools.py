@@ -11,6 +11,7 @@ can narrow it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -255,7 +256,10 @@ def _said(words: str, state: TurnState) -> bool:
 
 
 def _year_said(year: int, message: str) -> bool:
-    return str(year) in message or f"{year % 100:02d}s" in message.lower()
+    """Written as a limit: a title's own year ('Heat (1995)') does not count (measured: a
+    plan's 1996 limit, grounded by 'Chain Reaction (1996)', hid the target)."""
+    words = re.sub(r"\(\s*\d{4}\s*\)", " ", message)
+    return str(year) in words or f"{year % 100:02d}s" in words.lower()
 
 
 def _describe(args: FilterArgs) -> str:

@@ -108,7 +108,8 @@ PROFILE = {  # name: (liked, disliked, wishes, include_genres, dislike_weight)
 def profile(name: str) -> tuple[list[float], list[tuple[str, float, str | None]]]:
     liked, disliked, wishes, genres, weight = PROFILE[name]
     store = FakeStore()
-    engine = ProfileRecommender(cast(Any, SimpleNamespace(store=store, n_candidates=4)),
+    engine = ProfileRecommender(cast(Any, SimpleNamespace(store=store, n_candidates=4,
+                                                           retriever=None)),
                                 dislike_weight=weight)
 
     def refs(ids: list[str]) -> list[ItemRef]:

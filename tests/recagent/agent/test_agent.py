@@ -168,3 +168,12 @@ def test_an_agent_session_restores_only_with_its_agent(make_session: Make) -> No
         ChatSession.from_json(saved, s.recommender, None, PromptLibrary())
     again = ChatSession.from_json(saved, s.recommender, None, PromptLibrary(), agent=s.agent)
     assert again.agent is s.agent and again.turns == 1
+
+
+def test_a_title_year_does_not_ground_a_year_limit(make_session: Make) -> None:
+    s = make_session(plan(step("filter", year_min=1993, year_max=1993), step("recommend")),
+                     k=4)
+    turn = s.send("I loved Groundhog Day (1993), what else")
+    assert turn.agent is not None and turn.agent.calls[0].result == "no limit left to apply"
+    assert [r.kind for r in turn.agent.repairs] == ["ungrounded", "ungrounded"]
+    assert any("1993" not in i.title for i in turn.items)
