@@ -5,7 +5,11 @@ messages of the conversation_redial_agent_* seeded sample (seed 2024, 60 turns),
 an empty profile, the ReDial catalog's attributes and genres, one llama.cpp thread.
     .venv/bin/python benchmarks/bench_agent_plan.py qwen2.5-coder-0.5b 10 out.json
 """
-import json, sys, time, pathlib
+import json
+import pathlib
+import sys
+import time
+
 from eval.conversation import load_items, sample
 from eval.dialogues import TitleIndex, load_turns
 from recagent.agent.catalog import CatalogIndex
@@ -16,10 +20,12 @@ from recagent.llm.backends.presets import resolve_model
 from recagent.llm.client import OpenAIClient
 from recagent.llm.prompts import PromptLibrary
 from recagent.types import PreferenceProfile
+
 preset, n, out = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
 items = load_items(pathlib.Path("../shared/data/redial"))
 index = CatalogIndex(items)
-turns = load_turns(pathlib.Path("../shared/data/redial/test_data_processed.jsonl"), TitleIndex(items))
+turns = load_turns(pathlib.Path("../shared/data/redial/test_data_processed.jsonl"),
+                   TitleIndex(items))
 msgs = []
 for t in sample(turns, 60, 2024):
     for m in t.seeker_messages:
