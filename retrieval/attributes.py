@@ -129,15 +129,22 @@ def violations(item: Item, flt: AttributeFilter) -> list[str]:
         hit = [w for w in wanted if normalise(w) in have]
         if hit:
             problems.append(f"has the excluded {key} {', '.join(hit)}")
-    if flt.year_min is not None or flt.year_max is not None:
-        year = item.metadata.get(YEAR_KEY)
-        if not isinstance(year, int) or isinstance(year, bool):
-            problems.append("has no known year")
-        elif flt.year_min is not None and year < flt.year_min:
-            problems.append(f"is from {year}, before {flt.year_min}")
-        elif flt.year_max is not None and year > flt.year_max:
-            problems.append(f"is from {year}, after {flt.year_max}")
-    return problems
+    return problems + year_violations(item, flt.year_min, flt.year_max)
+
+
+def year_violations(item: Item, year_min: int | None, year_max: int | None) -> list[str]:
+    """Why `item` is outside the inclusive year range (an item without a year cannot be
+    shown to be inside it); shared by this filter and the chat profile's limits."""
+    if year_min is None and year_max is None:
+        return []
+    year = item.metadata.get(YEAR_KEY)
+    if not isinstance(year, int) or isinstance(year, bool):
+        return ["has no known year"]
+    if year_min is not None and year < year_min:
+        return [f"is from {year}, before {year_min}"]
+    if year_max is not None and year > year_max:
+        return [f"is from {year}, after {year_max}"]
+    return []
 
 
 def passes(item: Item, flt: AttributeFilter) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 from recagent.chat.lookup import GENRE_PREFIX
 from recagent.types import Item, ItemRef, PreferenceProfile, ProfileDelta
+from retrieval.attributes import year_violations
 
 MAX_ITEMS = 30
 """Per list (liked, disliked, seen): the oldest entries drop out beyond this."""
@@ -90,15 +91,7 @@ def violations(item: Item, profile: PreferenceProfile) -> list[str]:
             problems.append(f"has the ruled-out genre {g}")
     if profile.include_genres and not any(genres.get(g) for g in profile.include_genres):
         problems.append(f"has none of {', '.join(profile.include_genres)}")
-    year = item.metadata.get("year")
-    if profile.year_min is not None or profile.year_max is not None:
-        if not isinstance(year, int) or isinstance(year, bool):
-            problems.append("has no known year")
-        elif profile.year_min is not None and year < profile.year_min:
-            problems.append(f"is from {year}, before {profile.year_min}")
-        elif profile.year_max is not None and year > profile.year_max:
-            problems.append(f"is from {year}, after {profile.year_max}")
-    return problems
+    return problems + year_violations(item, profile.year_min, profile.year_max)
 
 
 def describe(profile: PreferenceProfile) -> list[str]:
