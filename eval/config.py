@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from eval.item_coldstart_config import ItemColdStartConfig, ItemVectorsConfig
 from eval.protocols import LLMRANK_POSITIVE, PROTOCOL_VERSION
-from recagent.errors import ConfigError
+from eval.toml_config import load_toml_model
 from recagent.rank.factory import RankerSpec
 from recagent.wiring import HybridSpec, LLMSpec, RetrieverSpec
 
@@ -331,16 +330,4 @@ class EvalConfig(_Strict):
 
 def load_config(path: Path) -> EvalConfig:
     """Read and validate a TOML config; every problem is a ConfigError naming the file."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    try:
-        return EvalConfig.model_validate(data)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+    return load_toml_model(path, EvalConfig)

@@ -12,9 +12,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recagent.errors import ConfigError
+from eval.toml_config import load_toml_model
 from recagent.wiring import LLMSpec
 
 CONVERSATION_KINDS = ("conversation", "simulation")
@@ -128,15 +128,4 @@ def protocol_kind(path: Path) -> str | None:
 
 def load_conversation_config(path: Path) -> ConversationConfig:
     """Read and validate; every problem is a ConfigError naming the file."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    try:
-        return ConversationConfig.model_validate(data)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}"
-                             for err in e.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+    return load_toml_model(path, ConversationConfig)
