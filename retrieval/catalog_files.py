@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from retrieval.attributes import LIST_SEP, encode_list
 from retrieval.errors import ConfigError, DataFormatError
+from retrieval.jsonl import json_objects
 from retrieval.types import Item, MetadataValue
 
 ML1M_GENRES = (
@@ -170,21 +170,8 @@ def load_jsonl(path: Path) -> list[Item]:
     attribute (see retrieval/attributes.py) and, without a text, written into it."""
     path = _existing_file(path)
     items = _Collector(path)
-    with path.open("rb") as f:
-        for line_no, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise DataFormatError(str(path), line_no, f"not valid UTF-8: {e}") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(str(path), line_no, f"invalid JSON: {e.msg}") from None
-            if not isinstance(record, dict):
-                raise DataFormatError(str(path), line_no, "expected a JSON object")
-            items.add(line_no, _record_item(record, typed=True))
+    for line_no, record in json_objects(path):
+        items.add(line_no, _record_item(record, typed=True))
     return items.done()
 
 

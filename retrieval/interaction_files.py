@@ -18,7 +18,6 @@ catalog loader writes ids; without `known`, numeric ids are written as numbers.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Container, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from retrieval.errors import ConfigError, DataFormatError
 from retrieval.interactions import InteractionRow
+from retrieval.jsonl import json_objects
 
 ML_SEPARATORS = {".data": "\t", ".base": "\t", ".test": "\t", ".dat": "::"}
 """MovieLens ratings files by suffix: 100K's u.data and splits, 1M's ratings.dat."""
@@ -186,21 +186,8 @@ def read_jsonl(
     liked (true/false) and timestamp (a whole number), each optional or null; other keys
     are ignored."""
     rows = _Rows(_existing(path), known, require_ts)
-    with rows.path.open("rb") as f:
-        for line_no, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise rows.fail(line_no, f"not valid UTF-8: {e}") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise rows.fail(line_no, f"invalid JSON: {e.msg}") from None
-            if not isinstance(record, dict):
-                raise rows.fail(line_no, "expected a JSON object")
-            yield _json_row(rows, line_no, record)
+    for line_no, record in json_objects(rows.path):
+        yield _json_row(rows, line_no, record)
 
 
 def _json_row(rows: _Rows, line_no: int, record: dict[str, Any]) -> InteractionRow:

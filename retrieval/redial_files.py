@@ -23,6 +23,7 @@ from typing import Any
 from retrieval.attributes import encode_list
 from retrieval.errors import ConfigError, DataFormatError
 from retrieval.interactions import InteractionRow
+from retrieval.jsonl import json_objects
 from retrieval.types import Item, MetadataValue
 
 CATALOG_FILE = "id2info.json"
@@ -116,17 +117,10 @@ def load_redial_interactions(folder: Path, *, known: set[str] | None = None
     say they liked or disliked."""
     path = _folder_file(folder, DIALOGUES_FILE)
     rows: list[InteractionRow] = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(str(path), line_no, f"invalid JSON: {e.msg}") from None
-            if not isinstance(record, dict) or "conversationId" not in record:
-                raise DataFormatError(str(path), line_no, "expected a ReDial dialogue object")
-            rows += _seeker_rows(record, known)
+    for line_no, record in json_objects(path):
+        if "conversationId" not in record:
+            raise DataFormatError(str(path), line_no, "expected a ReDial dialogue object")
+        rows += _seeker_rows(record, known)
     return rows
 
 
