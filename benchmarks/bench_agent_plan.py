@@ -35,7 +35,8 @@ msgs = msgs[:n]
 a = ArtifactStore(pathlib.Path(".cache/artifacts"))
 name, path = resolve_model(preset, a)
 rows = []
-with LocalLLMServer(path, model_name=name, n_threads=1, n_parallel=1) as server:
+threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+with LocalLLMServer(path, model_name=name, n_threads=threads, n_parallel=1) as server:
     llm = OpenAIClient(base_url=server.base_url, model=server.model, timeout_s=None)
     planner = Planner(llm, PromptLibrary(), attributes=index.attributes,
                       genres=sorted(index.values.get("genres", {}).values()))

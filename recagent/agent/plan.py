@@ -38,10 +38,12 @@ class PlanError(ResponseError):
 
 
 def plan_schema(attributes: Sequence[str]) -> JsonSchema:
-    """The JSON schema the server constrains the answer to: a list of at most MAX_STEPS
-    steps, each one of the tools with that tool's arguments; attribute names from the
-    catalog."""
-    variants = []
+    """The JSON schema the server constrains the answer to: at most MAX_STEPS steps, each
+    one of the tools with that tool's arguments (attribute names from the catalog), ending
+    with `recommend` or `recommend, explain`. The ending is written as one fixed-length
+    tuple per plan length, since a JSON schema has no "last item" rule; so the server
+    cannot end a plan early, and `check_plan`'s repairs stay for servers without schemas."""
+    variants: dict[str, JsonSchema] = {}
     for tool in TOOLS:
         args = _inline(ARGS[tool].model_json_schema())
         if tool == "filter":
@@ -49,14 +51,17 @@ def plan_schema(attributes: Sequence[str]) -> JsonSchema:
                 condition = args["properties"][side]["items"]
                 condition["properties"]["attribute"] = {"type": "string",
                                                         "enum": list(attributes) or ["genres"]}
-        variants.append({"type": "object",
-                         "properties": {"tool": {"type": "string", "enum": [tool]},
-                                        "args": args},
-                         "required": ["tool", "args"], "additionalProperties": False})
-    steps = {"type": "array", "minItems": 1, "maxItems": MAX_STEPS,
-             "items": {"anyOf": variants}}
-    return {"type": "object", "properties": {"steps": steps}, "required": ["steps"],
-            "additionalProperties": False}
+        variants[tool] = {"type": "object",
+                          "properties": {"tool": {"type": "string", "enum": [tool]},
+                                         "args": args},
+                          "required": ["tool", "args"], "additionalProperties": False}
+    body = {"anyOf": [v for t, v in variants.items() if t not in ("recommend", "explain")]}
+    endings = ([variants["recommend"]], [variants["recommend"], variants["explain"]])
+    plans = [{"type": "array", "prefixItems": [body] * (length - len(end)) + end,
+              "minItems": length, "maxItems": length}
+             for end in endings for length in range(len(end), MAX_STEPS + 1)]
+    return {"type": "object", "properties": {"steps": {"anyOf": plans}},
+            "required": ["steps"], "additionalProperties": False}
 
 
 def parse_plan(raw: str) -> RawPlan:

@@ -98,5 +98,14 @@ def test_the_schema_accepts_what_validation_accepts_and_pins_attributes() -> Non
         jsonschema.validate(too_long, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"steps": [{"tool": "web_search", "args": {}}]}, schema)
+    no_recommend = {"steps": [{"tool": "similar_to", "args": {"titles": ["Alien"]}}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(no_recommend, schema)
+    early_recommend = {"steps": [{"tool": "recommend", "args": {}},
+                                 {"tool": "similar_to", "args": {}}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(early_recommend, schema)
+    jsonschema.validate({"steps": [{"tool": "recommend", "args": {}},
+                                   {"tool": "explain", "args": {}}]}, schema)
     assert "$ref" not in json.dumps(schema)
     TitlesArgs.model_validate({"titles": ["Alien"]})
