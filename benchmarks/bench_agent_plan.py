@@ -2,8 +2,9 @@
 
 The agent's planner only (one LLM call per message, no tools): the first N distinct seeker
 messages of the conversation_redial_agent_* seeded sample (seed 2024, 60 turns), each with
-an empty profile, the ReDial catalog's attributes and genres, one llama.cpp thread.
-    .venv/bin/python benchmarks/bench_agent_plan.py qwen2.5-coder-0.5b 10 out.json
+an empty profile, the ReDial catalog's attributes and genres, THREADS llama.cpp threads
+(default 1).
+    .venv/bin/python benchmarks/bench_agent_plan.py qwen2.5-coder-0.5b 30 out.json [THREADS]
 """
 import json
 import pathlib
