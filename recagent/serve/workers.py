@@ -84,8 +84,9 @@ def _fork(settings: Settings, options: ServeOptions, sock: socket.socket) -> int
         os._exit(code)
 
 
-class _Stopped(Exception):
-    """SIGTERM reached a worker before it served."""
+class _Stopped(BaseException):
+    """SIGTERM reached a worker before it served. A BaseException, so that no `except
+    Exception` in the start-up code swallows it and leaves the worker serving alone."""
 
 
 def _stop_starting(signum: int, frame: object) -> None:
