@@ -124,29 +124,36 @@ def open_service(settings: Settings, options: ServeOptions) -> Iterator[
 
 def run(service: Service, options: ServeOptions,
         announce: Callable[[str], object] = print, *,
-        sockets: list[socket.socket] | None = None) -> None:
+        sockets: list[socket.socket] | None = None,
+        stop: threading.Event | None = None) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop gracefully (see the module's note);
-    `sockets`: a listening socket shared with other workers (else bind host and port)."""
+    `sockets`: a listening socket shared with other workers (else bind host and port);
+    `stop`: set by a SIGTERM that came before this call (a worker's start-up), so that
+    uvicorn starts and stops at once instead of serving on."""
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port,
                             log_level="warning", access_log=False,
                             timeout_graceful_shutdown=int(options.graceful_s),
                             http=timed_protocol(HEADER_TIMEOUT_S),
                             limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
+    stopped = stop or threading.Event()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        """Until uvicorn's own handler is in place, and when uvicorn raises the signal
+        again under this handler after its graceful stop: a flag, never an exception,
+        so the parts are closed and the exit is clean (0)."""
+        stopped.set()
+        server.should_exit = True
+
     shown = f"[{options.host}]" if ":" in options.host else options.host
     if sockets is None:
         announce(f"serving recagent at http://{shown}:{options.port} (API docs at /docs; "
                  "Ctrl-C or SIGTERM to stop)")
-    # uvicorn stops gracefully on SIGTERM, then raises it again under the handler found
-    # before it: a no-op one makes that a clean exit, so the parts are closed (exit 0).
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stopped) if main else None
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main else None
+    server.should_exit = stopped.is_set()
     try:
         server.run(sockets=sockets)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _stopped(signum: int, frame: object) -> None:
-    """SIGTERM, once uvicorn has finished the requests in flight: nothing left to do."""

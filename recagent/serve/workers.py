@@ -17,8 +17,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
-from contextlib import ExitStack, suppress
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 
 from recagent.errors import ConfigError
 from recagent.serve.runner import ServeOptions, check_bind, free_port, open_service, run
@@ -56,13 +57,24 @@ def serve_workers(settings: Settings, options: ServeOptions, workers: int,
             server = embedded_server(settings, settings.llm, port=free_port())
             settings = settings.model_copy(update={"llm": settings.llm.model_copy(
                 update={"base_url": server.base_url, "model": server.model})})
-        children = [_fork(settings, options, sock) for _ in range(workers)]
+        # SIGTERM and Ctrl-C are held from before the fork until each process has its
+        # handlers (the workers theirs, the parent the one that passes them on), so a
+        # signal in between is delivered late, never lost or taken by the wrong handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            children = [_fork(settings, options, sock) for _ in range(workers)]
+            stack.enter_context(_passing_on(children))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if server is not None:
             stack.enter_context(LLMSupervisor(server))
         shown = f"[{options.host}]" if ":" in options.host else options.host
         announce(f"serving recagent at http://{shown}:{options.port} with {workers} workers "
                  "(API docs at /docs; Ctrl-C or SIGTERM to stop)")
         return _wait(children)
+
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def _fork(settings: Settings, options: ServeOptions, sock: socket.socket) -> int:
@@ -72,46 +84,46 @@ def _fork(settings: Settings, options: ServeOptions, sock: socket.socket) -> int
     code = 1
     try:  # the worker: its own parts, the shared socket
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
-        signal.signal(signal.SIGTERM, _stop_starting)  # uvicorn's own handler once serving
+        # A SIGTERM during start-up only sets a flag: an exception raised from a handler
+        # can land in a finalizer or a native callback and be swallowed, and the worker
+        # would serve on, orphaned. `run` reads the flag and stops right after starting.
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         with open_service(settings, options) as (service, _):
-            run(service, options, announce=lambda _: None, sockets=[sock])
+            run(service, options, announce=lambda _: None, sockets=[sock], stop=stop)
         code = 0
-    except _Stopped:
-        code = 0  # stopped while still starting: nothing was being served
     except BaseException as e:  # a worker reports and exits; it never returns to the CLI
         print(f"error: worker {os.getpid()}: {e}", file=sys.stderr, flush=True)
     finally:
         os._exit(code)
 
 
-class _Stopped(BaseException):
-    """SIGTERM reached a worker before it served. A BaseException, so that no `except
-    Exception` in the start-up code swallows it and leaves the worker serving alone."""
-
-
-def _stop_starting(signum: int, frame: object) -> None:
-    raise _Stopped
-
-
-def _wait(children: list[int]) -> int:
+@contextmanager
+def _passing_on(children: list[int]) -> Iterator[None]:
+    """The parent's SIGTERM and Ctrl-C go to every worker, which stops gracefully."""
     def stop(signum: int, frame: object) -> None:
         for pid in children:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    code = 0
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
-        for pid in children:
-            while True:
-                try:
-                    _, status = os.waitpid(pid, 0)
-                    break
-                except InterruptedError:
-                    continue
-            got = os.waitstatus_to_exitcode(status)
-            code = code or (got if got >= 0 else 128 - got)  # killed by a signal: 128 + it
+        yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _wait(children: list[int]) -> int:
+    code = 0
+    for pid in children:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        got = os.waitstatus_to_exitcode(status)
+        code = code or (got if got >= 0 else 128 - got)  # killed by a signal: 128 + it
     return code
