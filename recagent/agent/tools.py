@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-import numpy as np
-
 from recagent.agent.catalog import CatalogIndex, Limits, canonical, item_year, said
 from recagent.agent.types import Condition, FilterArgs, NoArgs, PlanRepair, TitlesArgs
 from recagent.chat.parse import genre_words, is_pronoun, list_position
@@ -25,7 +23,6 @@ from recagent.chat.profile import merge, violations
 from recagent.chat.profile_recommend import ProfileRecommender, ProfileResult
 from recagent.types import ItemRef, PreferenceProfile, ProfileDelta, RankedItem, ShownItem
 from retrieval.attributes import normalise
-from retrieval.embeddings import l2_normalise
 
 SIMILAR_N = 100
 """How many items similar_to keeps in the buffer."""
@@ -178,12 +175,13 @@ class Filter:
 
 
 class SimilarTo:
-    """Items close in content to named ones (else the seeds, else the liked items): the
-    buffer ranked by that closeness, or the catalog's nearest when not narrowed yet."""
+    """Items like named ones (else the seeds, else the liked items), by the product's
+    fused retrieval with them as a history: the buffer in that order, or the catalog's
+    best when not narrowed yet."""
 
     def __init__(self, index: CatalogIndex, engine: ProfileRecommender) -> None:
         self.index = index
-        self.store = engine.store
+        self.engine = engine
 
     def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
         assert isinstance(args, TitlesArgs)
@@ -191,18 +189,10 @@ class SimilarTo:
         seeds = ids or list(state.seeds) or [r.item_id for r in state.profile.liked]
         if not seeds:
             return state, "no item to be similar to"
-        vectors = self.store.vectors(seeds)
-        if not vectors:
+        kept = self.engine.similar(seeds, SIMILAR_N, exclude=state.profile.excluded_ids,
+                                   within=state.buffer)
+        if not kept and state.buffer is None:
             return state, "no stored vector for those items"
-        query = l2_normalise(np.mean(np.stack(list(vectors.values())), axis=0))
-        skip = state.profile.excluded_ids | set(seeds)
-        if state.buffer is None:
-            hits = self.store.query(query, SIMILAR_N, exclude=skip)
-            kept = [item.id for item, _, _ in hits]
-        else:
-            pool = self.store.vectors([i for i in state.buffer if i not in skip])
-            scored = sorted(pool, key=lambda i: (-float(pool[i] @ query), i))
-            kept = scored[:SIMILAR_N]
         state = replace(state, seeds=tuple(dict.fromkeys([*state.seeds, *ids])),
                         buffer=tuple(kept), ordered=True)
         return state, f"{len(kept)} item(s) like {len(seeds)} named"

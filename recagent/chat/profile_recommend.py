@@ -9,7 +9,7 @@ breaks a hard constraint of the profile, whatever retrieval or the model did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from itertools import zip_longest
 
@@ -98,6 +98,35 @@ class ProfileRecommender:
         theirs = [c for c in retriever.retrieve(history, n, where=where_filter(profile))
                   if c.item.id not in named]
         return _fused(own, theirs, n)
+
+    def similar(self, seeds: Sequence[str], n: int, *, exclude: Set[str] = frozenset(),
+                within: Sequence[str] | None = None) -> list[str]:
+        """Up to n item ids like the seeds, best first: the product's fused retrieval with
+        the seeds as a history (its collaborative sources know what people who liked them
+        also liked; text closeness alone favours namesakes and sequels), then, for what it
+        does not reach, closeness to the seeds' mean vector. `within`: only those ids."""
+        skip = set(exclude) | set(seeds)
+        pool = None if within is None else [i for i in dict.fromkeys(within) if i not in skip]
+        vectors = self.store.vectors(list(seeds))
+        ranked: list[str] = []
+        retriever = self.recommender.retriever
+        if vectors and retriever is not None:
+            depth = n + len(skip) if pool is None else MAX_WITHIN
+            hits = retriever.retrieve(UserHistory.from_ids([i for i in seeds if i in vectors]),
+                                      depth)
+            allowed = None if pool is None else set(pool)
+            ranked = [c.item.id for c in hits if c.item.id not in skip
+                      and (allowed is None or c.item.id in allowed)][:n]
+        if len(ranked) >= n or not vectors:
+            return ranked
+        query = l2_normalise(np.mean(np.stack(list(vectors.values())), axis=0))
+        taken = skip | set(ranked)
+        if pool is None:
+            rest = [item.id for item, _, _ in self.store.query(query, n, exclude=taken)]
+        else:
+            found = self.store.vectors([i for i in pool[:MAX_WITHIN] if i not in taken])
+            rest = sorted(found, key=lambda i: (-float(found[i] @ query), i))
+        return (ranked + [i for i in rest if i not in taken])[:n]
 
     def candidates_within(self, profile: PreferenceProfile, ids: Sequence[str], n: int, *,
                           keep_order: bool = False) -> list[Candidate]:

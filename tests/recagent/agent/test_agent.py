@@ -8,15 +8,20 @@ import time
 
 import pytest
 
-from recagent.agent.agent import gate
+from recagent.agent.agent import Agent, gate
 from recagent.agent.catalog import CatalogIndex, Limits
 from recagent.agent.tools import TurnState
 from recagent.agent.types import Condition, FilterArgs
 from recagent.chat.profile import violations
+from recagent.chat.profile_recommend import ProfileRecommender
 from recagent.chat.session import ChatSession
 from recagent.errors import ConfigError, TransportError
 from recagent.llm.prompts import PromptLibrary
+from recagent.recommender import Recommender
 from recagent.types import ChatTurn, PreferenceProfile, RankedItem
+from retrieval.collaborative import CoOccurrenceRetriever
+from retrieval.store import CatalogStore
+from tests.fakes import ScriptedClient
 from tests.recagent.agent.plans import Make, plan, step
 
 
@@ -62,6 +67,34 @@ def test_named_titles_become_seeds_and_are_never_shown(make_session: Make) -> No
     assert "Alien (1979)" not in [i.title for i in turn.items]
     assert turn.items[0].title == "Aliens (1986)"
     assert [r.kind for r in turn.agent.repairs] == ["ungrounded"]  # Jaws was never said
+
+
+def test_similar_to_follows_the_products_retrieval_not_text_alone(
+        store: CatalogStore, index: CatalogIndex) -> None:
+    """Everyone who liked Alien also liked Groundhog Day: the product's collaborative
+    retrieval puts it first, where text closeness would put Aliens (a sequel)."""
+    rows = [(f"u{n}", item) for n in range(3) for item in ("m10", "m14")]
+    recommender = Recommender(store, CoOccurrenceRetriever(store, rows), None)
+    client = ScriptedClient(plan(step("find_titles", titles=["Alien"]), step("similar_to"),
+                                 step("recommend")))
+    agent = Agent(client, PromptLibrary(), ProfileRecommender(recommender), index)
+    turn = ChatSession(recommender, client, PromptLibrary(), k=3, agent=agent).send(
+        "I loved Alien, what next")
+    assert turn.agent is not None and not turn.degraded
+    assert turn.items[0].title == "Groundhog Day (1993)"
+    assert len(turn.items) == 3 and "Alien (1979)" not in [i.title for i in turn.items]
+
+
+def test_similar_to_keeps_a_filtered_buffer_in_the_products_order(
+        store: CatalogStore, index: CatalogIndex) -> None:
+    rows = [(f"u{n}", item) for n in range(3) for item in ("m10", "m14", "m1")]
+    rows += [("u9", "m10"), ("u9", "m2")]
+    recommender = Recommender(store, CoOccurrenceRetriever(store, rows), None)
+    engine = ProfileRecommender(recommender)
+    comedies = [i for i in index.items if index.item_values(i)["genres"] == ["Comedy"]]
+    got = engine.similar(["m10"], 10, within=comedies)
+    assert sorted(got) == sorted(comedies)  # the whole buffer, nothing from outside it
+    assert set(got[:2]) == {"m14", "m1"} and got[2] == "m2"  # co-liked first, by count
 
 
 def test_the_rules_limits_hold_whatever_the_plan(make_session: Make, index: CatalogIndex) -> None:
