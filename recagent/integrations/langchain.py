@@ -97,7 +97,8 @@ AGENT_TOOL_DESCRIPTIONS: dict[ToolName, str] = {
     "facts": "Details (genres, people, year) of named titles, or of the titles found.",
     "filter": "Keep only catalog movies with (include) or without (exclude) attribute "
               "values, and within years. Hard limits: never broken by later steps.",
-    "similar_to": "Narrow to movies close in content to named titles (or the ones found).",
+    "similar_to": "Narrow to movies like named titles (or the ones found): what people who "
+                  "liked them also liked, then closeness in content.",
     "recommend": "Rank the narrowed movies for the user and return the list with reasons. "
                  "Call it last.",
     "explain": "The reasons for the ranked movies.",
