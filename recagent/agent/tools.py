@@ -175,9 +175,10 @@ class Filter:
 
 
 class SimilarTo:
-    """Items like named ones (else the seeds, else the liked items), by the product's
-    fused retrieval with them as a history: the buffer in that order, or the catalog's
-    best when not narrowed yet."""
+    """Items like named ones (else the seeds, else the liked items), found the way the
+    product finds them for a profile that likes them: over the catalog, its candidates
+    for the session profile with them as liked items; over a narrowed buffer, the same
+    two lists (fused retrieval, text closeness) taken in turns."""
 
     def __init__(self, index: CatalogIndex, engine: ProfileRecommender) -> None:
         self.index = index
@@ -189,10 +190,12 @@ class SimilarTo:
         seeds = ids or list(state.seeds) or [r.item_id for r in state.profile.liked]
         if not seeds:
             return state, "no item to be similar to"
-        kept = self.engine.similar(seeds, SIMILAR_N, exclude=state.profile.excluded_ids,
-                                   within=state.buffer)
-        if not kept and state.buffer is None:
-            return state, "no stored vector for those items"
+        if state.buffer is None:
+            liking = with_seeds(state.profile, seeds, self.index)
+            kept = [c.item.id for c in self.engine.candidates(liking, SIMILAR_N)]
+        else:
+            kept = self.engine.similar(seeds, state.buffer, SIMILAR_N,
+                                       exclude=state.profile.excluded_ids)
         state = replace(state, seeds=tuple(dict.fromkeys([*state.seeds, *ids])),
                         buffer=tuple(kept), ordered=True)
         return state, f"{len(kept)} item(s) like {len(seeds)} named"

@@ -99,34 +99,28 @@ class ProfileRecommender:
                   if c.item.id not in named]
         return _fused(own, theirs, n)
 
-    def similar(self, seeds: Sequence[str], n: int, *, exclude: Set[str] = frozenset(),
-                within: Sequence[str] | None = None) -> list[str]:
-        """Up to n item ids like the seeds, best first: the product's fused retrieval with
-        the seeds as a history (its collaborative sources know what people who liked them
-        also liked; text closeness alone favours namesakes and sequels), then, for what it
-        does not reach, closeness to the seeds' mean vector. `within`: only those ids."""
+    def similar(self, seeds: Sequence[str], within: Sequence[str], n: int, *,
+                exclude: Set[str] = frozenset()) -> list[str]:
+        """Up to n of `within` ranked as like the seeds, the two lists `candidates` takes
+        in turns: the product's fused retrieval with the seeds as a history (what people
+        who liked them also liked) and closeness to the seeds' mean text vector (sequels,
+        namesakes, the same kind of story); each alone did worse on ReDial turns."""
         skip = set(exclude) | set(seeds)
-        pool = None if within is None else [i for i in dict.fromkeys(within) if i not in skip]
+        pool = [i for i in dict.fromkeys(within) if i not in skip][:MAX_WITHIN]
         vectors = self.store.vectors(list(seeds))
-        ranked: list[str] = []
-        retriever = self.recommender.retriever
-        if vectors and retriever is not None:
-            depth = n + len(skip) if pool is None else MAX_WITHIN
-            hits = retriever.retrieve(UserHistory.from_ids([i for i in seeds if i in vectors]),
-                                      depth)
-            allowed = None if pool is None else set(pool)
-            ranked = [c.item.id for c in hits if c.item.id not in skip
-                      and (allowed is None or c.item.id in allowed)][:n]
-        if len(ranked) >= n or not vectors:
-            return ranked
+        if not vectors or not pool:
+            return []
         query = l2_normalise(np.mean(np.stack(list(vectors.values())), axis=0))
-        taken = skip | set(ranked)
-        if pool is None:
-            rest = [item.id for item, _, _ in self.store.query(query, n, exclude=taken)]
-        else:
-            found = self.store.vectors([i for i in pool[:MAX_WITHIN] if i not in taken])
-            rest = sorted(found, key=lambda i: (-float(found[i] @ query), i))
-        return (ranked + [i for i in rest if i not in taken])[:n]
+        found = self.store.vectors(pool)
+        text = sorted(found, key=lambda i: (-float(found[i] @ query), i))
+        theirs: list[str] = []
+        if self.recommender.retriever is not None:
+            allowed = set(found)
+            history = UserHistory.from_ids([i for i in seeds if i in vectors])
+            theirs = [c.item.id for c in self.recommender.retriever.retrieve(
+                history, MAX_WITHIN) if c.item.id in allowed]
+        order = dict.fromkeys(i for pair in zip_longest(theirs, text) for i in pair if i)
+        return list(order)[:n]
 
     def candidates_within(self, profile: PreferenceProfile, ids: Sequence[str], n: int, *,
                           keep_order: bool = False) -> list[Candidate]:

@@ -72,7 +72,7 @@ def test_named_titles_become_seeds_and_are_never_shown(make_session: Make) -> No
 def test_similar_to_follows_the_products_retrieval_not_text_alone(
         store: CatalogStore, index: CatalogIndex) -> None:
     """Everyone who liked Alien also liked Groundhog Day: the product's collaborative
-    retrieval puts it first, where text closeness would put Aliens (a sequel)."""
+    retrieval puts it first, and text closeness brings Aliens (the sequel) second."""
     rows = [(f"u{n}", item) for n in range(3) for item in ("m10", "m14")]
     recommender = Recommender(store, CoOccurrenceRetriever(store, rows), None)
     client = ScriptedClient(plan(step("find_titles", titles=["Alien"]), step("similar_to"),
@@ -81,7 +81,7 @@ def test_similar_to_follows_the_products_retrieval_not_text_alone(
     turn = ChatSession(recommender, client, PromptLibrary(), k=3, agent=agent).send(
         "I loved Alien, what next")
     assert turn.agent is not None and not turn.degraded
-    assert turn.items[0].title == "Groundhog Day (1993)"
+    assert [i.title for i in turn.items[:2]] == ["Groundhog Day (1993)", "Aliens (1986)"]
     assert len(turn.items) == 3 and "Alien (1979)" not in [i.title for i in turn.items]
 
 
@@ -92,9 +92,10 @@ def test_similar_to_keeps_a_filtered_buffer_in_the_products_order(
     recommender = Recommender(store, CoOccurrenceRetriever(store, rows), None)
     engine = ProfileRecommender(recommender)
     comedies = [i for i in index.items if index.item_values(i)["genres"] == ["Comedy"]]
-    got = engine.similar(["m10"], 10, within=comedies)
+    got = engine.similar(["m10"], comedies, 10)
     assert sorted(got) == sorted(comedies)  # the whole buffer, nothing from outside it
-    assert set(got[:2]) == {"m14", "m1"} and got[2] == "m2"  # co-liked first, by count
+    assert got[0] == "m14"  # the most co-liked first, then text and retrieval in turns
+    assert got.index("m1") < got.index("m2")  # 3 users liked m1 with Alien, 1 m2
 
 
 def test_the_rules_limits_hold_whatever_the_plan(make_session: Make, index: CatalogIndex) -> None:
