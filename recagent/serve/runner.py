@@ -136,13 +136,11 @@ def run(service: Service, options: ServeOptions,
                             http=timed_protocol(HEADER_TIMEOUT_S),
                             limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
-    stopped = stop or threading.Event()
 
     def on_sigterm(signum: int, frame: object) -> None:
         """Until uvicorn's own handler is in place, and when uvicorn raises the signal
         again under this handler after its graceful stop: a flag, never an exception,
         so the parts are closed and the exit is clean (0)."""
-        stopped.set()
         server.should_exit = True
 
     shown = f"[{options.host}]" if ":" in options.host else options.host
@@ -151,7 +149,8 @@ def run(service: Service, options: ServeOptions,
                  "Ctrl-C or SIGTERM to stop)")
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if main else None
-    server.should_exit = stopped.is_set()
+    if stop is not None and stop.is_set():  # read after the handler is in place: none lost
+        server.should_exit = True
     try:
         server.run(sockets=sockets)
     finally:
