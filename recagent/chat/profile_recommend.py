@@ -49,21 +49,21 @@ class ProfileResult:
         return self.trace is not None and self.trace.degraded
 
 
+def _in_turns(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """Both id lists taken in turns, `first` leading, without repeats."""
+    return list(dict.fromkeys(i for pair in zip_longest(first, second) for i in pair if i))
+
+
 def _fused(own: Sequence[Candidate], theirs: Sequence[Candidate], n: int) -> list[Candidate]:
     """Both lists taken in turns, the product's first, without repeats: each keeps half of
     the top places whatever the other ranks (reciprocal-rank fusion would favour what both
     propose, and the profile's nearest items are the product's text source's too). A
     candidate keeps its profile form (nearest liked item) when the profile query found it."""
-    mine = {c.item.id: c for c in own}
-    order: dict[str, Candidate] = {}
-    for pair in zip_longest(theirs, own):
-        for c in pair:
-            if c is not None and c.item.id not in order:
-                order[c.item.id] = mine.get(c.item.id, c)
-    top = list(order.values())[:n]
-    return [c.model_copy(update={"rank": rank, "score": 1.0 / (rank + 1),
-                                 "scores_by_source": {SOURCE: 1.0 / (rank + 1)}})
-            for rank, c in enumerate(top)]
+    by_id = {c.item.id: c for c in theirs} | {c.item.id: c for c in own}
+    top = _in_turns([c.item.id for c in theirs], [c.item.id for c in own])[:n]
+    return [by_id[i].model_copy(update={"rank": rank, "score": 1.0 / (rank + 1),
+                                        "scores_by_source": {SOURCE: 1.0 / (rank + 1)}})
+            for rank, i in enumerate(top)]
 
 
 class ProfileRecommender:
@@ -119,8 +119,7 @@ class ProfileRecommender:
             history = UserHistory.from_ids([i for i in seeds if i in vectors])
             theirs = [c.item.id for c in self.recommender.retriever.retrieve(
                 history, MAX_WITHIN) if c.item.id in allowed]
-        order = dict.fromkeys(i for pair in zip_longest(theirs, text) for i in pair if i)
-        return list(order)[:n]
+        return _in_turns(theirs, text)[:n]
 
     def candidates_within(self, profile: PreferenceProfile, ids: Sequence[str], n: int, *,
                           keep_order: bool = False) -> list[Candidate]:
