@@ -56,6 +56,25 @@ def said(words: str, message: str) -> bool:
     return bool(a) and (a in b or fuzz.partial_ratio(a, b) >= SAID_CUTOFF)
 
 
+_QUESTION_OPENER = re.compile(
+    r"\b(?:have|has|did|do)\s+you\b|\bever\s+(?:seen|watched|heard)\b|\bheard\s+of\b|"
+    r"\b(?:what|how)\s+about\b|\bis\s+it\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+
+def asked(words: str, message: str) -> bool:
+    """Whether `words` are named in a question ("Have you seen Gone Girl?"), not stated as
+    taste. On ReDial's validation turns a title the seeker names in a question is the
+    recommender's next suggestion 11% of the time (30 of 268), one stated 7% (109 of 1,507).
+    Words not written as given (a typo the catalog look-up forgave) count as stated."""
+    at = message.lower().find(words.lower().strip())
+    if at < 0 or not words.strip():
+        return False
+    before = _SENTENCE_END.split(message[:at])[-1]
+    end = _SENTENCE_END.search(message, at + len(words.strip()))
+    return (end is not None and end.group() == "?") or bool(_QUESTION_OPENER.search(before))
+
+
 def attribute_keys(items: Sequence[Item]) -> list[str]:
     """The catalog's attribute keys (genres for MovieLens's genre flags too)."""
     keys: dict[str, None] = {}

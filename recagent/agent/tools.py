@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from recagent.agent.catalog import CatalogIndex, Limits, canonical, item_year, said
+from recagent.agent.catalog import CatalogIndex, Limits, asked, canonical, item_year, said
 from recagent.agent.types import Condition, FilterArgs, NoArgs, PlanRepair, TitlesArgs
 from recagent.chat.parse import genre_words, is_pronoun, list_position
 from recagent.chat.profile import merge, violations
@@ -44,6 +44,10 @@ class TurnState:
     """The buffer is ranked already (similar_to), not a set (filter)."""
     seeds: tuple[str, ...] = ()
     """Items the user named in this turn, found in the catalog."""
+    asked: tuple[str, ...] = ()
+    """The seeds named in a question ("Have you seen X?"): like-for-like seeds this turn,
+    never recorded as liked (so they cannot steer later turns), and shown first when they
+    keep every limit (the question is about them)."""
     limits: Limits = field(default_factory=Limits)
     facts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     result: ProfileResult | None = None
@@ -95,10 +99,18 @@ class FindTitles:
 
     def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
         assert isinstance(args, TitlesArgs)
-        state, found = _titles(self.index, state, args.titles, step)
+        found: list[str] = []
+        questions: list[str] = []
+        for title in args.titles:
+            state, ids = _titles(self.index, state, [title], step)
+            found += ids
+            if state.message is not None and asked(title, state.message):
+                questions += ids
         seeds = tuple(dict.fromkeys([*state.seeds, *found]))
-        names = [self.index.items[i].title for i in found]
-        return replace(state, seeds=seeds), f"found {names or 'nothing'}"
+        names = [self.index.items[i].title for i in dict.fromkeys(found)]
+        state = replace(state, seeds=seeds, asked=tuple(dict.fromkeys([*state.asked, *questions])))
+        return state, f"found {names or 'nothing'}" + (f", {len(questions)} asked about"
+                                                      if questions else "")
 
 
 class Facts:
@@ -211,19 +223,43 @@ class Recommend:
 
     def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
         assert isinstance(args, NoArgs)
-        profile = with_seeds(state.profile, state.seeds, self.index)
-        limits = state.limits
+        liked = [i for i in state.seeds if i not in state.asked]
+        profile = with_seeds(state.profile, liked, self.index)
+        front = self._keeping(profile, state.limits, state.asked)[:state.k]
+        result = self._ranked(state, profile, state.k - len(front), exclude=front)
+        if front:
+            first = self._ranked(replace(state, buffer=tuple(front), ordered=True), profile,
+                                 len(front), exclude=[])
+            result = ProfileResult(first.items + result.items, result.trace or first.trace,
+                                   first.candidates + result.candidates,
+                                   first.notes + result.notes)
+        state = replace(state, profile=profile, result=result)
+        return state, f"{len(result.items)} item(s) ranked" + (
+            f", {len(front)} asked about first" if front else "")
+
+    def _keeping(self, profile: PreferenceProfile, limits: Limits,
+                 ids: Sequence[str]) -> list[str]:
+        """The ids that the profile does not name and that keep every limit."""
+        return [i for i in ids if i not in profile.excluded_ids
+                and not violations(self.index.items[i], profile)
+                and not limits.problems(self.index.items[i])]
+
+    def _ranked(self, state: TurnState, profile: PreferenceProfile, k: int, *,
+                exclude: Sequence[str]) -> ProfileResult:
+        """The product's k best under the profile, `exclude` aside: over the buffer when a
+        step narrowed it, else its own candidates."""
+        if k <= 0:
+            return ProfileResult([], None, [])
+        n = max(k, self.engine.recommender.n_candidates)
         if state.buffer is None:
-            result = self.engine.recommend(profile, state.k, limits=limits.problems)
+            candidates = [c for c in self.engine.candidates(profile, n + len(exclude))
+                          if c.item.id not in exclude][:n]
         else:
-            keep = [i for i in state.buffer if not violations(self.index.items[i], profile)
-                    and not limits.problems(self.index.items[i])]
-            n = max(state.k, self.engine.recommender.n_candidates)
+            keep = [i for i in self._keeping(profile, state.limits, state.buffer)
+                    if i not in exclude]
             candidates = self.engine.candidates_within(profile, keep, n,
                                                        keep_order=state.ordered)
-            result = self.engine.rank(profile, state.k, candidates, limits=limits.problems)
-        state = replace(state, profile=profile, result=result)
-        return state, f"{len(result.items)} item(s) ranked"
+        return self.engine.rank(profile, k, candidates, limits=state.limits.problems)
 
 
 class Explain:

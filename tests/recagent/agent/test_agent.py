@@ -9,7 +9,7 @@ import time
 import pytest
 
 from recagent.agent.agent import Agent, gate
-from recagent.agent.catalog import CatalogIndex, Limits
+from recagent.agent.catalog import CatalogIndex, Limits, asked
 from recagent.agent.tools import TurnState
 from recagent.agent.types import Condition, FilterArgs
 from recagent.chat.profile import violations
@@ -67,6 +67,44 @@ def test_named_titles_become_seeds_and_are_never_shown(make_session: Make) -> No
     assert "Alien (1979)" not in [i.title for i in turn.items]
     assert turn.items[0].title == "Aliens (1986)"
     assert [r.kind for r in turn.agent.repairs] == ["ungrounded"]  # Jaws was never said
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("Have you seen Gone Girl (2014)?", True),
+    ("gone girl (2014) ? is it any good", True),
+    ("have you watched Gone Girl or something like it", True),
+    ("I loved Gone Girl (2014). Have you seen it?", False),
+    ("Gone Girl was great! what else?", False),
+    ("I liked Gone Grl", False),  # not written as given: counted as stated
+])
+def test_a_title_named_in_a_question_is_asked_about(message: str, expected: bool) -> None:
+    assert asked("Gone Girl", message) is expected
+
+
+def test_a_title_asked_about_is_shown_first_and_never_recorded_as_liked(
+        make_session: Make) -> None:
+    s = make_session(plan(step("find_titles", titles=["Alien"]), step("similar_to"),
+                          step("recommend")),
+                     plan(step("recommend")))
+    turn = s.send("Have you seen Alien? something like it")
+    assert turn.agent is not None and not turn.degraded
+    assert turn.items[0].title == "Alien (1979)"
+    assert turn.items[1].title == "Aliens (1986)"  # the rest: like it, as when stated
+    assert len(turn.items) == 3 and len({i.item_id for i in turn.items}) == 3
+    assert turn.profile.liked == [] and turn.matched == []
+    later = s.send("and now?")
+    assert "Alien (1979)" not in [r.title for r in later.profile.liked]
+
+
+def test_a_title_asked_about_that_breaks_a_limit_is_not_shown(make_session: Make,
+                                                                index: CatalogIndex) -> None:
+    s = make_session(plan(step("find_titles", titles=["Alien"]),
+                          step("filter", exclude=[{"attribute": "genres", "values": ["Horror"]}]),
+                          step("recommend")), k=5)
+    turn = s.send("have you seen Alien? no horror please")
+    assert turn.agent is not None and not turn.degraded
+    assert "Alien (1979)" not in [i.title for i in turn.items] and len(turn.items) == 5
+    assert all("Horror" not in g for g in genres(index, turn))
 
 
 def test_similar_to_follows_the_products_retrieval_not_text_alone(
