@@ -187,10 +187,12 @@ class Filter:
 
 
 class SimilarTo:
-    """Items like named ones (else the seeds, else the liked items), found the way the
-    product finds them for a profile that likes them: over the catalog, its candidates
-    for the session profile with them as liked items; over a narrowed buffer, the same
-    two lists (fused retrieval, text closeness) taken in turns."""
+    """Items like named ones (else the seeds, else the liked items; never ones the user
+    disliked or only saw), found the way the product finds them for a profile that likes
+    them. Over the catalog that is recommend's own path once the seeds are liked, so the
+    buffer stays the catalog (a list of ids here would drop the scores its ranking reads);
+    only seeds asked about, which are never liked, get their candidates here. Over a
+    narrowed buffer: fused retrieval and text closeness taken in turns."""
 
     def __init__(self, index: CatalogIndex, engine: ProfileRecommender) -> None:
         self.index = index
@@ -199,18 +201,24 @@ class SimilarTo:
     def __call__(self, state: TurnState, args: object, step: int) -> tuple[TurnState, str]:
         assert isinstance(args, TitlesArgs)
         state, ids = _titles(self.index, state, args.titles, step)
-        seeds = ids or list(state.seeds) or [r.item_id for r in state.profile.liked]
+        unwanted = {r.item_id for r in (*state.profile.disliked, *state.profile.seen)}
+        ids = [i for i in ids if i not in unwanted]
+        seeds = ids or [i for i in state.seeds if i not in unwanted] or [
+            r.item_id for r in state.profile.liked]
         if not seeds:
             return state, "no item to be similar to"
+        state = replace(state, seeds=tuple(dict.fromkeys([*state.seeds, *ids])))
+        names = [self.index.items[i].title for i in seeds]
+        if state.buffer is None and not set(seeds) & set(state.asked):
+            return state, f"like {names}: recommend ranks the product's candidates for them"
         if state.buffer is None:
             liking = with_seeds(state.profile, seeds, self.index)
             kept = [c.item.id for c in self.engine.candidates(liking, SIMILAR_N)]
         else:
             kept = self.engine.similar(seeds, state.buffer, SIMILAR_N,
                                        exclude=state.profile.excluded_ids)
-        state = replace(state, seeds=tuple(dict.fromkeys([*state.seeds, *ids])),
-                        buffer=tuple(kept), ordered=True)
-        return state, f"{len(kept)} item(s) like {len(seeds)} named"
+        state = replace(state, buffer=tuple(kept), ordered=True)
+        return state, f"{len(kept)} item(s) like {names}"
 
 
 class Recommend:

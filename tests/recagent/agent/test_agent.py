@@ -123,6 +123,36 @@ def test_similar_to_follows_the_products_retrieval_not_text_alone(
     assert len(turn.items) == 3 and "Alien (1979)" not in [i.title for i in turn.items]
 
 
+def test_similar_to_over_the_catalog_is_the_products_own_list(make_session: Make) -> None:
+    """With the seeds liked, the product's own candidates and ranking are the list: a
+    similar_to step before recommend changes nothing (its scores are kept)."""
+    with_step = make_session(plan(step("find_titles", titles=["Alien"]), step("similar_to"),
+                                  step("recommend")), k=5)
+    without = make_session(plan(step("find_titles", titles=["Alien"]), step("recommend")), k=5)
+    message = "Alien, what else"
+    turn = with_step.send(message)
+    assert turn.agent is not None and turn.agent.calls[1].buffer_out == -1  # not narrowed
+    got = [i.item_id for i in turn.items]
+    assert got == [i.item_id for i in without.send(message).items] and len(got) == 5
+
+
+def test_an_item_disliked_or_only_seen_is_never_a_seed(make_session: Make) -> None:
+    s = make_session(plan(step("find_titles", titles=["Alien"]), step("recommend")),
+                     plan(step("find_titles", titles=["the second one", "the third one"]),
+                          step("filter", include=[{"attribute": "genres",
+                                                   "values": ["Sci-Fi"]}]),
+                          step("similar_to"), step("recommend")), k=5)
+    shown = s.send("I loved Alien")
+    turn = s.send("not a fan of the second one, I've seen the third one. sci-fi")
+    disliked, seen = shown.items[1].title, shown.items[2].title
+    assert [r.title for r in turn.profile.disliked] == [disliked]
+    assert [r.title for r in turn.profile.seen] == [seen]
+    assert turn.agent is not None
+    similar = turn.agent.calls[2]
+    assert similar.tool == "similar_to" and "Alien (1979)" in similar.result
+    assert disliked not in similar.result and seen not in similar.result
+
+
 def test_similar_to_keeps_a_filtered_buffer_in_the_products_order(
         store: CatalogStore, index: CatalogIndex) -> None:
     rows = [(f"u{n}", item) for n in range(3) for item in ("m10", "m14", "m1")]
