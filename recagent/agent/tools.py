@@ -24,6 +24,8 @@ from recagent.chat.profile_recommend import ProfileRecommender, ProfileResult
 from recagent.types import ItemRef, PreferenceProfile, ProfileDelta, RankedItem, ShownItem
 from retrieval.attributes import normalise
 
+_YEAR_WRITTEN = re.compile(r"\(\s*\d{4}\s*\)")
+"""A title's year as ReDial and MovieLens write it: "The Comedy (2012)"."""
 SIMILAR_N = 100
 """How many items similar_to keeps in the buffer."""
 FACTS_N = 5
@@ -82,6 +84,10 @@ def _titles(index: CatalogIndex, state: TurnState, titles: Sequence[str], step: 
             continue
         if not _said(title, state):
             state = state.dropped(step, f"title {title!r} is not in the message")
+            continue
+        if index.value("genres", title) is not None and not _YEAR_WRITTEN.search(title):
+            state = state.dropped(step, f"title {title!r} is a genre (a film so named needs "
+                                        "its year)")
             continue
         item_id = index.find_title(title)
         if item_id is None:
@@ -190,9 +196,8 @@ class SimilarTo:
     """Items like named ones (else the seeds, else the liked items; never ones the user
     disliked or only saw), found the way the product finds them for a profile that likes
     them. Over the catalog that is recommend's own path once the seeds are liked, so the
-    buffer stays the catalog (a list of ids here would drop the scores its ranking reads);
-    only seeds asked about, which are never liked, get their candidates here. Over a
-    narrowed buffer: fused retrieval and text closeness taken in turns."""
+    buffer stays the catalog; only seeds asked about, which are never liked, get their
+    candidates here. Over a narrowed buffer: fused retrieval and text closeness in turns."""
 
     def __init__(self, index: CatalogIndex, engine: ProfileRecommender) -> None:
         self.index = index
@@ -295,7 +300,7 @@ def _said(words: str, state: TurnState) -> bool:
 def _year_said(year: int, message: str) -> bool:
     """Written as a limit: a title's own year ('Heat (1995)') does not count (measured: a
     plan's 1996 limit, grounded by 'Chain Reaction (1996)', hid the target)."""
-    words = re.sub(r"\(\s*\d{4}\s*\)", " ", message)
+    words = _YEAR_WRITTEN.sub(" ", message)
     return str(year) in words or f"{year % 100:02d}s" in words.lower()
 
 

@@ -5,24 +5,25 @@ flagged with their step, and the trace records the plan and every call."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from recagent.agent.agent import Agent, gate
 from recagent.agent.catalog import CatalogIndex, Limits, asked
-from recagent.agent.tools import TurnState
-from recagent.agent.types import Condition, FilterArgs
+from recagent.agent.tools import FindTitles, TurnState
+from recagent.agent.types import Condition, FilterArgs, TitlesArgs
 from recagent.chat.profile import violations
 from recagent.chat.profile_recommend import ProfileRecommender
 from recagent.chat.session import ChatSession
 from recagent.errors import ConfigError, TransportError
 from recagent.llm.prompts import PromptLibrary
 from recagent.recommender import Recommender
-from recagent.types import ChatTurn, PreferenceProfile, RankedItem
+from recagent.types import ChatTurn, Item, PreferenceProfile, RankedItem
 from retrieval.collaborative import CoOccurrenceRetriever
 from retrieval.store import CatalogStore
 from tests.fakes import ScriptedClient
-from tests.recagent.agent.plans import Make, plan, step
+from tests.recagent.agent.plans import Make, movie, plan, step
 
 
 def stars(index: CatalogIndex, turn: ChatTurn) -> list[list[str]]:
@@ -105,6 +106,21 @@ def test_a_title_asked_about_that_breaks_a_limit_is_not_shown(make_session: Make
     assert turn.agent is not None and not turn.degraded
     assert "Alien (1979)" not in [i.title for i in turn.items] and len(turn.items) == 5
     assert all("Horror" not in g for g in genres(index, turn))
+
+
+def test_a_genre_word_is_not_the_film_named_like_it(items: list[Item]) -> None:
+    """"In the mood for comedy" names the genre, which the rules read, not "The Comedy
+    (2012)": as a liked seed it steered whole simulated dialogues away."""
+    index = CatalogIndex([*items, movie("m17|The Comedy|2012|Drama|Tim Heidecker|Rick "
+                                        "Alverson|Rich men drift through Brooklyn.")])
+    find = FindTitles(index)
+    state = TurnState(message="I'm in the mood for comedy", profile=PreferenceProfile(),
+                      shown=(), k=5)
+    got, said = find(state, TitlesArgs(titles=["comedy"]), 0)
+    assert got.seeds == () and said == "found nothing"
+    assert [r.kind for r in got.repairs] == ["ungrounded"] and "genre" in got.repairs[0].detail
+    named = replace(state, message="I loved The Comedy (2012)")
+    assert find(named, TitlesArgs(titles=["The Comedy (2012)"]), 0)[0].seeds == ("m17",)
 
 
 def test_similar_to_follows_the_products_retrieval_not_text_alone(
