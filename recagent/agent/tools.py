@@ -110,7 +110,7 @@ class FindTitles:
         for title in args.titles:
             state, ids = _titles(self.index, state, [title], step)
             found += ids
-            if state.message is not None and asked(title, state.message):
+            if state.message is not None and asked(title, state.message, args.titles):
                 questions += ids
         seeds = tuple(dict.fromkeys([*state.seeds, *found]))
         names = [self.index.items[i].title for i in dict.fromkeys(found)]

@@ -61,6 +61,9 @@ _LIKED = (
     r"\bsimilar\s+to|\bin\s+the\s+(?:vein|style|spirit)\s+of)"
 )
 _TRIGGERS = (("seen", _SEEN), ("disliked", _DISLIKED), ("liked", _LIKED))
+STATED = re.compile(f"{_SEEN}|{_DISLIKED}|{_LIKED}", re.IGNORECASE)
+"""The words that state a taste for the title after them ("I've seen", "I loved", "not a
+fan of", "something like")."""
 _MENTION_END = re.compile(
     r"[.;!?\n\u00a6]|\b(?:but|though|although|however|because|since|so|if)\b", re.IGNORECASE
 )

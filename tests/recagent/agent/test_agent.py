@@ -82,6 +82,21 @@ def test_a_title_named_in_a_question_is_asked_about(message: str, expected: bool
     assert asked("Gone Girl", message) is expected
 
 
+@pytest.mark.parametrize(("message", "expected"), [
+    # A taste stated right before the title outweighs the question mark ending the sentence.
+    ("I loved Gone Girl (2014), have you seen Alien?", False),
+    ("yes I have seen Gone Girl (2014) who is in Alien?", False),
+    ("Is there something like Gone Girl (2014)?", False),
+    ("Have you seen anything like Gone Girl?", False),
+    # Another title named before it ends the lead-in: its cue is not this title's.
+    ("yes I have seen Alien (1979) who is in Gone Girl (2014)?", True),
+    ("I loved Alien (1979), have you seen Gone Girl?", True),
+])
+def test_the_cue_nearest_before_a_title_decides_whether_it_is_asked_about(
+        message: str, expected: bool) -> None:
+    assert asked("Gone Girl", message, ["Alien (1979)", "Alien", "Gone Girl"]) is expected
+
+
 def test_a_title_asked_about_is_shown_first_and_never_recorded_as_liked(
         make_session: Make) -> None:
     s = make_session(plan(step("find_titles", titles=["Alien"]), step("similar_to"),
