@@ -24,14 +24,16 @@ RULES_ROW = "chat"
 
 
 def message_record(turn: ChatTurn, seconds: float) -> dict[str, Any]:
-    """One message of an agent row: its plan, validity, repairs and fallback, and time."""
+    """One message of an agent row: its plan, validity, repairs, fallback (its step and
+    reason) and time."""
     trace = turn.agent
     if trace is None:
         return {"seconds": seconds, "plan": [], "valid": False, "repairs": [],
                 "degraded": "no_agent"}
     return {"seconds": round(seconds, 4), "plan": [s.tool for s in trace.plan],
             "valid": trace.valid, "repairs": [r.kind for r in trace.repairs],
-            "degraded": trace.degraded_step, "plan_seconds": round(trace.plan_latency_s, 4),
+            "degraded": trace.degraded_step, "reason": trace.degraded_reason,
+            "plan_seconds": round(trace.plan_latency_s, 4),
             "tokens": trace.prompt_tokens + trace.completion_tokens}
 
 

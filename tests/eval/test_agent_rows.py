@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from faultserver import FaultServer, Reply
 
-from eval.agent_stats import paired, summarise_messages
+from eval.agent_stats import message_record, paired, summarise_messages
 from eval.conversation_recompute import main as recompute
 from eval.evaluate import evaluate_config
+from recagent.agent.types import AgentTrace
 from recagent.llm.backends.artifacts import ArtifactStore
+from recagent.types import ChatTurn, PreferenceProfile
 from recagent.wiring import Settings
 from tests.eval.test_conversation import FILMS, _turn
 
@@ -95,3 +97,13 @@ def test_message_summary_counts_validity_repairs_and_fallbacks() -> None:
     assert got["plans"] == 3 and got["valid_plans"] == 1 and got["repaired_plans"] == 1
     assert got["repairs"] == {"added_recommend": 1, "ungrounded": 2}
     assert got["fallbacks"] == {"plan": 1} and got["seconds_p50"] == 2.5
+
+
+def test_a_fallen_back_message_keeps_its_step_and_reason() -> None:
+    trace = AgentTrace(degraded=True, degraded_step="plan",
+                       degraded_reason="LLMOutputError: not JSON")
+    turn = ChatTurn(message="hi", reply="", items=[], profile=PreferenceProfile(),
+                    degraded=True, agent=trace)
+    record = message_record(turn, 1.5)
+    assert record["degraded"] == "plan" and record["reason"] == "LLMOutputError: not JSON"
+    assert message_record(turn.model_copy(update={"agent": AgentTrace()}), 1.0)["reason"] is None
