@@ -61,32 +61,52 @@ _QUESTION_OPENER = re.compile(
     r"\b(?:have|has|did|do)\s+you\b|\bever\s+(?:seen|watched|heard)\b|\bheard\s+of\b|"
     r"\b(?:what|how)\s+about\b|\bis\s+it\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?\n]")
+_JOINERS = re.compile(r"(?:\s*(?:,|&|\band\b|\bor\b))*\s*$", re.IGNORECASE)
+_QUESTION_TAIL = 4
+"""A question mark ending the sentence makes a title asked about only if at most this many
+words follow the title before it: "Is Alien (1979) a scary one?", not "I love Alien (1979)
+and its sequels, know any like them?"."""
 
 
 def asked(words: str, message: str, others: Sequence[str] = ()) -> bool:
     """Whether `words` are named in a question ("Have you seen Gone Girl?"), not stated as
     taste. On ReDial's validation turns a title the seeker asks about is the recommender's
-    next suggestion 16% of the time (22 of 135), one stated 7.5% (98 of 1,309):
+    next suggestion 19% of the time (19 of 102), one stated 7.5% (101 of 1,342):
     benchmarks/bench_asked.py.
     The cue nearest before the title in its sentence decides (a taste stated, "I've seen X
-    ... ?", or a question opener), else a question mark ending the sentence; a title in
-    `others` named before it ends its lead-in. Words not written as given (a typo the
-    catalog look-up forgave) count as stated."""
+    ... ?", or a question opener), else a question mark closely after it. Titles in
+    `others` listed right before it ("A, B and C") share its cue; one named earlier ends
+    its lead-in. Words not written as given (a typo the catalog look-up forgave) count as
+    stated."""
     low = message.lower()
     needle = words.strip().lower()
     at = low.find(needle) if needle else -1
     if at < 0:
         return False
-    start = max((m.end() for m in _SENTENCE_END.finditer(message, 0, at)), default=0)
-    for other in {o.strip().lower() for o in others} - {needle, ""}:
-        before = low.rfind(other, start, at)
+    titles = {o.strip().lower() for o in others} - {needle, ""}
+    head = _list_head(low, at, titles)
+    start = max((m.end() for m in _SENTENCE_END.finditer(message, 0, head)), default=0)
+    for other in titles:
+        before = low.rfind(other, start, head)
         start = max(start, before + len(other)) if before >= 0 else start
-    cues = [(m.start(), False) for m in STATED.finditer(message, start, at)]
-    cues += [(m.start(), True) for m in _QUESTION_OPENER.finditer(message, start, at)]
+    cues = [(m.start(), False) for m in STATED.finditer(message, start, head)]
+    cues += [(m.start(), True) for m in _QUESTION_OPENER.finditer(message, start, head)]
     if cues:
         return max(cues)[1]
     end = _SENTENCE_END.search(message, at + len(needle))
-    return end is not None and end.group() == "?"
+    return (end is not None and end.group() == "?"
+            and len(message[at + len(needle):end.start()].split()) <= _QUESTION_TAIL)
+
+
+def _list_head(low: str, at: int, titles: set[str]) -> int:
+    """Where the list of titles that ends with the one at `at` begins ("A, B and C")."""
+    while True:
+        joined = _JOINERS.search(low, 0, at)
+        cut = joined.start() if joined else at
+        previous = next((t for t in titles if low.endswith(t, 0, cut)), None)
+        if previous is None:
+            return at
+        at = cut - len(previous)
 
 
 def attribute_keys(items: Sequence[Item]) -> list[str]:

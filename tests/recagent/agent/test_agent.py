@@ -91,6 +91,10 @@ def test_a_title_named_in_a_question_is_asked_about(message: str, expected: bool
     # Another title named before it ends the lead-in: its cue is not this title's.
     ("yes I have seen Alien (1979) who is in Gone Girl (2014)?", True),
     ("I loved Alien (1979), have you seen Gone Girl?", True),
+    # A list shares the cue before its first title; a far question mark is about something else.
+    ("I love Alien (1979) and Gone Girl (2014), know any like them?", False),
+    ("I love Alien (1979), Gone Girl and more, any new movies you know like this out now?", False),
+    ("Is Gone Girl (2014) a scary one?", True),
 ])
 def test_the_cue_nearest_before_a_title_decides_whether_it_is_asked_about(
         message: str, expected: bool) -> None:
