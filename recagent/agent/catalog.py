@@ -103,7 +103,8 @@ def _list_head(low: str, at: int, titles: set[str]) -> int:
     while True:
         joined = _JOINERS.search(low, 0, at)
         cut = joined.start() if joined else at
-        previous = next((t for t in titles if low.endswith(t, 0, cut)), None)
+        previous = next((t for t in sorted(titles, key=len, reverse=True)
+                         if low.endswith(t, 0, cut)), None)  # the longest: deterministic
         if previous is None:
             return at
         at = cut - len(previous)
