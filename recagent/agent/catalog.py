@@ -83,28 +83,29 @@ def asked(words: str, message: str, others: Sequence[str] = ()) -> bool:
     at = low.find(needle) if needle else -1
     if at < 0:
         return False
-    titles = {o.strip().lower() for o in others} - {needle, ""}
+    # Longest first, so a list walk never hangs on a set's (per-process) order.
+    titles = sorted({o.strip().lower() for o in others} - {needle, ""}, key=len, reverse=True)
     head = _list_head(low, at, titles)
-    start = max((m.end() for m in _SENTENCE_END.finditer(message, 0, head)), default=0)
+    start = max((m.end() for m in _SENTENCE_END.finditer(low, 0, head)), default=0)
     for other in titles:
         before = low.rfind(other, start, head)
         start = max(start, before + len(other)) if before >= 0 else start
-    cues = [(m.start(), False) for m in STATED.finditer(message, start, head)]
-    cues += [(m.start(), True) for m in _QUESTION_OPENER.finditer(message, start, head)]
+    cues = [(m.start(), False) for m in STATED.finditer(low, start, head)]
+    cues += [(m.start(), True) for m in _QUESTION_OPENER.finditer(low, start, head)]
     if cues:
         return max(cues)[1]
-    end = _SENTENCE_END.search(message, at + len(needle))
+    end = _SENTENCE_END.search(low, at + len(needle))
     return (end is not None and end.group() == "?"
-            and len(message[at + len(needle):end.start()].split()) <= _QUESTION_TAIL)
+            and len(low[at + len(needle):end.start()].split()) <= _QUESTION_TAIL)
 
 
-def _list_head(low: str, at: int, titles: set[str]) -> int:
-    """Where the list of titles that ends with the one at `at` begins ("A, B and C")."""
+def _list_head(low: str, at: int, titles: Sequence[str]) -> int:
+    """Where the list of titles that ends with the one at `at` begins ("A, B and C");
+    `titles` longest first, so the longest one ending there is taken."""
     while True:
         joined = _JOINERS.search(low, 0, at)
         cut = joined.start() if joined else at
-        previous = next((t for t in sorted(titles, key=len, reverse=True)
-                         if low.endswith(t, 0, cut)), None)  # the longest: deterministic
+        previous = next((t for t in titles if low.endswith(t, 0, cut)), None)
         if previous is None:
             return at
         at = cut - len(previous)
