@@ -28,6 +28,7 @@ from eval.conversation_metrics import VIEWS, pairs_of, scores
 from eval.conversation_report import STATE_SUFFIX, state_records, write_conversation_report
 from eval.conversation_rows import FACTORIES, LLM_ROWS, ChatAnswer, RowParts, popularity
 from eval.dialogues import DialogueTurn, TitleIndex, dialogues, load_turns
+from eval.results import append_line
 from recagent.explain.explainer import Explained, Explainer
 from recagent.fit import FittedConfig, Row, row_rating
 from recagent.llm.client import LLMClient
@@ -180,23 +181,20 @@ def run_row(name: str, parts: RowParts, turns: Sequence[DialogueTurn], k: int, o
     todo = [d for d in groups if d not in done]
     if todo:
         row = FACTORIES[name](parts)
-        state.parent.mkdir(parents=True, exist_ok=True)
-        with state.open("a", encoding="utf-8") as f:
-            for dialog in tqdm(todo, desc=name, unit="dialogue", disable=not progress):
-                start = time.perf_counter()
-                answers = row.dialogue(groups[dialog], k)
-                seconds = time.perf_counter() - start
-                record: dict[str, Any] = {"dialog": dialog, "seconds": seconds, "turns": []}
-                for turn, answer in zip(groups[dialog], answers, strict=True):
-                    items, outside, repeats = gate(answer, parts.items, k)
-                    record["turns"].append({"turn": turn.key, "items": items,
-                                            "outside": outside, "repeats": repeats,
-                                            "violations": answer.violations,
-                                            **({"extra": answer.extra} if answer.extra
-                                               else {})})
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-                done[dialog] = record
+        for dialog in tqdm(todo, desc=name, unit="dialogue", disable=not progress):
+            start = time.perf_counter()
+            answers = row.dialogue(groups[dialog], k)
+            seconds = time.perf_counter() - start
+            record: dict[str, Any] = {"dialog": dialog, "seconds": seconds, "turns": []}
+            for turn, answer in zip(groups[dialog], answers, strict=True):
+                items, outside, repeats = gate(answer, parts.items, k)
+                record["turns"].append({"turn": turn.key, "items": items,
+                                        "outside": outside, "repeats": repeats,
+                                        "violations": answer.violations,
+                                        **({"extra": answer.extra} if answer.extra
+                                           else {})})
+            append_line(state, json.dumps(record))
+            done[dialog] = record
     return [done[d] for d in groups]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from eval.conversation_metrics import METRICS, VIEWS, Pairs, qrels
 from eval.dialogues import DialogueTurn
 from eval.report import write_gzip
+from eval.results import json_lines
 from recagent.types import Item
 
 PAIRS = "pairs.tsv.gz"
@@ -29,12 +30,15 @@ N_EXAMPLES = 4
 
 
 def state_records(folder: Path, row: str) -> Iterator[dict[str, Any]]:
-    """A row's per-dialogue records: the finished (gzipped) file, then any being written."""
-    for path, opener in ((folder / "state" / f"{row}{STATE_SUFFIX}.gz", gzip.open),
-                         (folder / "state" / f"{row}{STATE_SUFFIX}", open)):
-        if path.is_file():
-            with opener(path, "rt", encoding="utf-8") as f:
-                yield from (json.loads(line) for line in f if line.strip())
+    """A row's per-unit records: the finished (gzipped) file, then any being written (less
+    a last line a kill tore)."""
+    finished = folder / "state" / f"{row}{STATE_SUFFIX}.gz"
+    if finished.is_file():
+        with gzip.open(finished, "rt", encoding="utf-8") as f:
+            yield from (json.loads(line) for line in f if line.strip())
+    written = folder / "state" / f"{row}{STATE_SUFFIX}"
+    if written.is_file():
+        yield from json_lines(written)
 
 
 def read_pairs(folder: Path) -> Pairs:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -76,15 +77,35 @@ class ResultLog(Generic[Record]):
     def append(self, result: Record) -> None:
         line = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                if f.tell() and not self._ends_with_newline():
-                    f.write("\n")  # a previous kill tore the last line: start a fresh one
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(self.path, line)
 
-    def _ends_with_newline(self) -> bool:
-        with self.path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line and sync it to disk; a line torn by an earlier kill is ended first,
+    so the new record never runs into it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        if f.tell() and not _ends_with_newline(path):
+            f.write("\n")
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON Lines file being appended to; a line cut short by a kill (the
+    record it held is run again) is skipped."""
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"

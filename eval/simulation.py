@@ -36,6 +36,7 @@ from eval.conversation_rows import (
 )
 from eval.dialogues import TitleIndex
 from eval.report import write_gzip
+from eval.results import append_line
 from eval.simulated_user import (
     GuardResult,
     LeakGuard,
@@ -275,17 +276,14 @@ def run_episodes(name: str, new_session: Callable[[], ChatLike], episodes: Seque
 
     done = {r["episode"]: r for r in state_records(out, name)}
     state = out / "state" / f"{name}{STATE_SUFFIX}"
-    state.parent.mkdir(parents=True, exist_ok=True)
-    with state.open("a", encoding="utf-8") as f:
-        for n, (target, opening) in enumerate(tqdm(episodes, desc=name, unit="episode",
-                                                   disable=not progress)):
-            if n in done:
-                continue
-            user = RulesUser(target, opening, random.Random(seed * 1000 + n))
-            record = {"episode": n, **run_episode(new_session(), user, items, protocol, word)}
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            done[n] = record
+    for n, (target, opening) in enumerate(tqdm(episodes, desc=name, unit="episode",
+                                               disable=not progress)):
+        if n in done:
+            continue
+        user = RulesUser(target, opening, random.Random(seed * 1000 + n))
+        record = {"episode": n, **run_episode(new_session(), user, items, protocol, word)}
+        append_line(state, json.dumps(record))
+        done[n] = record
     return [done[n] for n in range(len(episodes))]
 
 
