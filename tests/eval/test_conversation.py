@@ -118,13 +118,13 @@ def test_a_run_killed_mid_line_resumes_to_the_same_report(report: Path, tmp_path
 
     first = json.loads((report / "metrics.json").read_text())
     finished = report / "state" / "comention_knn.jsonl.gz"
-    done, cut = gzip.open(finished, "rt").read().splitlines()[:2]
+    done, cut = gzip.decompress(finished.read_bytes()).decode().splitlines()[:2]
     finished.unlink()                          # the row as a kill leaves it: one dialogue
     (report / "state" / "comention_knn.jsonl").write_text(done + "\n" + cut[: len(cut) // 2])
     evaluate_config(tmp_path / "conv.toml", out=report, settings=Settings(home=tmp_path / "home"),
                     progress=False)
     again = json.loads((report / "metrics.json").read_text())
     assert again["rows"]["comention_knn"]["all"] == first["rows"]["comention_knn"]["all"]
-    records = [json.loads(line) for line in gzip.open(finished, "rt")]
+    records = [json.loads(line) for line in gzip.decompress(finished.read_bytes()).splitlines()]
     assert sorted(r["dialog"] for r in records) == ["x", "y"]
     assert recompute(report) == 0
