@@ -31,7 +31,7 @@ N_EXAMPLES = 4
 
 def state_records(folder: Path, row: str) -> Iterator[dict[str, Any]]:
     """A row's per-unit records: the finished (gzipped) file, then any being written (less
-    a last line a kill tore)."""
+    any line a kill cut short; its unit runs again)."""
     finished = folder / "state" / f"{row}{STATE_SUFFIX}.gz"
     if finished.is_file():
         with gzip.open(finished, "rt", encoding="utf-8") as f:
